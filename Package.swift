@@ -1,0 +1,72 @@
+// swift-tools-version: 6.1
+//
+// gatewayd: an edge agent that reads wired M-Bus, wireless M-Bus and Modbus devices in the plant room,
+// validates them against the building's registry, buffers readings durably and uploads them to the portal.
+//
+// Dependency direction (kept on purpose, see docs/architecture.md):
+//   Drivers  <- Gateway <- gatewayd
+//   Uplink (depends on neither; talks to Gateway through a small protocol wired up in gatewayd)
+import PackageDescription
+import class Foundation.ProcessInfo
+
+let package = Package(
+    name: "gatewayd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "gatewayd", targets: ["gatewayd"]),
+        .executable(name: "gateway-bench", targets: ["gateway-bench"]),
+        .library(name: "Drivers", targets: ["Drivers"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "Uplink", targets: ["Uplink"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+    ],
+    targets: [
+        // Thin C shims over the field's C libraries, found through pkg-config.
+        .systemLibrary(
+            name: "CModbus", pkgConfig: "libmodbus",
+            providers: [.apt(["libmodbus-dev"])]),
+        .systemLibrary(
+            name: "CUSB", pkgConfig: "libusb-1.0",
+            providers: [.apt(["libusb-1.0-0-dev"])]),
+        .systemLibrary(
+            name: "CSQLite3", pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]),
+
+        // Bytes in, typed values out: frame codecs, telegram decoders, bus masters, dongles, Modbus.
+        .target(name: "Drivers", dependencies: ["CModbus", "CUSB"]),
+        // Policy: registry, validation, scheduling, dedup, alarms, the SQLite buffer.
+        .target(name: "Gateway", dependencies: ["Drivers", "CSQLite3"]),
+        // Portal protocol, transports, retries, registry sync. Knows nothing of buses.
+        .target(name: "Uplink"),
+
+        .executableTarget(
+            name: "gatewayd",
+            dependencies: [
+                "Drivers", "Gateway", "Uplink",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        .executableTarget(name: "gateway-bench", dependencies: ["Drivers"]),
+
+        .testTarget(
+            name: "DriversTests",
+            dependencies: [
+                "Drivers",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            resources: [.copy("Fixtures")]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink"]),
+        .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"]),
+    ]
+)
+
+// libFuzzer target, only built by scripts/fuzz.sh (it needs -sanitize=fuzzer and -parse-as-library,
+// which an ordinary build must not see).
+if ProcessInfo.processInfo.environment["GATEWAYD_FUZZ"] != nil {
+    package.targets.append(
+        .executableTarget(name: "mbus-fuzz", dependencies: ["Drivers"], path: "Fuzz/mbus-fuzz"))
+    package.products.append(.executable(name: "mbus-fuzz", targets: ["mbus-fuzz"]))
+}

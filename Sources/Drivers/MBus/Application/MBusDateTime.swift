@@ -1,0 +1,105 @@
+/// A point in time as a meter sends it: local meter time, with the flags the standard defines.
+///
+/// Meters keep local time without a zone (except type M), so no conversion to UTC happens here.
+public struct MBusDateTime: Hashable, Sendable, CustomStringConvertible {
+    public var year: Int
+    public var month: Int
+    public var day: Int
+    public var hour: Int?
+    public var minute: Int?
+    public var second: Int?
+    /// IV bit: the meter marks the time as invalid (clock not set).
+    public var isInvalid: Bool = false
+    /// SU bit: summer time.
+    public var isSummerTime: Bool = false
+    /// Offset from UTC in minutes (type M only).
+    public var utcOffsetMinutes: Int? = nil
+
+    public init(year: Int, month: Int, day: Int, hour: Int? = nil, minute: Int? = nil, second: Int? = nil) {
+        self.year = year
+        self.month = month
+        self.day = day
+        self.hour = hour
+        self.minute = minute
+        self.second = second
+    }
+
+    /// ISO 8601 text: "2014-03-13" or "2014-03-13T11:11:00" (with "+01:00" when the offset is known).
+    public var description: String {
+        var s = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
+        if let h = hour {
+            s += "T" + pad(h, 2) + ":" + pad(minute ?? 0, 2) + ":" + pad(second ?? 0, 2)
+            if let off = utcOffsetMinutes {
+                s += (off < 0 ? "-" : "+") + pad(abs(off) / 60, 2) + ":" + pad(abs(off) % 60, 2)
+            }
+        }
+        return s
+    }
+
+    /// Two-digit year to four: the standard's century rule (00–80 is 20xx), refined by the
+    /// hundred-year field of type F where the meter sends it.
+    static func fullYear(_ y: Int, hundredYear: Int = 0) -> Int {
+        if hundredYear > 0 { return 1900 + 100 * hundredYear + y }
+        return y <= 80 ? 2000 + y : 1900 + y
+    }
+
+    /// Type G (CP16): date.
+    static func typeG(_ b0: UInt8, _ b1: UInt8) -> MBusDateTime {
+        let y = Int((b0 & 0xE0) >> 5) | Int((b1 & 0xF0) >> 1)
+        return MBusDateTime(year: fullYear(y), month: Int(b1 & 0x0F), day: Int(b0 & 0x1F))
+    }
+
+    /// Type F (CP32): date and time to the minute.
+    static func typeF(_ b: UnsafeBufferPointer<UInt8>) -> MBusDateTime {
+        let y = Int((b[2] & 0xE0) >> 5) | Int((b[3] & 0xF0) >> 1)
+        let hy = Int((b[1] & 0x60) >> 5)
+        var t = MBusDateTime(year: fullYear(y, hundredYear: hy), month: Int(b[3] & 0x0F), day: Int(b[2] & 0x1F),
+                             hour: Int(b[1] & 0x1F), minute: Int(b[0] & 0x3F), second: 0)
+        t.isInvalid = b[0] & 0x80 != 0
+        t.isSummerTime = b[1] & 0x80 != 0
+        return t
+    }
+
+    /// Type I (CP48): date and time to the second.
+    static func typeI(_ b: UnsafeBufferPointer<UInt8>) -> MBusDateTime {
+        let y = Int((b[3] & 0xE0) >> 5) | Int((b[4] & 0xF0) >> 1)
+        var t = MBusDateTime(year: fullYear(y), month: Int(b[4] & 0x0F), day: Int(b[3] & 0x1F),
+                             hour: Int(b[2] & 0x1F), minute: Int(b[1] & 0x3F), second: Int(b[0] & 0x3F))
+        t.isInvalid = b[1] & 0x80 != 0
+        t.isSummerTime = b[1] & 0x40 != 0
+        return t
+    }
+
+    /// Type J (CP24): time of day, rendered as "hh:mm:ss".
+    static func typeJ(_ b: UnsafeBufferPointer<UInt8>) -> String {
+        pad(Int(b[2] & 0x1F), 2) + ":" + pad(Int(b[1] & 0x3F), 2) + ":" + pad(Int(b[0] & 0x3F), 2)
+    }
+
+    /// Type K (CP32): daylight-saving rule: beginning and end (hour, day, month) and the deviation.
+    static func typeK(_ b: UnsafeBufferPointer<UInt8>) -> String {
+        let beginHour = Int(b[0] & 0x1F), beginDay = Int(b[1] & 0x1F), beginMonth = Int(b[2] & 0x0F)
+        let endDay = Int((b[2] & 0xF0) >> 4) | Int(b[3] & 0x01) << 4
+        let endMonth = Int((b[3] & 0x1E) >> 1)
+        let deviation = Int((b[3] & 0x60) >> 5) * ((b[3] & 0x80) != 0 ? -1 : 1)
+        let endHour = Int((b[0] & 0xE0) >> 5) | Int(b[1] & 0xE0) >> 2
+        return "begin --" + pad(beginMonth, 2) + "-" + pad(beginDay, 2) + "T" + pad(beginHour, 2) + ":00"
+            + ", end --" + pad(endMonth, 2) + "-" + pad(endDay, 2) + "T" + pad(endHour, 2) + ":00"
+            + ", deviation " + (deviation >= 0 ? "+" : "") + String(deviation) + " h"
+    }
+
+    /// Type L (listening window management): window start (type J), duration and interval in seconds.
+    static func typeL(_ b: UnsafeBufferPointer<UInt8>) -> String {
+        var parts: [String] = []
+        if b.count >= 3 {
+            parts.append("start " + typeJ(UnsafeBufferPointer(rebasing: b[0..<3])))
+        }
+        if b.count >= 5 { parts.append("duration " + String(Int(b[3]) | Int(b[4]) << 8) + " s") }
+        if b.count >= 7 { parts.append("interval " + String(Int(b[5]) | Int(b[6]) << 8) + " s") }
+        return parts.joined(separator: ", ")
+    }
+}
+
+@inline(__always) func pad(_ v: Int, _ width: Int) -> String {
+    let s = String(v)
+    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+}

@@ -1,0 +1,232 @@
+/// Decodes wired M-Bus answers (EN 13757-2 frame + EN 13757-3 application layer) into telegrams.
+public enum TelegramDecoder {
+    /// Offset of the first user-data byte in a long frame (68 L L 68 C A CI).
+    static let userDataOffset = 7
+
+    /// Decodes one complete frame's bytes.
+    public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Telegram {
+        let result: FrameDecodeResult
+        do {
+            result = try FrameCodec.decode(bytes)
+        } catch {
+            throw DecodeError(error)
+        }
+        let frame: MBusFrame
+        switch result {
+        case .frame(let f, let consumed):
+            guard consumed == bytes.count else {
+                throw DecodeError(code: .invalidLength, offset: consumed,
+                                  message: "\(bytes.count - consumed) bytes follow the end of the frame")
+            }
+            frame = f
+        case .needMoreBytes(let missing):
+            throw DecodeError(code: .truncatedFrame, offset: bytes.count,
+                              message: "the frame is truncated: \(missing) more bytes expected")
+        }
+        return try decode(frame)
+    }
+
+    /// Decodes the application layer of a frame received from a slave.
+    public static func decode(_ frame: MBusFrame) throws(DecodeError) -> Telegram {
+        switch frame {
+        case .ack:
+            throw DecodeError(code: .notAResponse, offset: 0, message: "an acknowledgement (E5) carries no data")
+        case .short(let f):
+            throw DecodeError(code: .notAResponse, offset: 0,
+                              message: "a short frame (\(f.control)) carries no data; meters answer with long frames")
+        case .long(let f):
+            guard !f.control.isFromMaster else {
+                throw DecodeError(code: .notAResponse, offset: 4,
+                                  message: "this frame goes from master to slave (\(f.control)); it is a request, not a meter's answer")
+            }
+            var t = try decodeApplicationLayer(ci: f.controlInformation, data: f.userData, errorOffsetBase: userDataOffset)
+            t.control = f.control
+            t.primaryAddress = f.address
+            return t
+        }
+    }
+
+    /// Decodes a CI field and the bytes after it. `errorOffsetBase` is where `data` starts in the frame.
+    public static func decodeApplicationLayer(ci: UInt8, data: [UInt8], errorOffsetBase: Int = 0) throws(DecodeError) -> Telegram {
+        var t = Telegram(controlInformation: ci)
+        switch ci {
+        case ControlInformation.applicationError:
+            var report = ApplicationErrorReport(code: nil, detail: [])
+            if let first = data.first {
+                report.code = ApplicationErrorCode(rawValue: first)
+                report.detail = Array(data.dropFirst())
+            }
+            t.applicationError = report
+            return t
+
+        case ControlInformation.variableDataLongHeader, ControlInformation.variableDataMSBFirst:
+            let msb = ci == ControlInformation.variableDataMSBFirst
+            guard data.count >= 12 else {
+                throw DecodeError(code: .headerTooShort, offset: errorOffsetBase + data.count,
+                                  message: "CI \(hex(ci)) needs a 12-byte header, the telegram has \(data.count) bytes")
+            }
+            t.header = longHeader(data, msbFirst: msb)
+            t.isMostSignificantByteFirst = msb
+            try parseRecords(into: &t, data, from: 12, msb: msb, base: errorOffsetBase)
+            return t
+
+        case ControlInformation.variableDataShortHeader:
+            guard data.count >= 4 else {
+                throw DecodeError(code: .headerTooShort, offset: errorOffsetBase + data.count,
+                                  message: "CI 7A needs a 4-byte header, the telegram has \(data.count) bytes")
+            }
+            t.header.accessNumber = data[0]
+            t.header.status = MeterStatus(rawValue: data[1])
+            t.header.signature = UInt16(data[2]) | UInt16(data[3]) << 8
+            try parseRecords(into: &t, data, from: 4, msb: false, base: errorOffsetBase)
+            return t
+
+        case ControlInformation.variableDataNoHeader:
+            try parseRecords(into: &t, data, from: 0, msb: false, base: errorOffsetBase)
+            return t
+
+        case ControlInformation.fixedData, ControlInformation.fixedDataMSBFirst:
+            return try FixedDataDecoder.decode(ci: ci, data: data, errorOffsetBase: errorOffsetBase)
+
+        default:
+            throw DecodeError(code: .unsupportedCI, offset: errorOffsetBase - 1,
+                              message: "CI \(hex(ci)) is not a meter response this decoder knows (expected 70, 72, 73, 76, 77, 78 or 7A)")
+        }
+    }
+
+    static func longHeader(_ d: [UInt8], msbFirst: Bool) -> TelegramHeader {
+        var h = TelegramHeader()
+        let id: UInt32
+        let man: UInt16
+        let sig: UInt16
+        if msbFirst {
+            id = UInt32(d[0]) << 24 | UInt32(d[1]) << 16 | UInt32(d[2]) << 8 | UInt32(d[3])
+            man = UInt16(d[4]) << 8 | UInt16(d[5])
+            sig = UInt16(d[10]) << 8 | UInt16(d[11])
+        } else {
+            id = UInt32(d[3]) << 24 | UInt32(d[2]) << 16 | UInt32(d[1]) << 8 | UInt32(d[0])
+            man = UInt16(d[5]) << 8 | UInt16(d[4])
+            sig = UInt16(d[11]) << 8 | UInt16(d[10])
+        }
+        h.identification = IdentificationNumber(rawValue: id)
+        h.manufacturer = ManufacturerCode(rawValue: man)
+        h.version = d[6]
+        h.deviceType = DeviceType(rawValue: d[7])
+        h.accessNumber = d[8]
+        h.status = MeterStatus(rawValue: d[9])
+        h.signature = sig
+        return h
+    }
+
+    private static func parseRecords(into t: inout Telegram, _ data: [UInt8], from start: Int, msb: Bool, base: Int) throws(DecodeError) {
+        let parser = RecordParser(mostSignificantByteFirst: msb, errorOffsetBase: base + start)
+        let result = try data.withUnsafeBufferPointer { (all) throws(DecodeError) -> RecordParser.Result in
+            try parser.parse(UnsafeBufferPointer(rebasing: all[start...]))
+        }
+        t.records = result.records
+        t.manufacturerData = result.manufacturerData
+        t.moreRecordsFollow = result.moreRecordsFollow
+    }
+}
+
+/// The fixed data structure (CI 73h/77h, EN 1434-3 / EN 13757-3:2004 Annex): serial, access number,
+/// status, medium and units, and two counters.
+enum FixedDataDecoder {
+    static let length = 16
+
+    static func decode(ci: UInt8, data: [UInt8], errorOffsetBase: Int) throws(DecodeError) -> Telegram {
+        guard data.count == length else {
+            throw DecodeError(code: .invalidFixedDataLength, offset: errorOffsetBase + min(data.count, length),
+                              message: "fixed data structure has \(data.count) bytes, it must have \(length)")
+        }
+        let msb = ci == ControlInformation.fixedDataMSBFirst
+        var t = Telegram(controlInformation: ci)
+        t.isMostSignificantByteFirst = msb
+        let id = msb
+            ? UInt32(data[0]) << 24 | UInt32(data[1]) << 16 | UInt32(data[2]) << 8 | UInt32(data[3])
+            : UInt32(data[3]) << 24 | UInt32(data[2]) << 16 | UInt32(data[1]) << 8 | UInt32(data[0])
+        t.header.identification = IdentificationNumber(rawValue: id)
+        t.header.accessNumber = data[4]
+        let status = data[5]
+        t.header.status = MeterStatus(rawValue: status & 0x1F)
+        let medium = (data[6] >> 6) | ((data[7] >> 6) << 2)
+        t.header.deviceType = DeviceType(rawValue: medium)
+        // Status bit 7: counters are binary (1) or BCD (0); bit 6: historic (1) or actual (0) values.
+        let binary = status & 0x80 != 0
+        let historic = status & 0x40 != 0
+        let unit1 = data[6] & 0x3F
+        let unit2 = data[7] & 0x3F
+        let d1 = unit(unit1)
+        var d2 = unit(unit2)
+        var historic2 = historic
+        if unit2 == 0x3E {
+            // "Same unit as counter 1, but historic."
+            d2 = d1
+            historic2 = true
+        }
+        data.withUnsafeBufferPointer { buf in
+            t.records = [
+                record(buf, at: 8, binary: binary, msb: msb, descriptor: d1, historic: historic, offset: 8),
+                record(buf, at: 12, binary: binary, msb: msb, descriptor: d2, historic: historic2, offset: 12),
+            ]
+        }
+        return t
+    }
+
+    private static func record(_ d: UnsafeBufferPointer<UInt8>, at: Int, binary: Bool, msb: Bool, descriptor: ValueDescriptor,
+                               historic: Bool, offset: Int) -> DataRecord {
+        var raw: UInt32 = 0
+        for k in 0..<4 {
+            let b = msb ? d[at + k] : d[at + 3 - k]
+            raw = raw << 8 | UInt32(b)
+        }
+        let value: RecordValue
+        if binary {
+            value = .integer(Int64(raw))
+        } else {
+            var v: Int64 = 0
+            var valid = true
+            for shift in stride(from: 28, through: 0, by: -4) {
+                let nibble = (raw >> UInt32(shift)) & 0xF
+                if nibble > 9 { valid = false }
+                v = v * 10 + Int64(nibble)
+            }
+            value = valid ? .bcd(v) : .invalidBCD(Hex.encode([UInt8(raw >> 24), UInt8((raw >> 16) & 0xFF), UInt8((raw >> 8) & 0xFF), UInt8(raw & 0xFF)]))
+        }
+        // Historic counters are the values at the last due date: storage number 1.
+        return DataRecord(offset: offset, function: .instantaneous, storageNumber: historic ? 1 : 0, tariff: 0, subunit: 0,
+                          dataField: binary ? .int32 : .bcd8, vif: .primary(0x7E), vifeCodes: [], descriptor: descriptor,
+                          modifiers: [], value: value)
+    }
+
+    /// Physical units of the fixed data structure (EN 1434-3, Table 5 / M-Bus documentation 9.3).
+    static func unit(_ code: UInt8) -> ValueDescriptor {
+        switch code {
+        case 0x00: return ValueDescriptor("Time", "", rawUnit: "h,m,s")
+        case 0x01: return ValueDescriptor("Date", "", rawUnit: "D,M,Y")
+        case 0x02...0x0A:
+            let group = Int(code - 0x02) / 3  // Wh, kWh, MWh
+            return ValueDescriptor("Energy", "Wh", exponent: 3 * group + Int(code - 0x02) % 3)
+        case 0x0B...0x13:
+            let group = Int(code - 0x0B) / 3  // kJ, MJ, GJ
+            return ValueDescriptor("Energy", "J", exponent: 3 + 3 * group + Int(code - 0x0B) % 3)
+        case 0x14...0x1C:
+            let group = Int(code - 0x14) / 3  // W, kW, MW
+            return ValueDescriptor("Power", "W", exponent: 3 * group + Int(code - 0x14) % 3)
+        case 0x1D...0x25:
+            let group = Int(code - 0x1D) / 3  // kJ/h, MJ/h, GJ/h
+            return ValueDescriptor("Power", "W", exponent: 3 + 3 * group + Int(code - 0x1D) % 3, rawUnit: "J/h", factor: 1.0 / 3600)
+        case 0x26...0x2E:
+            let group = Int(code - 0x26) / 3  // ml, l, m^3
+            return ValueDescriptor("Volume", "m^3", exponent: -6 + 3 * group + Int(code - 0x26) % 3)
+        case 0x2F...0x37:
+            let group = Int(code - 0x2F) / 3  // ml/h, l/h, m^3/h
+            return ValueDescriptor("Volume flow", "m^3/h", exponent: -6 + 3 * group + Int(code - 0x2F) % 3)
+        case 0x38: return ValueDescriptor("Temperature", "C", exponent: -3)
+        case 0x39: return ValueDescriptor("H.C.A.", "", rawUnit: "HCA units")
+        case 0x3F: return ValueDescriptor("Dimensionless", "")
+        default:
+            return ValueDescriptor("Reserved", "", rawUnit: "unit " + Hex.encode([code]))
+        }
+    }
+}

@@ -1,0 +1,218 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// A JSON value that is a number or a string (record values are either).
+public enum ReportValue: Encodable, Hashable, Sendable {
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case null
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .integer(let v): try c.encode(v)
+        case .number(let v):
+            // JSON has no NaN or infinity; a meter can still send them as real32.
+            if v.isFinite { try c.encode(v) } else { try c.encode(String(describing: v)) }
+        case .string(let s): try c.encode(s)
+        case .null: try c.encodeNil()
+        }
+    }
+}
+
+/// One record in the documented JSON schema (docs/decode-json.md).
+public struct RecordReport: Encodable, Hashable, Sendable {
+    public var quantity: String
+    public var value: ReportValue
+    public var unit: String
+    public var rawValue: ReportValue
+    public var rawUnit: String
+    public var storage: UInt64
+    public var tariff: UInt32
+    public var subunit: UInt16
+    public var function: String
+    public var dataField: String
+    public var annotations: [String]?
+    public var recordError: String?
+
+    enum CodingKeys: String, CodingKey {
+        case quantity, value, unit
+        case rawValue = "raw_value"
+        case rawUnit = "raw_unit"
+        case storage, tariff, subunit, function
+        case dataField = "data_field"
+        case annotations
+        case recordError = "record_error"
+    }
+
+    public init(_ r: DataRecord) {
+        quantity = r.quantity
+        unit = r.unit
+        rawUnit = r.rawUnit
+        storage = r.storageNumber
+        tariff = r.tariff
+        subunit = r.subunit
+        function = r.function.key
+        dataField = DataRecordText.dataFieldName(r.dataField)
+        let notes = r.annotations
+        annotations = notes.isEmpty ? nil : notes
+        recordError = r.recordError.map(VIFTable.recordErrorText)
+        switch r.value {
+        case .none:
+            rawValue = .null
+            value = .null
+        case .integer(let v), .bcd(let v):
+            rawValue = .integer(v)
+            value = r.normalizedValue.map(ReportValue.number) ?? .null
+        case .real(let v):
+            rawValue = .number(v)
+            value = r.normalizedValue.map(ReportValue.number) ?? .null
+        case .invalidBCD(let s):
+            rawValue = .string(s)
+            value = .string(s)
+        case .text(let s):
+            rawValue = .string(s)
+            value = .string(s)
+        case .bytes(let b):
+            let s = Hex.encode(b)
+            rawValue = .string(s)
+            value = .string(s)
+        case .dateTime(let d):
+            let s = d.description
+            rawValue = .string(s)
+            value = .string(s)
+        case .timeText(let s):
+            rawValue = .string(s)
+            value = .string(s)
+        }
+    }
+}
+
+public struct ApplicationErrorJSON: Encodable, Hashable, Sendable {
+    public var code: Int?
+    public var message: String
+    public var advice: String
+}
+
+/// A telegram in the documented JSON schema: header keys at the top, then the records in frame order.
+public struct TelegramReport: Encodable, Hashable, Sendable {
+    public var manufacturer: String?
+    public var id: String?
+    public var version: UInt8?
+    public var medium: String?
+    public var mediumCode: UInt8?
+    public var accessNumber: UInt8?
+    public var status: UInt8?
+    public var statusFlags: [String]?
+    public var signature: UInt16?
+    public var ci: String
+    public var primaryAddress: UInt8?
+    public var records: [RecordReport]
+    public var manufacturerData: String?
+    public var moreRecordsFollow: Bool
+    public var applicationError: ApplicationErrorJSON?
+
+    enum CodingKeys: String, CodingKey {
+        case manufacturer, id, version, medium
+        case mediumCode = "medium_code"
+        case accessNumber = "access_number"
+        case status
+        case statusFlags = "status_flags"
+        case signature, ci
+        case primaryAddress = "primary_address"
+        case records
+        case manufacturerData = "manufacturer_data"
+        case moreRecordsFollow = "more_records_follow"
+        case applicationError = "application_error"
+    }
+
+    public init(_ t: Telegram) {
+        let h = t.header
+        manufacturer = h.manufacturer?.letters
+        id = h.identification?.digits
+        version = h.version
+        medium = h.deviceType?.name
+        mediumCode = h.deviceType?.rawValue
+        accessNumber = h.accessNumber
+        status = h.status?.rawValue
+        let flags = h.status?.flags ?? []
+        statusFlags = flags.isEmpty ? nil : flags
+        signature = h.signature
+        ci = Hex.encode([t.controlInformation])
+        primaryAddress = t.primaryAddress
+        records = t.records.map(RecordReport.init)
+        manufacturerData = t.manufacturerData.map { Hex.encode($0) }
+        moreRecordsFollow = t.moreRecordsFollow
+        applicationError = t.applicationError.map {
+            ApplicationErrorJSON(code: $0.code.map { Int($0.rawValue) }, message: $0.message,
+                                 advice: ($0.code ?? ApplicationErrorCode(rawValue: 0)).advice)
+        }
+    }
+}
+
+/// A decode failure in the documented JSON schema.
+public struct DecodeFailureReport: Encodable, Hashable, Sendable {
+    public struct Body: Encodable, Hashable, Sendable {
+        public var code: String
+        public var message: String
+        public var offset: Int
+    }
+    public var error: Body
+
+    public init(_ e: DecodeError) {
+        error = Body(code: e.code.name, message: e.message, offset: e.offset)
+    }
+
+    public init(code: String, message: String, offset: Int) {
+        error = Body(code: code, message: message, offset: offset)
+    }
+}
+
+/// Encodes reports as one JSON object per line, reusing one encoder (it is the expensive part).
+public struct TelegramJSONWriter {
+    private let encoder: JSONEncoder
+
+    public init(pretty: Bool = false) {
+        encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.withoutEscapingSlashes]
+    }
+
+    public func encode(_ report: some Encodable) throws -> [UInt8] {
+        Array(try encoder.encode(report))
+    }
+
+    public func line(_ report: some Encodable) -> String {
+        do {
+            return String(decoding: try encoder.encode(report), as: UTF8.self)
+        } catch {
+            return #"{"error":{"code":"json_encoding","message":"could not encode the report","offset":0}}"#
+        }
+    }
+}
+
+enum DataRecordText {
+    static func dataFieldName(_ f: DataField) -> String {
+        switch f {
+        case .noData: return "none"
+        case .int8: return "int8"
+        case .int16: return "int16"
+        case .int24: return "int24"
+        case .int32: return "int32"
+        case .real32: return "real32"
+        case .int48: return "int48"
+        case .int64: return "int64"
+        case .selectionForReadout: return "selection"
+        case .bcd2: return "bcd2"
+        case .bcd4: return "bcd4"
+        case .bcd6: return "bcd6"
+        case .bcd8: return "bcd8"
+        case .variableLength: return "lvar"
+        case .bcd12: return "bcd12"
+        case .special: return "special"
+        }
+    }
+}

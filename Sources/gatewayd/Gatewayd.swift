@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct Gatewayd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gatewayd",
+        abstract: "Edge agent for wired M-Bus, wireless M-Bus and Modbus meters in the plant room.",
+        discussion: """
+            Technicians' tools are subcommands. Start with `gatewayd decode` to read a telegram \
+            captured from a meter.
+            """,
+        version: GatewaydVersion.string,
+        subcommands: [Decode.self, Version.self]
+    )
+}
+
+enum GatewaydVersion {
+    static let string = "0.1.0"
+}

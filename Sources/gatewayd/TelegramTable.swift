@@ -1,0 +1,77 @@
+import Drivers
+
+/// Renders a telegram as a table a technician can read at a glance.
+enum TelegramTable {
+    static func render(_ t: Telegram, label: String) -> String {
+        var out = ""
+        let h = t.header
+        var link = "CI \(Hex.encode([t.controlInformation]))"
+        if let a = t.primaryAddress { link = "primary address \(a), " + link }
+        if let c = t.control { link = "\(c), " + link }
+        out += "\(label): \(link)\n"
+        if let err = t.applicationError {
+            out += "  APPLICATION ERROR: \(err.message)\n"
+            out += "  what to do: \((err.code ?? ApplicationErrorCode(rawValue: 0)).advice)\n"
+            return out
+        }
+        var meter: [String] = []
+        if let m = h.manufacturer { meter.append(m.letters) }
+        if let id = h.identification { meter.append(id.digits) }
+        if let v = h.version { meter.append("version \(v)") }
+        if let d = h.deviceType { meter.append(d.name) }
+        if !meter.isEmpty { out += "  meter:  " + meter.joined(separator: "  ") + "\n" }
+        var state: [String] = []
+        if let a = h.accessNumber { state.append("access number \(a)") }
+        if let s = h.status { state.append("status \(Hex.encode([s.rawValue])) (\(s))") }
+        if let sig = h.signature { state.append("signature \(Hex.encode([UInt8(sig >> 8), UInt8(sig & 0xFF)]))") }
+        if !state.isEmpty { out += "  state:  " + state.joined(separator: ", ") + "\n" }
+
+        var rows: [[String]] = [["#", "function", "st", "ta", "su", "quantity", "value", "unit", "raw"]]
+        for (i, r) in t.records.enumerated() {
+            let report = RecordReport(r)
+            var quantity = r.quantity
+            if let e = report.recordError { quantity += " [" + e + "]" }
+            for a in r.annotations where r.recordError == nil { quantity += " (" + a + ")" }
+            rows.append([
+                String(i), r.function.key, String(r.storageNumber), String(r.tariff), String(r.subunit),
+                quantity, text(report.value), r.unit, text(report.rawValue) + (r.rawUnit.isEmpty ? "" : " " + r.rawUnit),
+            ])
+        }
+        out += table(rows, indent: "  ")
+        if let m = t.manufacturerData {
+            out += "  manufacturer data (\(m.count) bytes): \(Hex.encode(m, separator: " "))\n"
+        }
+        if t.moreRecordsFollow {
+            out += "  more records follow: read the meter again for the next telegram\n"
+        }
+        return out
+    }
+
+    static func text(_ v: ReportValue) -> String {
+        switch v {
+        case .integer(let i): return String(i)
+        case .number(let d):
+            if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+            return String(d)
+        case .string(let s): return s
+        case .null: return "-"
+        }
+    }
+
+    static func table(_ rows: [[String]], indent: String) -> String {
+        guard let first = rows.first else { return "" }
+        var widths = [Int](repeating: 0, count: first.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        var out = ""
+        for r in rows {
+            var line = indent
+            for (i, c) in r.enumerated() {
+                line += c
+                if i < r.count - 1 { line += String(repeating: " ", count: widths[i] - c.count + 2) }
+            }
+            while line.hasSuffix(" ") { line.removeLast() }
+            out += line + "\n"
+        }
+        return out
+    }
+}
