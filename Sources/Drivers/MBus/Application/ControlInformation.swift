@@ -33,7 +33,7 @@ public struct ApplicationErrorCode: RawRepresentable, Hashable, Sendable, Custom
         case 0x05: return "More than 10 DIFE's"
         case 0x06: return "More than 10 VIFE's"
         case 0x07: return "Reserved"
-        case 0x08: return "Application too busy for handling readout request"
+        case 0x08: return "Application busy"
         case 0x09: return "Too many readouts"
         default: return "Reserved application error (" + Hex.encode([rawValue]) + ")"
         }

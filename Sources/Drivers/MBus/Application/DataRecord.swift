@@ -90,8 +90,9 @@ public enum RecordValue: Hashable, Sendable {
     case integer(Int64)
     /// BCD integer (type A), negative when the top nibble is Fh.
     case bcd(Int64)
-    /// BCD with digits above 9, as meters send for "no value" displays (e.g. "----").
-    case invalidBCD(String)
+    /// BCD with digits above 9, as meters send for "no value" displays (e.g. "----"), with the digits
+    /// as sent (most significant first) and the number libmbus reads from them, for comparison only.
+    case invalidBCD(digits: String, lenient: Int64)
     /// IEEE 754 single precision (type H).
     case real(Double)
     /// Text from a variable-length field, already put back in reading order.
@@ -108,6 +109,7 @@ public enum RecordValue: Hashable, Sendable {
         switch self {
         case .integer(let v), .bcd(let v): return Double(v)
         case .real(let v): return v
+        case .invalidBCD(_, let lenient): return Double(lenient)
         default: return nil
         }
     }
@@ -149,6 +151,25 @@ public struct DataRecord: Hashable, Sendable {
             }
         }
         return raw * power10(exponent) * descriptor.factor + descriptor.offset
+    }
+
+    /// False when the value cannot be trusted as a reading: BCD with non-decimal digits, or a record
+    /// error VIFE. The number is still given (as libmbus gives it) so nothing is hidden.
+    public var isValid: Bool {
+        if case .invalidBCD = value { return false }
+        if case .dateTime(let t) = value, t.isInvalid { return false }
+        return recordError == nil
+    }
+
+    /// Why the value is not valid, in words, or nil.
+    public var problem: String? {
+        if case .invalidBCD(let digits, _) = value {
+            return "BCD value \(digits) has non-decimal digits: the meter signals that it has no valid value"
+        }
+        if case .dateTime(let t) = value, t.isInvalid {
+            return "the meter marks this time as invalid (IV bit): its clock is probably not set"
+        }
+        return recordError.map(VIFTable.recordErrorText)
     }
 
     /// The meter flagged this record with an error code in a VIFE.

@@ -233,11 +233,15 @@ public struct RecordParser: Sendable {
         }
         guard valid else {
             var digits: [UInt8] = []
+            // libmbus's reading of such digits: a high nibble above 9 counts 0, a low nibble its value.
+            var lenient: Int64 = 0
             for k in 0..<size {
                 let b = mostSignificantByteFirst ? d[at + k] : d[at + size - 1 - k]
                 digits.append(b)
+                lenient = lenient &* 10 &+ (b >> 4 < 0xA ? Int64(b >> 4) : 0)
+                lenient = lenient &* 10 &+ Int64(b & 0x0F)
             }
-            return .invalidBCD(Hex.encode(digits))
+            return .invalidBCD(digits: Hex.encode(digits), lenient: negative ? -lenient : lenient)
         }
         return .bcd(negative ? -value : value)
     }

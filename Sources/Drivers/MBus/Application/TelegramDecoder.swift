@@ -191,7 +191,14 @@ enum FixedDataDecoder {
                 if nibble > 9 { valid = false }
                 v = v * 10 + Int64(nibble)
             }
-            value = valid ? .bcd(v) : .invalidBCD(Hex.encode([UInt8(raw >> 24), UInt8((raw >> 16) & 0xFF), UInt8((raw >> 8) & 0xFF), UInt8(raw & 0xFF)]))
+            var lenient: Int64 = 0
+            for shift in stride(from: 28, through: 0, by: -4) {
+                let nibble = Int64((raw >> UInt32(shift)) & 0xF)
+                lenient = lenient * 10 + (shift % 8 == 4 && nibble > 9 ? 0 : nibble)
+            }
+            value = valid ? .bcd(v) : .invalidBCD(
+                digits: Hex.encode([UInt8(raw >> 24), UInt8((raw >> 16) & 0xFF), UInt8((raw >> 8) & 0xFF), UInt8(raw & 0xFF)]),
+                lenient: lenient)
         }
         // Historic counters are the values at the last due date: storage number 1.
         return DataRecord(offset: offset, function: .instantaneous, storageNumber: historic ? 1 : 0, tariff: 0, subunit: 0,

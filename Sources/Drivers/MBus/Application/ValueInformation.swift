@@ -48,7 +48,7 @@ public struct ValueDescriptor: Hashable, Sendable {
     }
 
     static func reserved(_ table: String, _ code: UInt8) -> ValueDescriptor {
-        ValueDescriptor("Reserved VIF " + table + Hex.encode([code]), "", kind: .numeric)
+        ValueDescriptor("Reserved", "", rawUnit: "reserved VIF " + (table.isEmpty ? "" : table + " ") + Hex.encode([code]))
     }
 }
 

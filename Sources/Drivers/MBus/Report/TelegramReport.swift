@@ -38,6 +38,8 @@ public struct RecordReport: Encodable, Hashable, Sendable {
     public var dataField: String
     public var annotations: [String]?
     public var recordError: String?
+    /// Present (and false) only when the value must not be used as a reading.
+    public var valid: Bool?
 
     enum CodingKeys: String, CodingKey {
         case quantity, value, unit
@@ -47,6 +49,7 @@ public struct RecordReport: Encodable, Hashable, Sendable {
         case dataField = "data_field"
         case annotations
         case recordError = "record_error"
+        case valid
     }
 
     public init(_ r: DataRecord) {
@@ -60,7 +63,8 @@ public struct RecordReport: Encodable, Hashable, Sendable {
         dataField = DataRecordText.dataFieldName(r.dataField)
         let notes = r.annotations
         annotations = notes.isEmpty ? nil : notes
-        recordError = r.recordError.map(VIFTable.recordErrorText)
+        recordError = r.problem
+        valid = r.isValid ? nil : false
         switch r.value {
         case .none:
             rawValue = .null
@@ -71,9 +75,9 @@ public struct RecordReport: Encodable, Hashable, Sendable {
         case .real(let v):
             rawValue = .number(v)
             value = r.normalizedValue.map(ReportValue.number) ?? .null
-        case .invalidBCD(let s):
-            rawValue = .string(s)
-            value = .string(s)
+        case .invalidBCD(let digits, _):
+            rawValue = .string(digits)
+            value = r.normalizedValue.map(ReportValue.number) ?? .null
         case .text(let s):
             rawValue = .string(s)
             value = .string(s)
