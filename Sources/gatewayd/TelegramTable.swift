@@ -27,17 +27,23 @@ enum TelegramTable {
         if !state.isEmpty { out += "  state:  " + state.joined(separator: ", ") + "\n" }
 
         var rows: [[String]] = [["#", "function", "st", "ta", "su", "quantity", "value", "unit", "raw"]]
+        var problems: [String] = []
         for (i, r) in t.records.enumerated() {
             let report = RecordReport(r)
             var quantity = r.quantity
-            if let e = report.recordError { quantity += " [" + e + "]" }
+            if case .plainText(let text) = r.vif { quantity = "\"" + text + "\"" }
             for a in r.annotations where r.recordError == nil { quantity += " (" + a + ")" }
+            if let p = r.problem {
+                quantity = "! " + quantity
+                problems.append("  ! record \(i): \(p)")
+            }
             rows.append([
                 String(i), r.function.key, String(r.storageNumber), String(r.tariff), String(r.subunit),
                 quantity, text(report.value), r.unit, text(report.rawValue) + (r.rawUnit.isEmpty ? "" : " " + r.rawUnit),
             ])
         }
         out += table(rows, indent: "  ")
+        for p in problems { out += p + "\n" }
         if let m = t.manufacturerData {
             out += "  manufacturer data (\(m.count) bytes): \(Hex.encode(m, separator: " "))\n"
         }

@@ -150,7 +150,10 @@ public struct DataRecord: Hashable, Sendable {
             default: break
             }
         }
-        return raw * power10(exponent) * descriptor.factor + descriptor.offset
+        // Divide for negative exponents: 204 / 10 is 20.4, while 204 * 0.1 is 20.400000000000002.
+        let scaled = exponent >= 0 ? raw * power10(exponent) : raw / power10(-exponent)
+        if descriptor.factor == 1 && descriptor.offset == 0 { return scaled }
+        return scaled * descriptor.factor + descriptor.offset
     }
 
     /// False when the value cannot be trusted as a reading: BCD with non-decimal digits, or a record
@@ -198,15 +201,11 @@ private let powersOfTen: [Double] = (0...40).map { e in
     return v
 }
 
-/// Exact powers of ten for the exponents VIFs use; division keeps 1e-3 exact in decimal print.
+/// Exact powers of ten (up to 1e22 a Double holds them exactly) for non-negative exponents.
 @inline(__always) func power10(_ e: Int) -> Double {
-    if e >= 0 { return e <= 40 ? powersOfTen[e] : pow10Slow(e) }
-    return -e <= 40 ? 1 / powersOfTen[-e] : pow10Slow(e)
-}
-
-private func pow10Slow(_ e: Int) -> Double {
-    var v = 1.0
-    if e >= 0 { for _ in 0..<e { v *= 10 } } else { for _ in 0..<(-e) { v /= 10 } }
+    if e <= 40 { return powersOfTen[e] }
+    var v = powersOfTen[40]
+    for _ in 40..<e { v *= 10 }
     return v
 }
 
