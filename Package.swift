@@ -58,7 +58,6 @@ let package = Package(
             ],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
-        .testTarget(name: "UplinkTests", dependencies: ["Uplink"]),
         .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"]),
     ]
 )

@@ -1,0 +1,134 @@
+import Foundation
+import Testing
+@testable import Drivers
+@testable import gatewayd
+
+@Suite("gatewayd decode")
+struct DecodeCommandTests {
+
+    /// A small valid frame: Kamstrup heat meter, one energy record (6042 kWh).
+    static var energyFrame: String {
+        var h = TelegramHeader()
+        h.identification = IdentificationNumber("06855817")
+        h.manufacturer = ManufacturerCode("KAM")
+        h.version = 8
+        h.deviceType = .heatOutlet
+        h.accessNumber = 11
+        h.status = MeterStatus(rawValue: 0)
+        h.signature = 0
+        let bytes = try! RecordEncoder.responseFrame(address: 5, header: h, records: [
+            .init(dataField: .int32, vif: .primary(0x06), value: .integer(6042)),
+            .init(storageNumber: 1, dataField: .int16, vif: .primary(0x6C), value: .dateTime(MBusDateTime(year: 2026, month: 10, day: 31))),
+        ])
+        return Hex.encode(bytes, separator: " ")
+    }
+
+    func json(_ line: String) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    @Test("JSON output carries the documented keys")
+    func jsonKeys() throws {
+        var session = DecodeSession(json: true)
+        let out = session.render(DecodeInput(label: "test", text: Self.energyFrame))
+        #expect(out.hasSuffix("\n"))
+        #expect(out.filter { $0 == "\n" }.count == 1)
+        let object = try json(out)
+        #expect(object["manufacturer"] as? String == "KAM")
+        #expect(object["id"] as? String == "06855817")
+        #expect(object["version"] as? Int == 8)
+        #expect(object["medium"] as? String == "Heat: Outlet")
+        #expect(object["access_number"] as? Int == 11)
+        #expect(object["status"] as? Int == 0)
+        let records = try #require(object["records"] as? [[String: Any]])
+        #expect(records.count == 2)
+        let energy = records[0]
+        for key in ["quantity", "value", "unit", "raw_value", "raw_unit", "storage", "tariff", "subunit", "function"] {
+            #expect(energy[key] != nil, "missing \(key)")
+        }
+        #expect(energy["quantity"] as? String == "Energy")
+        #expect(energy["value"] as? Double == 6_042_000)
+        #expect(energy["unit"] as? String == "Wh")
+        #expect(energy["raw_value"] as? Int == 6042)
+        #expect(energy["raw_unit"] as? String == "kWh")
+        #expect(energy["function"] as? String == "instantaneous")
+        #expect(records[1]["value"] as? String == "2026-10-31")
+        #expect(records[1]["storage"] as? Int == 1)
+        #expect(session.failed == 0)
+    }
+
+    @Test("a broken frame gives an error object")
+    func failure() throws {
+        var session = DecodeSession(json: true)
+        var text = Self.energyFrame
+        text.removeLast(5)  // drop checksum and stop byte
+        let object = try json(session.render(DecodeInput(label: "test", text: text)))
+        let error = try #require(object["error"] as? [String: Any])
+        #expect(error["code"] as? String == "truncated_frame")
+        #expect(error["message"] as? String != nil)
+        #expect(error["offset"] as? Int != nil)
+        #expect(session.failed == 1)
+
+        let bad = try json(session.render(DecodeInput(label: "test", text: "68 0G")))
+        #expect((bad["error"] as? [String: Any])?["code"] as? String == "invalid_hex")
+    }
+
+    @Test("the table names the meter and each record")
+    func table() {
+        var session = DecodeSession(json: false)
+        let out = session.render(DecodeInput(label: "line 1", text: Self.energyFrame))
+        #expect(out.contains("KAM  06855817  version 8  Heat: Outlet"))
+        #expect(out.contains("Energy"))
+        #expect(out.contains("6042000"))
+        #expect(out.contains("6042 kWh"))
+    }
+
+    @Test("file input skips comments and names lines")
+    func lines() {
+        let inputs = DecodeInput.lines("# heat meters\n\n  \(Self.energyFrame)  \n# end\nE5\n", source: "f.hex")
+        #expect(inputs.count == 2)
+        #expect(inputs[0].label == "f.hex:3")
+        #expect(inputs[1].label == "f.hex:5")
+    }
+
+    /// The built executable, next to the test bundle.
+    static var executable: URL? {
+        var dir = Bundle.main.bundleURL
+        for _ in 0..<3 {
+            let candidate = dir.appendingPathComponent("gatewayd")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return nil
+    }
+
+    func run(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String) {
+        let exe = try #require(Self.executable, "gatewayd binary not found near \(Bundle.main.bundleURL.path)")
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = arguments
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = Pipe()
+        let input = Pipe()
+        p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("exit status: 0 for a good frame, 1 for a bad one, 64 for bad usage")
+    func exitStatus() throws {
+        #expect(try run(["decode", Self.energyFrame]).status == 0)
+        let bad = try run(["decode", "--json", "68 03 03 68 08 01 72 7B 17"])
+        #expect(bad.status == 1)
+        #expect(bad.out.contains("\"missing_stop_byte\""))
+        #expect(try run(["decode", "--file", "x", "68"]).status == 64)
+        let piped = try run(["decode", "--json"], stdin: Self.energyFrame + "\n" + Self.energyFrame + "\n")
+        #expect(piped.status == 0)
+        #expect(piped.out.split(separator: "\n").count == 2)
+    }
+}
