@@ -1,0 +1,202 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Line settings of a serial port. M-Bus uses 8 data bits, even parity, one stop bit (8E1).
+public struct SerialSettings: Hashable, Sendable, CustomStringConvertible {
+    public enum Parity: String, Hashable, Sendable, CaseIterable {
+        case even, odd, none
+    }
+
+    public var baudRate: Int
+    public var parity: Parity
+    public var stopBits: Int
+
+    public init(baudRate: Int = 2400, parity: Parity = .even, stopBits: Int = 1) {
+        self.baudRate = baudRate
+        self.parity = parity
+        self.stopBits = stopBits
+    }
+
+    /// Rates M-Bus slaves use (EN 13757-2 allows 300 to 38400; faster ones for converters).
+    public static let supportedBaudRates = [300, 600, 1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
+
+    /// Bits on the wire per byte: start + 8 data + parity + stop bits.
+    public var bitsPerByte: Int { 1 + 8 + (parity == .none ? 0 : 1) + stopBits }
+
+    /// Time of one bit.
+    public var bitTime: Duration { .nanoseconds(1_000_000_000 / Int64(baudRate)) }
+
+    public var description: String {
+        "\(baudRate) baud, 8\(parity == .even ? "E" : parity == .odd ? "O" : "N")\(stopBits)"
+    }
+
+    func speed() throws(TransportError) -> speed_t {
+        switch baudRate {
+        case 300: return speed_t(B300)
+        case 600: return speed_t(B600)
+        case 1200: return speed_t(B1200)
+        case 2400: return speed_t(B2400)
+        case 4800: return speed_t(B4800)
+        case 9600: return speed_t(B9600)
+        case 19200: return speed_t(B19200)
+        case 38400: return speed_t(B38400)
+        case 57600: return speed_t(B57600)
+        case 115200: return speed_t(B115200)
+        default:
+            throw TransportError(.unsupportedSetting,
+                                 "\(baudRate) baud is not a serial speed; use one of \(Self.supportedBaudRates.map(String.init).joined(separator: ", "))")
+        }
+    }
+}
+
+/// A serial port (termios), raw and non-blocking, read with poll() against deadlines.
+public final class SerialPort: ByteTransport {
+    public let name: String
+    public let settings: SerialSettings
+    private var fd: Int32
+
+    /// Opens and configures the port. Errors say what to check: plugged in, in use, dialout group.
+    public init(path: String, settings: SerialSettings = SerialSettings()) throws(TransportError) {
+        name = path
+        self.settings = settings
+        let speed = try settings.speed()
+        guard settings.stopBits == 1 || settings.stopBits == 2 else {
+            throw TransportError(.unsupportedSetting, "\(settings.stopBits) stop bits: use 1 or 2")
+        }
+        do {
+            fd = try systemCall("open(\(path))") { open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) }
+        } catch {
+            throw Self.openError(path, error)
+        }
+        do {
+            var tio = termios()
+            guard tcgetattr(fd, &tio) == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw TransportError(.notASerialPort, "\(path) is not a serial port (\(Errno(e)))")
+            }
+            cfmakeraw(&tio)
+            tio.c_cflag &= ~(tcflag_t(CSIZE) | tcflag_t(PARENB) | tcflag_t(PARODD) | tcflag_t(CSTOPB) | tcflag_t(CRTSCTS))
+            tio.c_cflag |= tcflag_t(CS8 | CLOCAL | CREAD)
+            switch settings.parity {
+            case .even: tio.c_cflag |= tcflag_t(PARENB)
+            case .odd: tio.c_cflag |= tcflag_t(PARENB | PARODD)
+            case .none: break
+            }
+            if settings.stopBits == 2 { tio.c_cflag |= tcflag_t(CSTOPB) }
+            // Non-blocking reads: poll() decides how long to wait, VMIN/VTIME must not.
+            withUnsafeMutableBytes(of: &tio.c_cc) { cc in
+                cc[Int(VMIN)] = 0
+                cc[Int(VTIME)] = 0
+            }
+            cfsetispeed(&tio, speed)
+            cfsetospeed(&tio, speed)
+            _ = try systemCall("tcsetattr(\(path))") { tcsetattr(fd, TCSANOW, &tio) }
+            _ = try systemCall("tcflush(\(path))") { tcflush(fd, TCIOFLUSH) }
+        } catch let e as SystemCallError {
+            Glibc.close(fd)
+            throw TransportError(.io, "cannot configure \(path) for \(settings): \(e.errno)", underlying: e)
+        } catch let e as TransportError {
+            throw e
+        } catch {
+            Glibc.close(fd)
+            throw TransportError(.io, "cannot configure \(path): \(error)")
+        }
+    }
+
+    static func openError(_ path: String, _ e: SystemCallError) -> TransportError {
+        switch e.errno.rawValue {
+        case ENOENT, ENODEV, ENXIO:
+            return TransportError(.deviceMissing,
+                                  "\(path) does not exist: is the M-Bus level converter plugged in? `ls -l /dev/serial/by-id/` lists the adapters present",
+                                  underlying: e)
+        case EACCES, EPERM:
+            return TransportError(.permissionDenied,
+                                  "no permission to open \(path): add the user to the dialout group (`sudo usermod -aG dialout $USER`, then log in again)",
+                                  underlying: e)
+        case EBUSY:
+            return TransportError(.deviceBusy,
+                                  "\(path) is in exclusive use by another program: find it with `fuser -v \(path)`",
+                                  underlying: e)
+        default:
+            return TransportError(.io, "cannot open \(path): \(e.errno)", underlying: e)
+        }
+    }
+
+    deinit { close() }
+
+    public var byteTime: Duration? { settings.bitTime * settings.bitsPerByte }
+
+    public func write(_ bytes: [UInt8]) throws(TransportError) {
+        guard fd >= 0 else { throw TransportError(.disconnected, "\(name) is closed") }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
+            if n < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                if e == EAGAIN {
+                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                    _ = poll(&p, 1, 100)
+                    continue
+                }
+                throw Self.ioError(name, SystemCallError(call: "write(\(name))", errno: Errno(e)))
+            }
+            offset += n
+        }
+        // Wait until the UART has sent it: the response window starts at the end of the request.
+        _ = tcdrain(fd)
+    }
+
+    public func read(maximum: Int, deadline: Deadline) throws(TransportError) -> [UInt8] {
+        guard fd >= 0 else { throw TransportError(.disconnected, "\(name) is closed") }
+        var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        let ready: Int32
+        do {
+            ready = try systemCall("poll(\(name))") { poll(&p, 1, deadline.pollTimeoutMilliseconds) }
+        } catch {
+            throw Self.ioError(name, error)
+        }
+        if ready == 0 { return [] }
+        if p.revents & Int16(POLLIN) == 0 && p.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+            throw TransportError(.disconnected, "\(name) went away: was the adapter unplugged?")
+        }
+        var buffer = [UInt8](repeating: 0, count: maximum)
+        var n = -1
+        while n < 0 {
+            n = buffer.withUnsafeMutableBytes { raw in Glibc.read(fd, raw.baseAddress!, raw.count) }
+            if n < 0 {
+                let e = errno
+                if e == EINTR { continue }
+                if e == EAGAIN { return [] }
+                throw Self.ioError(name, SystemCallError(call: "read(\(name))", errno: Errno(e)))
+            }
+        }
+        // poll() said readable and read() gave nothing: the other end hung up.
+        if n == 0 { throw TransportError(.disconnected, "\(name) went away: was the adapter unplugged?") }
+        buffer.removeSubrange(n...)
+        return buffer
+    }
+
+    public func discardInput() throws(TransportError) {
+        guard fd >= 0 else { return }
+        _ = tcflush(fd, TCIFLUSH)
+    }
+
+    public func close() {
+        if fd >= 0 {
+            Glibc.close(fd)
+            fd = -1
+        }
+    }
+
+    static func ioError(_ name: String, _ e: SystemCallError) -> TransportError {
+        switch e.errno.rawValue {
+        case EIO, ENXIO, ENODEV:
+            return TransportError(.disconnected, "\(name) went away (\(e.errno)): was the adapter unplugged?", underlying: e)
+        default:
+            return TransportError(.io, "\(e)", underlying: e)
+        }
+    }
+}
