@@ -1,7 +1,7 @@
 import ArgumentParser
 
 @main
-struct Gatewayd: ParsableCommand {
+struct Gatewayd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gatewayd",
         abstract: "Edge agent for wired M-Bus, wireless M-Bus and Modbus meters in the plant room.",
@@ -10,7 +10,7 @@ struct Gatewayd: ParsableCommand {
             captured from a meter.
             """,
         version: GatewaydVersion.string,
-        subcommands: [Decode.self, Version.self]
+        subcommands: [Decode.self, MBus.self, Version.self]
     )
 }
 

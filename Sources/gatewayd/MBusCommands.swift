@@ -1,0 +1,277 @@
+import ArgumentParser
+import Dispatch
+import Drivers
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+struct MBus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mbus",
+        abstract: "Talk to a wired M-Bus line: scan for meters, read one.",
+        subcommands: [MBusScan.self, MBusRead.self])
+}
+
+/// Options every wired M-Bus command shares.
+struct MBusLineArguments: ParsableArguments {
+    @Option(name: .long, help: "The line: a serial device (/dev/serial/by-id/…) or tcp://host:port.")
+    var port: String
+
+    @Option(help: "Line speed (300 to 38400 for meters).")
+    var baud: Int = 2400
+
+    @Option(help: "Parity: even (M-Bus standard), odd or none.")
+    var parity: SerialSettings.Parity = .even
+
+    @Option(help: "Stop bits: 1 or 2.")
+    var stopBits: Int = 1
+
+    @Option(help: "Retries after silence or a garbled answer.")
+    var retries: Int = 2
+
+    @Option(help: "Extra response time for USB adapters and TCP converters, in milliseconds.")
+    var allowanceMs: Int = 30
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard SerialSettings.supportedBaudRates.contains(baud) else {
+            throw ValidationError("--baud \(baud) is not a serial speed; use 300, 600, 1200, 2400, 4800, 9600, 19200 or 38400")
+        }
+        guard stopBits == 1 || stopBits == 2 else { throw ValidationError("--stop-bits must be 1 or 2") }
+        guard retries >= 0 && retries <= 10 else { throw ValidationError("--retries must be between 0 and 10") }
+    }
+
+    var options: MBusLineOptions {
+        MBusLineOptions(serial: SerialSettings(baudRate: baud, parity: parity, stopBits: stopBits),
+                        adapterAllowance: .milliseconds(allowanceMs), retries: retries, scanRetries: min(retries, 1))
+    }
+
+    func openLine() throws -> MBusLine {
+        do {
+            return try MBusLine(endpoint: try BusEndpoint(port), options: options)
+        } catch {
+            throw CLIError(error.message)
+        }
+    }
+}
+
+extension SerialSettings.Parity: ExpressibleByArgument {}
+
+/// An error for the technician: printed as is, exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+struct MBusScan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scan",
+        abstract: "Find the meters on a line.",
+        discussion: """
+            --primary tries every primary address (0-250) with SND_NKE and reads each one found. \
+            --secondary finds meters by secondary address with a collision-driven tree search (default). \
+            --expected FILE selects each meter listed in FILE (one per line: id [manufacturer [version [medium]]]) \
+            and, with --strangers, then looks for meters not in the list. Ctrl-C stops and prints what was found.
+            """)
+
+    @OptionGroup var line: MBusLineArguments
+
+    @Flag(help: "Scan primary addresses 0-250.")
+    var primary = false
+
+    @Flag(help: "Blind secondary-address scan.")
+    var secondary = false
+
+    @Option(help: "Verify the meters listed in this file (registry-assisted).")
+    var expected: String?
+
+    @Flag(help: "With --expected: also run a blind scan for meters not in the list.")
+    var strangers = false
+
+    func validate() throws {
+        let modes = [primary, secondary, expected != nil].filter { $0 }.count
+        if modes > 1 { throw ValidationError("choose one of --primary, --secondary, --expected") }
+        if strangers && expected == nil { throw ValidationError("--strangers goes with --expected") }
+    }
+
+    func run() async throws {
+        let expectedMeters = try expected.map(ExpectedMeterFile.load)
+        let mbusLine = try line.openLine()
+        let progress = ProgressLine()
+        let task = Task { () throws -> ScanReport in
+            if primary {
+                return try await mbusLine.scanPrimary(progress: progress.update)
+            } else if let expectedMeters {
+                return try await mbusLine.verify(expectedMeters, lookForStrangers: strangers, progress: progress.update)
+            } else {
+                return try await mbusLine.scanSecondary(progress: progress.update)
+            }
+        }
+        let interrupt = InterruptHandler { task.cancel() }
+        defer { interrupt.restore() }
+        let report: ScanReport
+        do {
+            report = try await task.value
+        } catch let e as MBusError {
+            progress.finish()
+            throw CLIError(e.message)
+        }
+        progress.finish()
+        let mode = primary ? "primary" : expectedMeters != nil ? "registry" : "secondary"
+        if line.json {
+            print(ScanJSON(report, mode: mode, port: line.port).line)
+        } else {
+            print(ScanTable.render(report, mode: mode, expected: expectedMeters?.count))
+        }
+        if !report.missing.isEmpty || !report.collisions.isEmpty { throw ExitCode(2) }
+    }
+}
+
+struct MBusRead: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "read",
+        abstract: "Read one meter and print its telegram as `gatewayd decode` does.")
+
+    @OptionGroup var line: MBusLineArguments
+
+    @Option(help: "Primary address (0-250).")
+    var address: Int?
+
+    @Option(help: "Secondary address: 8-digit id, or 16 hex characters (id, manufacturer, version, medium).")
+    var id: String?
+
+    func validate() throws {
+        guard (address == nil) != (id == nil) else { throw ValidationError("give --address or --id") }
+        if let address, !(0...250).contains(address) { throw ValidationError("--address must be 0 to 250") }
+        if let id, Self.mask(id) == nil {
+            throw ValidationError("--id \(id): give 8 digits (e.g. 06855817) or 16 hex characters (e.g. 068558172D2C0804)")
+        }
+    }
+
+    static func mask(_ text: String) -> SecondaryAddressMask? {
+        if text.utf8.count == 8 { return SecondaryAddressMask(text + "FFFFFFFF") }
+        return SecondaryAddressMask(text)
+    }
+
+    func run() async throws {
+        let target: MeterAddress = address.map { .primary(UInt8($0)) } ?? .secondary(Self.mask(id!)!)
+        let mbusLine = try line.openLine()
+        let started = ContinuousClock.now
+        let readout: Readout
+        do {
+            readout = try await mbusLine.read(target)
+        } catch {
+            let stats = await mbusLine.statistics
+            FileHandleOutput.standardError("\(error.message)\n\(stats)\n")
+            throw ExitCode(1)
+        }
+        let elapsed = ContinuousClock.now - started
+        let telegram = readout.assembled
+        if line.json {
+            print(TelegramJSONWriter().line(TelegramReport(telegram)))
+        } else {
+            print(TelegramTable.render(telegram, label: "\(target) on \(line.port)"), terminator: "")
+            if readout.frames.count > 1 { print("  assembled from \(readout.frames.count) telegrams") }
+            if readout.truncated { print("  stopped at the telegram limit: the meter still announces more records") }
+        }
+        let stats = await mbusLine.statistics
+        FileHandleOutput.standardError("\(stats); elapsed \(elapsed.milliseconds) ms\n")
+    }
+}
+
+/// The expected-meter list for registry-assisted verification.
+enum ExpectedMeterFile {
+    static func load(_ path: String) throws -> [ExpectedMeter] {
+        let text: String
+        do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
+            throw CLIError("cannot read \(path): check the path and that you may read it")
+        }
+        var meters: [ExpectedMeter] = []
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let fields = raw.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," || $0 == ";" })
+            guard let first = fields.first, !first.hasPrefix("#") else { continue }
+            guard let id = IdentificationNumber(String(first)) else {
+                throw CLIError("\(path):\(n + 1): '\(first)' is not an 8-digit identification number")
+            }
+            var meter = ExpectedMeter(identification: id)
+            if fields.count > 1 {
+                guard let m = ManufacturerCode(String(fields[1])) else {
+                    throw CLIError("\(path):\(n + 1): '\(fields[1])' is not a three-letter manufacturer code")
+                }
+                meter.manufacturer = m
+            }
+            if fields.count > 2 {
+                guard let v = UInt8(fields[2]) else { throw CLIError("\(path):\(n + 1): version '\(fields[2])' must be 0-255") }
+                meter.version = v
+            }
+            if fields.count > 3 {
+                guard let d = UInt8(fields[3], radix: 16) else {
+                    throw CLIError("\(path):\(n + 1): medium '\(fields[3])' must be a hex byte, e.g. 04 for heat")
+                }
+                meter.deviceType = DeviceType(rawValue: d)
+            }
+            meters.append(meter)
+        }
+        if meters.isEmpty { throw CLIError("\(path) lists no meters") }
+        return meters
+    }
+}
+
+extension Duration {
+    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
+
+enum FileHandleOutput {
+    static func standardError(_ text: String) {
+        // write(2) on fd 2: unbuffered, and no shared C stream state to race on.
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}
+
+/// A one-line progress display on stderr, only when stderr is a terminal.
+final class ProgressLine: Sendable {
+    let enabled = isatty(2) == 1
+
+    var update: ScanProgressHandler {
+        { [enabled] p in
+            guard enabled else { return }
+            var line = "\r\u{1B}[K\(p.probes) probes, \(p.found) found, at \(p.current), \(Int(p.fractionDone * 100))%"
+            if let left = p.estimatedRemaining { line += ", about \(left.components.seconds + 1) s left" }
+            FileHandleOutput.standardError(line)
+        }
+    }
+
+    func finish() {
+        if enabled { FileHandleOutput.standardError("\r\u{1B}[K") }
+    }
+}
+
+/// Turns Ctrl-C into task cancellation so a scan stops cleanly and prints what it found.
+final class InterruptHandler: @unchecked Sendable {
+    private let source: DispatchSourceSignal
+
+    init(_ action: @escaping @Sendable () -> Void) {
+        signal(SIGINT, SIG_IGN)
+        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+    }
+
+    func restore() {
+        source.cancel()
+        signal(SIGINT, SIG_DFL)
+    }
+}
