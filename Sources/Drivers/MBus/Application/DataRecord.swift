@@ -210,7 +210,12 @@ private let powersOfTen: [Double] = (0...40).map { e in
 }
 
 enum UnitText {
-    static let prefixable: Set<String> = ["Wh", "J", "W", "V", "A", "varh", "var", "VA", "Hz"]
+    static func isPrefixable(_ unit: String) -> Bool {
+        switch unit {
+        case "Wh", "J", "W", "V", "A", "varh", "var", "VA", "Hz": return true
+        default: return false
+        }
+    }
 
     /// Unit with a power of ten, the way a technician writes it: "kWh", "l", "1e-2 m^3".
     static func scaled(_ unit: String, exponent: Int) -> String {
@@ -223,7 +228,7 @@ enum UnitText {
             if exponent == -3 { return "g" }
             if exponent == 3 { return "t" }
         }
-        if prefixable.contains(unit) {
+        if isPrefixable(unit) {
             switch exponent {
             case -3: return "m" + unit
             case 3: return "k" + unit

@@ -26,11 +26,24 @@ public struct MBusDateTime: Hashable, Sendable, CustomStringConvertible {
 
     /// ISO 8601 text: "2014-03-13" or "2014-03-13T11:11:00" (with "+01:00" when the offset is known).
     public var description: String {
-        var s = pad(year, 4) + "-" + pad(month, 2) + "-" + pad(day, 2)
+        var s = pad(year, 4)
+        s.reserveCapacity(25)
+        s += "-"
+        s += pad(month, 2)
+        s += "-"
+        s += pad(day, 2)
         if let h = hour {
-            s += "T" + pad(h, 2) + ":" + pad(minute ?? 0, 2) + ":" + pad(second ?? 0, 2)
+            s += "T"
+            s += pad(h, 2)
+            s += ":"
+            s += pad(minute ?? 0, 2)
+            s += ":"
+            s += pad(second ?? 0, 2)
             if let off = utcOffsetMinutes {
-                s += (off < 0 ? "-" : "+") + pad(abs(off) / 60, 2) + ":" + pad(abs(off) % 60, 2)
+                s += off < 0 ? "-" : "+"
+                s += pad(abs(off) / 60, 2)
+                s += ":"
+                s += pad(abs(off) % 60, 2)
             }
         }
         return s
@@ -99,7 +112,17 @@ public struct MBusDateTime: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-@inline(__always) func pad(_ v: Int, _ width: Int) -> String {
-    let s = String(v)
-    return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+/// Zero-padded decimal, without the intermediate strings `String(v)` and `+` would make.
+func pad(_ v: Int, _ width: Int) -> String {
+    var magnitude = v.magnitude
+    var digits: [UInt8] = []
+    digits.reserveCapacity(max(width, 4) + 1)
+    repeat {
+        digits.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+        magnitude /= 10
+    } while magnitude > 0
+    while digits.count < width { digits.append(UInt8(ascii: "0")) }
+    if v < 0 { digits.append(UInt8(ascii: "-")) }
+    digits.reverse()
+    return String(decoding: digits, as: UTF8.self)
 }

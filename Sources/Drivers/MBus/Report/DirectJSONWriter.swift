@@ -1,0 +1,200 @@
+/// Writes the decode schema (docs/decode-json.md) straight into bytes.
+///
+/// Why not JSONEncoder: on this platform it costs about 500,000 instructions per telegram (a tree of
+/// dictionaries, hashed keys and boxed values before the first byte), which holds decode + JSON to
+/// 26,000 frames per CPU-second against a target of 80,000. This writer emits only the fixed shapes of
+/// `TelegramReport` and `DecodeFailureReport`, follows JSONEncoder's output rules, and is checked
+/// against JSONEncoder on every corpus frame and on generated telegrams (JSONWriterTests). It is not a
+/// general JSON library: everything else (scan reports, configuration, the portal protocol) uses
+/// Foundation's coders.
+///
+/// Output rules (those of JSONEncoder with `.withoutEscapingSlashes`):
+/// - nil optionals are left out;
+/// - a Double prints as its shortest round-trip `description`, with a trailing ".0" dropped
+///   ("100", "1e-05", "1e+22"); non-finite values become the strings "inf", "-inf", "nan";
+/// - strings escape `"`, `\` and bytes below 20h (\b \t \n \f \r, else \u00xx); "/", DEL and
+///   non-ASCII pass through.
+struct DirectJSONWriter {
+    func encode(_ r: TelegramReport) -> [UInt8] {
+        var o = JSONByteSink()
+        o.out.reserveCapacity(256 + 224 * r.records.count)
+        o.byte(UInt8(ascii: "{"))
+        var first = true
+        if let v = r.manufacturer { o.key("manufacturer", &first); o.string(v) }
+        if let v = r.id { o.key("id", &first); o.string(v) }
+        if let v = r.version { o.key("version", &first); o.unsigned(UInt64(v)) }
+        if let v = r.medium { o.key("medium", &first); o.string(v) }
+        if let v = r.mediumCode { o.key("medium_code", &first); o.unsigned(UInt64(v)) }
+        if let v = r.accessNumber { o.key("access_number", &first); o.unsigned(UInt64(v)) }
+        if let v = r.status { o.key("status", &first); o.unsigned(UInt64(v)) }
+        if let v = r.statusFlags { o.key("status_flags", &first); o.strings(v) }
+        if let v = r.signature { o.key("signature", &first); o.unsigned(UInt64(v)) }
+        o.key("ci", &first); o.string(r.ci)
+        if let v = r.primaryAddress { o.key("primary_address", &first); o.unsigned(UInt64(v)) }
+        o.key("records", &first)
+        o.byte(UInt8(ascii: "["))
+        r.records.withUnsafeBufferPointer { records in
+            for i in records.indices {
+                if i > 0 { o.byte(UInt8(ascii: ",")) }
+                o.record(records[i])
+            }
+        }
+        o.byte(UInt8(ascii: "]"))
+        if let v = r.manufacturerData { o.key("manufacturer_data", &first); o.string(v) }
+        o.key("more_records_follow", &first); o.bool(r.moreRecordsFollow)
+        if let e = r.applicationError {
+            o.key("application_error", &first)
+            o.byte(UInt8(ascii: "{"))
+            var f = true
+            if let c = e.code { o.key("code", &f); o.signed(Int64(c)) }
+            o.key("message", &f); o.string(e.message)
+            o.key("advice", &f); o.string(e.advice)
+            o.byte(UInt8(ascii: "}"))
+        }
+        o.byte(UInt8(ascii: "}"))
+        return o.out
+    }
+
+    func encode(_ f: DecodeFailureReport) -> [UInt8] {
+        var o = JSONByteSink()
+        o.out.reserveCapacity(160)
+        o.literal(#"{"error":{"code":"#)
+        o.string(f.error.code)
+        o.literal(#","message":"#)
+        o.string(f.error.message)
+        o.literal(#","offset":"#)
+        o.signed(Int64(f.error.offset))
+        o.literal("}}")
+        return o.out
+    }
+}
+
+struct JSONByteSink {
+    var out: [UInt8] = []
+
+    @inline(__always) mutating func byte(_ b: UInt8) { out.append(b) }
+
+    /// Text known to need no escaping (keys, punctuation).
+    @inline(__always) mutating func literal(_ s: StaticString) {
+        s.withUTF8Buffer { out.append(contentsOf: $0) }
+    }
+
+    @inline(__always) mutating func key(_ k: StaticString, _ first: inout Bool) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        first = false
+        out.append(UInt8(ascii: "\""))
+        literal(k)
+        out.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: ":"))
+    }
+
+    mutating func string(_ s: String) {
+        out.append(UInt8(ascii: "\""))
+        // Native strings hand out their UTF-8 without a copy; others (bridged, never here) take the slow path.
+        if s.utf8.withContiguousStorageIfAvailable({ escaped($0) }) == nil {
+            var copy = s
+            copy.withUTF8 { escaped($0) }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private mutating func escaped(_ u: UnsafeBufferPointer<UInt8>) {
+        var start = 0
+        for i in 0..<u.count {
+            let c = u[i]
+            if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") { continue }
+            if start < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<i])) }
+            start = i + 1
+            out.append(UInt8(ascii: "\\"))
+            switch c {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(c)
+            case 0x08: out.append(UInt8(ascii: "b"))
+            case 0x09: out.append(UInt8(ascii: "t"))
+            case 0x0A: out.append(UInt8(ascii: "n"))
+            case 0x0C: out.append(UInt8(ascii: "f"))
+            case 0x0D: out.append(UInt8(ascii: "r"))
+            default:
+                let hex: StaticString = "0123456789abcdef"
+                out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                        hex.utf8Start[Int(c >> 4)], hex.utf8Start[Int(c & 0xF)]])
+            }
+        }
+        if start < u.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[start...])) }
+    }
+
+    mutating func strings(_ a: [String]) {
+        out.append(UInt8(ascii: "["))
+        for (i, s) in a.enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            string(s)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
+    mutating func unsigned(_ v: UInt64) {
+        if v < 10 { out.append(UInt8(ascii: "0") + UInt8(v)); return }
+        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes, enough for 20 digits
+        var n = v
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { buf in
+            while n > 0 {
+                count += 1
+                buf[32 - count] = UInt8(ascii: "0") + UInt8(n % 10)
+                n /= 10
+            }
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[(32 - count)...]))
+        }
+    }
+
+    mutating func signed(_ v: Int64) {
+        if v < 0 {
+            out.append(UInt8(ascii: "-"))
+            unsigned(v.magnitude)
+        } else {
+            unsigned(UInt64(v))
+        }
+    }
+
+    mutating func double(_ v: Double) {
+        var s = v.description
+        s.withUTF8 { u in
+            // JSONEncoder drops a trailing ".0": 100.0 -> 100.
+            let n = u.count >= 2 && u[u.count - 2] == UInt8(ascii: ".") && u[u.count - 1] == UInt8(ascii: "0")
+                ? u.count - 2 : u.count
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: u[..<n]))
+        }
+    }
+
+    @inline(__always) mutating func bool(_ b: Bool) {
+        if b { literal("true") } else { literal("false") }
+    }
+
+    mutating func value(_ v: ReportValue) {
+        switch v {
+        case .integer(let i): signed(i)
+        case .number(let d): if d.isFinite { double(d) } else { string(String(describing: d)) }
+        case .string(let s): string(s)
+        case .null: literal("null")
+        }
+    }
+
+    mutating func record(_ r: RecordReport) {
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        key("quantity", &first); string(r.quantity)
+        key("value", &first); value(r.value)
+        key("unit", &first); string(r.unit)
+        key("raw_value", &first); value(r.rawValue)
+        key("raw_unit", &first); string(r.rawUnit)
+        key("storage", &first); unsigned(r.storage)
+        key("tariff", &first); unsigned(UInt64(r.tariff))
+        key("subunit", &first); unsigned(UInt64(r.subunit))
+        key("function", &first); string(r.function)
+        key("data_field", &first); string(r.dataField)
+        if let a = r.annotations { key("annotations", &first); strings(a) }
+        if let e = r.recordError { key("record_error", &first); string(e) }
+        if let v = r.valid { key("valid", &first); bool(v) }
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
