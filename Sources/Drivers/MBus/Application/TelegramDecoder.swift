@@ -89,7 +89,7 @@ public enum TelegramDecoder {
             return try FixedDataDecoder.decode(ci: ci, data: data, errorOffsetBase: errorOffsetBase)
 
         default:
-            throw DecodeError(code: .unsupportedCI, offset: errorOffsetBase - 1,
+            throw DecodeError(code: .unsupportedCI, offset: max(errorOffsetBase - 1, 0),
                               message: "CI \(hex(ci)) is not a meter response this decoder knows (expected 70, 72, 73, 76, 77, 78 or 7A)")
         }
     }

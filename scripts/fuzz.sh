@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Fuzzes the wired M-Bus decoder (Fuzz/mbus-fuzz) with libFuzzer + AddressSanitizer.
+#
+#   scripts/fuzz.sh                 # 600 s
+#   FUZZ_SECONDS=60 scripts/fuzz.sh # shorter run
+#   scripts/fuzz.sh -runs=1000      # extra arguments go to libFuzzer
+#
+# The corpus grows in fuzz-corpus/ (git-ignored) and is reused by later runs. Crashing inputs land in
+# Tests/DriversTests/Fixtures/fuzz-regressions/, where FuzzRegressionTests replays them on every `swift test`.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+SECONDS_TO_RUN="${FUZZ_SECONDS:-600}"
+MAX_LEN="${FUZZ_MAX_LEN:-1024}"
+SCRATCH=.build-fuzz
+CORPUS=fuzz-corpus
+ARTIFACTS=Tests/DriversTests/Fixtures/fuzz-regressions
+FRAMES=Tests/DriversTests/Fixtures/mbus/frames
+LOG="$SCRATCH/fuzz-$(date +%Y%m%d-%H%M%S).log"
+
+# -parse-as-library: the target has no main.swift; libFuzzer's runtime supplies main().
+echo "==> building mbus-fuzz (release, -sanitize=fuzzer,address)"
+GATEWAYD_FUZZ=1 swift build -c release --product mbus-fuzz --scratch-path "$SCRATCH" \
+    -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
+BIN="$(GATEWAYD_FUZZ=1 swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/mbus-fuzz"
+
+echo "==> seeding $CORPUS/ from $FRAMES/*.hex"
+mkdir -p "$CORPUS" "$ARTIFACTS"
+seeded=0
+for f in "$FRAMES"/*.hex; do
+    xxd -r -p "$f" > "$CORPUS/frame-$(basename "$f" .hex).bin"
+    seeded=$((seeded + 1))
+done
+# Earlier findings and kept seeds go back into the corpus, so a fixed bug stays covered.
+for f in "$ARTIFACTS"/*; do
+    case "$(basename "$f")" in README.md) continue ;; esac
+    [ -f "$f" ] && cp "$f" "$CORPUS/regression-$(basename "$f")"
+done
+echo "    $seeded frames, $(find "$CORPUS" -type f | wc -l | tr -d ' ') corpus files in total"
+
+mkdir -p "$SCRATCH"
+echo "==> fuzzing for ${SECONDS_TO_RUN}s (log: $LOG)"
+status=0
+"$BIN" "$CORPUS" \
+    -max_total_time="$SECONDS_TO_RUN" \
+    -max_len="$MAX_LEN" \
+    -print_final_stats=1 \
+    -artifact_prefix="$ARTIFACTS/" \
+    "$@" 2>&1 | tee "$LOG" || status=$?
+
+echo "==> final stats"
+executions="$(sed -n 's/^stat::number_of_executed_units: *//p' "$LOG" | tail -1)"
+rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$LOG" | tail -1)"
+new_units="$(sed -n 's/^stat::new_units_added: *//p' "$LOG" | tail -1)"
+echo "total executions: ${executions:-unknown}"
+echo "executions/s:     ${rate:-unknown}"
+echo "new corpus units: ${new_units:-unknown}"
+echo "corpus files:     $(find "$CORPUS" -type f | wc -l | tr -d ' ')"
+# .gitignore ignores crash-*/leak-*/timeout-*/oom-*: rename a reproducer before committing it.
+grep -o 'Test unit written to .*' "$LOG" | sed 's/Test unit written to //' | while read -r artifact; do
+    echo "CRASH: $artifact"
+    echo "  hex: $(xxd -p "$artifact" | tr -d '\n')"
+done
+exit "$status"
