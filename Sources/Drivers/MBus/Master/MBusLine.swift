@@ -159,6 +159,7 @@ public actor MBusLine {
         let retries = options.retries
         let needsReset: Bool
         if case .primary(let a) = address { needsReset = !initialised.contains(a) } else { needsReset = false }
+        var lastReply = LinkReply.silence
         let result: Readout = try transaction { (link) throws(TransportError) -> Readout in
             let target: UInt8
             switch address {
@@ -171,6 +172,7 @@ public actor MBusLine {
             case .secondary(let mask):
                 target = LinkAddress.networkLayer
                 let reply = try link.select(mask, retries: retries)
+                lastReply = reply
                 guard case .ack = reply else {
                     return Readout(address: address, frames: [], telegrams: [], truncated: false)
                 }
@@ -180,6 +182,7 @@ public actor MBusLine {
             var more = true
             while more && frames.count < limit {
                 let reply = try link.requestUserData(address: target, retries: retries)
+                lastReply = reply
                 guard case .frame(let frame) = reply else { break }
                 let bytes = frame.encoded
                 guard let t = try? TelegramDecoder.decode(frame) else {
@@ -194,6 +197,9 @@ public actor MBusLine {
         }
         if case .primary(let a) = address, !result.frames.isEmpty { initialised.insert(a) }
         if result.frames.isEmpty {
+            if case .garbled(let bytes, _) = lastReply {
+                throw MBusError(.garbled, "\(address) answered with \(bytes.count) garbled bytes after \(retries + 1) tries: several slaves answer to it (duplicate address), or the line is noisy")
+            }
             if case .secondary(let mask) = address {
                 throw MBusError(.notSelected, "no meter answered the selection of \(mask): check the id and that the meter is on this line")
             }

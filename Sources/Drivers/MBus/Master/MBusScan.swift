@@ -113,10 +113,20 @@ extension MBusLine {
             switch reply {
             case .ack:
                 var meter = FoundMeter(primaryAddress: address)
-                if identify, let readout = try? read(.primary(address)) {
+                if identify {
                     report.reads += 1
-                    meter.telegram = readout.telegrams.first
-                    meter.secondaryAddress = readout.telegrams.first.flatMap(SecondaryAddress.init)
+                    do {
+                        let readout = try read(.primary(address))
+                        meter.telegram = readout.telegrams.first
+                        meter.secondaryAddress = readout.telegrams.first.flatMap(SecondaryAddress.init)
+                    } catch where error.code == .garbled {
+                        // Identical E5s superimpose cleanly; different answers do not.
+                        report.collisions.append("primary address \(address): acknowledged, but the readout was garbled: two slaves share this address")
+                    } catch where error.code == .transport {
+                        throw error
+                    } catch {
+                        report.collisions.append("primary address \(address): acknowledged SND_NKE but \(error.message)")
+                    }
                 }
                 report.found.append(meter)
             case .garbled(let bytes, _):
