@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "Gateway", dependencies: ["Drivers", "CSQLite3"]),
         // Portal protocol, transports, retries, registry sync. Knows nothing of buses.
         .target(name: "Uplink"),
+        .target(name: "MBusSimulator", dependencies: ["Drivers"]),
 
         .executableTarget(
             name: "gatewayd",
@@ -59,6 +60,7 @@ let package = Package(
             resources: [.copy("Fixtures")]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
         .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"]),
+        .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
     ]
 )
 
