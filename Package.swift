@@ -46,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "gatewayd",
             dependencies: [
-                "Drivers", "Gateway", "Uplink",
+                "Drivers", "Gateway", "Uplink", "MBusSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "gateway-bench", dependencies: ["Drivers"]),

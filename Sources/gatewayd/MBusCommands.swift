@@ -229,6 +229,9 @@ extension Duration {
 }
 
 enum FileHandleOutput {
+    /// Pushes buffered standard output out (print buffers when stdout is a pipe).
+    static func flush() { fflush(nil) }
+
     static func standardError(_ text: String) {
         // write(2) on fd 2: unbuffered, and no shared C stream state to race on.
         var bytes = Array(text.utf8)

@@ -92,7 +92,16 @@ public final class SerialPort: ByteTransport {
             }
             cfsetispeed(&tio, speed)
             cfsetospeed(&tio, speed)
-            _ = try systemCall("tcsetattr(\(path))") { tcsetattr(fd, TCSANOW, &tio) }
+            if tcsetattr(fd, TCSANOW, &tio) != 0 {
+                let e = errno
+                // A pseudo-terminal (a simulator's line) keeps no parity or stop-bit setting, and glibc
+                // reports the difference as EINVAL. Real ports must take the settings as given.
+                guard e == EINVAL, Self.isPseudoTerminal(fd) else {
+                    throw SystemCallError(call: "tcsetattr(\(path))", errno: Errno(e))
+                }
+                tio.c_cflag &= ~(tcflag_t(PARENB) | tcflag_t(PARODD) | tcflag_t(CSTOPB))
+                _ = try systemCall("tcsetattr(\(path))") { tcsetattr(fd, TCSANOW, &tio) }
+            }
             _ = try systemCall("tcflush(\(path))") { tcflush(fd, TCIOFLUSH) }
         } catch let e as SystemCallError {
             Glibc.close(fd)
@@ -103,6 +112,14 @@ public final class SerialPort: ByteTransport {
             Glibc.close(fd)
             throw TransportError(.io, "cannot configure \(path): \(error)")
         }
+    }
+
+    /// Unix98 pseudo-terminal slaves have majors 136 to 143.
+    static func isPseudoTerminal(_ fd: Int32) -> Bool {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { return false }
+        let major = (st.st_rdev >> 8) & 0xFFF
+        return (136...143).contains(major)
     }
 
     static func openError(_ path: String, _ e: SystemCallError) -> TransportError {

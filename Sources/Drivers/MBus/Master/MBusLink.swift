@@ -46,6 +46,8 @@ public struct LinkStatistics: Hashable, Sendable, CustomStringConvertible {
     public var checksumErrors = 0
     public var garbledReplies = 0
     public var echoesRemoved = 0
+    /// E5 bytes that arrived while a long answer was expected (late acknowledgements of a select).
+    public var staleAcks = 0
     public var bytesSent = 0
     public var bytesReceived = 0
     /// Time spent inside transactions.
@@ -62,6 +64,14 @@ public struct LinkStatistics: Hashable, Sendable, CustomStringConvertible {
         return "requests \(requests), retries \(retries), timeouts \(timeouts), checksum errors \(checksumErrors), "
             + "garbled \(garbledReplies), bytes sent \(bytesSent), received \(bytesReceived), "
             + "wire time \(Int(wireMS)) ms of \(Int(busMS)) ms on the bus (\(load)%)"
+    }
+}
+
+extension MBusFrame {
+    /// REQ_UD1/REQ_UD2 are answered with a long frame (RSP_UD), everything else with E5.
+    var expectsLongFrame: Bool {
+        if case .short(let f) = self { return f.control.function == 0x0B || f.control.function == 0x0A }
+        return false
     }
 }
 
@@ -83,6 +93,20 @@ public final class MBusLink {
     public private(set) var statistics = LinkStatistics()
     /// The next frame count bit per address (EN 13757-2 5.6: FCB starts at 1 after SND_NKE).
     private var nextFCB: [UInt8: Bool] = [:]
+    /// Set after a garbled answer: other slaves may still be transmitting.
+    private var lineMayBeBusy = false
+
+    /// Reads and drops bytes until the line has been quiet for one inter-byte timeout, for at most the
+    /// time of the longest frame (261 bytes) plus the response window.
+    private func waitForQuietLine() throws(TransportError) {
+        let limit = ContinuousClock.now + timing.wireTime(bytes: 261) + timing.responseWindow
+        while ContinuousClock.now < limit {
+            let quietUntil = min(ContinuousClock.now + timing.interByteTimeout, limit)
+            let chunk = try transport.read(maximum: 512, deadline: quietUntil)
+            if chunk.isEmpty { return }
+            statistics.bytesReceived += chunk.count
+        }
+    }
 
     public init(transport: ByteTransport, timing: LinkTiming = LinkTiming(), echo: EchoHandling = .auto) {
         self.transport = transport
@@ -100,6 +124,12 @@ public final class MBusLink {
         let started = ContinuousClock.now
         defer { statistics.busTime += ContinuousClock.now - started }
         let bytes = request.encoded
+        if lineMayBeBusy {
+            // After a garbled answer slaves may still be sending (several answers of different length).
+            // Talking into that would garble the next answer too; wait until the line is quiet.
+            try waitForQuietLine()
+            lineMayBeBusy = false
+        }
         try transport.discardInput()
         try transport.write(bytes)
         statistics.requests += 1
@@ -147,13 +177,26 @@ public final class MBusLink {
             while let event = reader.next() {
                 switch event {
                 case .frame(let frame):
+                    if case .ack = frame, request.expectsLongFrame {
+                        // A late E5 from a select that several slaves acknowledged at slightly different
+                        // times: not the answer to this request. Keep listening for the real one.
+                        statistics.staleAcks += 1
+                        deadline = ContinuousClock.now + timing.responseWindow
+                        continue
+                    }
                     if garbage.isEmpty {
                         if case .ack = frame { return .ack }
                         return .frame(frame)
                     }
-                    // A frame after garbage: noise before a good answer, keep the answer.
+                    if case .ack = frame {
+                        // An E5 inside garbage is one more garbled byte (colliding answers), not an ACK.
+                        garbage.append(MBusFrame.ackByte)
+                        continue
+                    }
+                    // A whole long frame after garbage: noise before a good answer. Keep the answer, but
+                    // let the line settle before the next request.
                     statistics.garbledReplies += 1
-                    if case .ack = frame { return .ack }
+                    lineMayBeBusy = true
                     return .frame(frame)
                 case .skipped(let b, let reason):
                     garbage += b
@@ -167,6 +210,7 @@ public final class MBusLink {
             statistics.timeouts += 1
             return .silence
         }
+        lineMayBeBusy = true
         if firstError?.code == .checksumMismatch { statistics.checksumErrors += 1 }
         statistics.garbledReplies += 1
         return .garbled(bytes: received, reason: firstError)

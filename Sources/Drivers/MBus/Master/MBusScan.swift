@@ -228,24 +228,22 @@ extension MBusLine {
         return report
     }
 
-    /// Select then read, as one transaction. Returns the select reply and the read reply.
-    func probe(_ mask: SecondaryAddressMask) throws(MBusError) -> (LinkReply, LinkReply?) {
-        let retries = options.scanRetries
-        return try transaction { (link) throws(TransportError) -> (LinkReply, LinkReply?) in
+    /// Select then (optionally) read, as one transaction. Returns the select reply and the read reply.
+    ///
+    /// Selects are not repeated on silence: on a working line a slave that matches answers, and each
+    /// repeat would cost a whole response window on every empty subtree (libmbus does not repeat either).
+    /// A garbled read is not repeated either: under a wildcard it is the expected sign of several meters,
+    /// and a repeat would cost another full collision.
+    func probe(_ mask: SecondaryAddressMask, read: Bool) throws(MBusError) -> (LinkReply, LinkReply?) {
+        try transaction { (link) throws(TransportError) -> (LinkReply, LinkReply?) in
             let selected = try link.select(mask, retries: 0)
-            switch selected {
-            case .ack:
-                return (selected, try link.requestUserData(address: LinkAddress.networkLayer, retries: retries))
-            case .silence where retries > 0:
-                // One retry for silence only: a lost E5 would hide a whole subtree.
-                let again = try link.select(mask, retries: 0)
-                if case .ack = again {
-                    return (again, try link.requestUserData(address: LinkAddress.networkLayer, retries: retries))
-                }
-                return (again, nil)
-            default:
-                return (selected, nil)
+            guard case .ack = selected, read else { return (selected, nil) }
+            var reply = try link.requestUserData(address: LinkAddress.networkLayer, retries: 0)
+            if case .silence = reply {
+                // Selected but silent: a lost request is more likely than a meter without data.
+                reply = try link.requestUserData(address: LinkAddress.networkLayer, retries: 0)
             }
+            return (selected, reply)
         }
     }
 }
@@ -275,7 +273,8 @@ struct TreeSearch {
             return false
         }
         if !knownCollision {
-            let (selected, read) = try line.probe(mask)
+            // At the root nearly every bus has several meters: reading there would only cost a garbled answer.
+            let (selected, read) = try line.probe(mask, read: depth > 0)
             report.probes += 1
             if read != nil { report.reads += 1 }
             var resolved = false
@@ -284,6 +283,8 @@ struct TreeSearch {
             case (.silence, _):
                 resolved = true
                 silent = true
+            case (.ack, nil):
+                break  // the root answered: split
             case (.ack, .frame(let frame)?):
                 if let t = try? TelegramDecoder.decode(frame), let address = SecondaryAddress(t) {
                     if !report.found.contains(where: { $0.secondaryAddress == address }) {
@@ -314,7 +315,9 @@ struct TreeSearch {
             let shift = UInt32(4 * nibble)
             child.identification = (child.identification & ~(0xF << shift)) | UInt32(digit) << shift
             // The parent collided and the first nine children were silent: the tenth has the collision.
-            let inferred = digit == 9 && silentSiblings == 9
+            // Only one level deep: a parent whose collision was itself inferred is probed, so a false
+            // collision (noise) cannot send the search down a chain of empty subtrees.
+            let inferred = digit == 9 && silentSiblings == 9 && !knownCollision
             if try explore(line, child, depth: depth + 1, weight: weight / 10, knownCollision: inferred) {
                 silentSiblings += 1
             }
@@ -368,6 +371,7 @@ extension LinkStatistics {
         s.checksumErrors = checksumErrors - earlier.checksumErrors
         s.garbledReplies = garbledReplies - earlier.garbledReplies
         s.echoesRemoved = echoesRemoved - earlier.echoesRemoved
+        s.staleAcks = staleAcks - earlier.staleAcks
         s.bytesSent = bytesSent - earlier.bytesSent
         s.bytesReceived = bytesReceived - earlier.bytesReceived
         s.busTime = busTime - earlier.busTime
