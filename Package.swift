@@ -49,7 +49,7 @@ let package = Package(
                 "Drivers", "Gateway", "Uplink", "MBusSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "gateway-bench", dependencies: ["Drivers"]),
+        .executableTarget(name: "gateway-bench", dependencies: ["Drivers", "MBusSimulator"]),
 
         .testTarget(
             name: "DriversTests",
@@ -61,6 +61,7 @@ let package = Package(
         .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
         .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"]),
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
+        .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),
     ]
 )
 
