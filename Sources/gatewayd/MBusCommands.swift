@@ -195,8 +195,9 @@ enum ExpectedMeterFile {
         }
         var meters: [ExpectedMeter] = []
         for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let fields = raw.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," || $0 == ";" })
-            guard let first = fields.first, !first.hasPrefix("#") else { continue }
+            let content = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let fields = content.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "," || $0 == ";" })
+            guard let first = fields.first else { continue }
             guard let id = IdentificationNumber(String(first)) else {
                 throw CLIError("\(path):\(n + 1): '\(first)' is not an 8-digit identification number")
             }

@@ -108,7 +108,13 @@ extension MBusLine {
                 report.cancelled = true
                 break
             }
-            let reply = try transaction { (link) throws(TransportError) in try link.sendNKE(address: address, retries: options.scanRetries) }
+            // Silence is not repeated (an empty address would cost two response windows, and most
+            // addresses are empty); a garbled answer is, to tell noise from two slaves on one address.
+            let reply = try transaction { (link) throws(TransportError) -> LinkReply in
+                let first = try link.sendNKE(address: address, retries: 0)
+                if case .garbled = first, options.scanRetries > 0 { return try link.sendNKE(address: address, retries: 0) }
+                return first
+            }
             report.probes += 1
             switch reply {
             case .ack:
