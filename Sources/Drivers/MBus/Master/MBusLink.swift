@@ -20,7 +20,11 @@ public struct LinkTiming: Hashable, Sendable {
     public var responseWindow: Duration { settings.bitTime * 330 + .milliseconds(50) + adapterAllowance }
 
     /// How long the line may stay quiet inside a frame before the frame counts as cut off.
-    public var interByteTimeout: Duration { settings.bitTime * interByteBitTimes + adapterAllowance }
+    ///
+    /// EN 13757-2 allows no pause inside a frame, but USB adapters deliver in bursts (an FTDI chip every
+    /// 16 ms) and a loaded host schedules late, so 50 ms are added. It only costs time after garbage:
+    /// a complete frame ends the wait at once.
+    public var interByteTimeout: Duration { settings.bitTime * interByteBitTimes + .milliseconds(50) + adapterAllowance }
 
     /// Wire time of `count` bytes.
     public func wireTime(bytes count: Int) -> Duration { byteTime * count }

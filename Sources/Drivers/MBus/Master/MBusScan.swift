@@ -280,7 +280,13 @@ struct TreeSearch {
         }
         if !knownCollision {
             // At the root nearly every bus has several meters: reading there would only cost a garbled answer.
-            let (selected, read) = try line.probe(mask, read: depth > 0)
+            var (selected, read) = try line.probe(mask, read: depth > 0)
+            if case .garbled = selected {
+                // A garbled answer to a select is either several E5s out of step or noise. One more
+                // select tells them apart; taking noise for a collision would cost ten empty selects.
+                report.probes += 1
+                (selected, read) = try line.probe(mask, read: depth > 0)
+            }
             report.probes += 1
             if read != nil { report.reads += 1 }
             var resolved = false
