@@ -69,7 +69,7 @@ func runMBusBench(_ arguments: [String]) -> Int32 {
         print("gateway-bench mbus")
         line("population", "\(o.slaves): \(population.slaves.count) slaves, \(live.count) answering")
         line("line", "\(o.baud) baud, 8E1, pseudo-terminal with simulator pacing 11 bits per byte")
-        let options = MBusLineOptions(serial: SerialSettings(baudRate: o.baud), adapterAllowance: .zero, lockDirectory: "/tmp")
+        let options = MBusLineOptions(serial: SerialSettings(baudRate: o.baud), lockDirectory: "/tmp")
 
         if o.parts.contains("read") { try benchRead(population, live: live, options: options) }
         if o.parts.contains("scan") { try benchScan(population, live: live, options: options) }
