@@ -44,16 +44,22 @@ func seconds(_ d: Duration) -> Double {
     Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
 }
 
+/// Holds the outcome of async work for the synchronous bench entry point.
+final class Outcome<T>: @unchecked Sendable {
+    // Written once by the task before it signals, read after the wait: the semaphore orders them.
+    var value: Result<T, any Error>?
+}
+
 /// Runs async work from the synchronous bench entry point.
-func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+func blocking<T>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let semaphore = DispatchSemaphore(value: 0)
-    nonisolated(unsafe) var result: Result<T, Error>!
+    let outcome = Outcome<T>()
     Task {
-        do { result = .success(try await body()) } catch { result = .failure(error) }
+        do { outcome.value = .success(try await body()) } catch { outcome.value = .failure(error) }
         semaphore.signal()
     }
     semaphore.wait()
-    return try result.get()
+    return try outcome.value!.get()
 }
 
 func runMBusBench(_ arguments: [String]) -> Int32 {

@@ -122,7 +122,10 @@ public actor MBusLine {
         lock = BusLockFile(endpoint: endpoint, directory: options.lockDirectory)
     }
 
-    isolated deinit {
+    // Not `isolated deinit`: with it, a release build of a module that creates a line fails with
+    // "circular reference" (Swift 6.3.1). The link is touched here only after the last reference to
+    // the actor is gone, so no job of the line can be running.
+    deinit {
         link.transport.close()
         executor.shutdown()
     }

@@ -89,8 +89,9 @@ public enum EchoHandling: String, Hashable, Sendable {
 /// One M-Bus line's link layer: sends a request, collects the answer with EN 13757-2 timing,
 /// strips echoes, resynchronises on garbage, and counts everything.
 ///
-/// Not thread-safe: a `MBusLine` actor owns it and runs it on the line's own thread.
-public final class MBusLink {
+/// Not thread-safe: a `MBusLine` actor owns it and runs it on the line's own thread. It is marked
+/// Sendable only so the line's deinit may close it.
+public final class MBusLink: @unchecked Sendable {
     public let transport: ByteTransport
     public var timing: LinkTiming
     public var echo: EchoHandling
