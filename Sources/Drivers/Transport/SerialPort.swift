@@ -147,20 +147,8 @@ public final class SerialPort: ByteTransport {
 
     public func write(_ bytes: [UInt8]) throws(TransportError) {
         guard fd >= 0 else { throw TransportError(.disconnected, "\(name) is closed") }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset) }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN {
-                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&p, 1, 100)
-                    continue
-                }
-                throw Self.ioError(name, SystemCallError(call: "write(\(name))", errno: Errno(e)))
-            }
-            offset += n
+        if let e = writeAll(fd, bytes, write: { Glibc.write($0, $1, $2) }) {
+            throw Self.ioError(name, SystemCallError(call: "write(\(name))", errno: e.errno))
         }
         // Wait until the UART has sent it: the response window starts at the end of the request.
         _ = tcdrain(fd)

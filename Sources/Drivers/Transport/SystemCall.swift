@@ -45,3 +45,24 @@ extension ContinuousClock.Instant {
         return Int32(clamping: ms)
     }
 }
+
+/// Writes all of `bytes` to a non-blocking descriptor: retries EINTR, waits for POLLOUT on EAGAIN.
+/// `write` is the system call (write(2) for ports, send(2) with MSG_NOSIGNAL for sockets).
+func writeAll(_ fd: Int32, _ bytes: [UInt8], write: (Int32, UnsafeRawPointer, Int) -> Int) -> SystemCallError? {
+    var offset = 0
+    while offset < bytes.count {
+        let n = bytes.withUnsafeBytes { raw in write(fd, raw.baseAddress! + offset, raw.count - offset) }
+        if n < 0 {
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN {
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                _ = poll(&p, 1, 100)
+                continue
+            }
+            return SystemCallError(call: "write", errno: Errno(e))
+        }
+        offset += n
+    }
+    return nil
+}

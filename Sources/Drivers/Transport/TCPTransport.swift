@@ -61,20 +61,8 @@ public final class TCPTransport: ByteTransport {
 
     public func write(_ bytes: [UInt8]) throws(TransportError) {
         guard fd >= 0 else { throw TransportError(.disconnected, "\(name) is closed") }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                if e == EAGAIN {
-                    var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-                    _ = poll(&p, 1, 100)
-                    continue
-                }
-                throw TransportError(.disconnected, "\(name): connection lost while sending (\(Errno(e)))")
-            }
-            offset += n
+        if let e = writeAll(fd, bytes, write: { send($0, $1, $2, Int32(MSG_NOSIGNAL)) }) {
+            throw TransportError(.disconnected, "\(name): connection lost while sending (\(e.errno))")
         }
     }
 
