@@ -22,6 +22,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // Thin C shims over the field's C libraries, found through pkg-config.
@@ -38,7 +39,9 @@ let package = Package(
         // Bytes in, typed values out: frame codecs, telegram decoders, bus masters, dongles, Modbus.
         .target(name: "Drivers", dependencies: ["CModbus", "CUSB"]),
         // Policy: registry, validation, scheduling, dedup, alarms, the SQLite buffer.
-        .target(name: "Gateway", dependencies: ["Drivers", "CSQLite3"]),
+        .target(
+            name: "Gateway",
+            dependencies: ["Drivers", "CSQLite3", .product(name: "GRDB", package: "GRDB.swift")]),
         // Portal protocol, transports, retries, registry sync. Knows nothing of buses.
         .target(name: "Uplink"),
         .target(name: "MBusSimulator", dependencies: ["Drivers"]),
