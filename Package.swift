@@ -53,6 +53,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         .executableTarget(name: "gateway-bench", dependencies: ["Drivers", "MBusSimulator"]),
+        // Test tool: ingests until SIGKILLed, for the buffer's crash test.
+        .executableTarget(name: "buffer-crash-probe", dependencies: ["Gateway"]),
 
         .testTarget(
             name: "DriversTests",
@@ -61,7 +63,7 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "buffer-crash-probe"]),
         .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"]),
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
         .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),

@@ -233,7 +233,9 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
         }
     }
 
-    private func reading(from row: Row) -> Reading {
+    func idOfName(_ text: String) -> Int64? { names[text] }
+
+    func reading(from row: Row) -> Reading {
         let position: Int64 = row[11]
         let rssi: Int64? = row[13]
         let meterTime: Int64? = row[8]
@@ -324,6 +326,37 @@ extension SQLiteReadingBuffer {
             }
         } catch {
             throw BufferError(.storage, "cannot limit the size of \(path): \(error)")
+        }
+    }
+}
+
+extension SQLiteReadingBuffer {
+    /// The newest stored reading of a device (by id), delivered or not yet. After a restart this is
+    /// where a replay source resumes and what deduplication compares the next telegram with.
+    public func newest(device: String) throws(BufferError) -> Reading? {
+        guard let deviceID = idOfName(device) else { return nil }
+        do {
+            let row = try pool.read { db in
+                try Row.fetchOne(db, sql: """
+                    SELECT id, class, device, quantity, unit, source, value, raw, meter_time, received, synced, position, status, rssi
+                    FROM reading WHERE device = ? ORDER BY id DESC LIMIT 1
+                    """, arguments: [deviceID])
+            }
+            return row.map(reading(from:))
+        } catch {
+            throw BufferError(.storage, "cannot read the newest reading of \(device) from \(path): \(error)")
+        }
+    }
+
+    /// Every stored reading's value for a device, in id order (audits and the crash test).
+    public func values(device: String) throws(BufferError) -> [Double] {
+        guard let deviceID = idOfName(device) else { return [] }
+        do {
+            return try pool.read { db in
+                try Double.fetchAll(db, sql: "SELECT value FROM reading WHERE device = ? ORDER BY id", arguments: [deviceID])
+            }
+        } catch {
+            throw BufferError(.storage, "cannot read values of \(device) from \(path): \(error)")
         }
     }
 }
