@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Thin C shims over the field's C libraries, found through pkg-config.
@@ -37,7 +38,13 @@ let package = Package(
             providers: [.apt(["libsqlite3-dev"])]),
 
         // Bytes in, typed values out: frame codecs, telegram decoders, bus masters, dongles, Modbus.
-        .target(name: "Drivers", dependencies: ["CModbus", "CUSB"]),
+        .target(
+            name: "Drivers",
+            dependencies: [
+                "CModbus", "CUSB",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]),
         // Policy: registry, validation, scheduling, dedup, alarms, the SQLite buffer.
         .target(
             name: "Gateway",
@@ -67,6 +74,7 @@ let package = Package(
         .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"]),
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
         .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),
+        .testTarget(name: "WirelessTests", dependencies: ["Drivers"], resources: [.copy("Fixtures")]),
     ]
 )
 
@@ -76,4 +84,7 @@ if ProcessInfo.processInfo.environment["GATEWAYD_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(name: "mbus-fuzz", dependencies: ["Drivers"], path: "Fuzz/mbus-fuzz"))
     package.products.append(.executable(name: "mbus-fuzz", targets: ["mbus-fuzz"]))
+    package.targets.append(
+        .executableTarget(name: "wmbus-fuzz", dependencies: ["Drivers"], path: "Fuzz/wmbus-fuzz"))
+    package.products.append(.executable(name: "wmbus-fuzz", targets: ["wmbus-fuzz"]))
 }

@@ -1,37 +1,59 @@
 #!/usr/bin/env bash
-# Fuzzes the wired M-Bus decoder (Fuzz/mbus-fuzz) with libFuzzer + AddressSanitizer.
+# Fuzzes a decoder with libFuzzer + AddressSanitizer: the wired M-Bus decoder (Fuzz/mbus-fuzz, the
+# default) or the wireless M-Bus stack (Fuzz/wmbus-fuzz).
 #
-#   scripts/fuzz.sh                 # 600 s
+#   scripts/fuzz.sh                 # mbus-fuzz, 600 s
+#   scripts/fuzz.sh wmbus-fuzz      # the wireless stack
 #   FUZZ_SECONDS=60 scripts/fuzz.sh # shorter run
 #   scripts/fuzz.sh -runs=1000      # extra arguments go to libFuzzer
 #
-# The corpus grows in fuzz-corpus/ (git-ignored) and is reused by later runs. Crashing inputs land in
-# Tests/DriversTests/Fixtures/fuzz-regressions/, where FuzzRegressionTests replays them on every `swift test`.
+# The corpus grows in fuzz-corpus/ (mbus-fuzz) or fuzz-corpus-wmbus/ (git-ignored) and is reused by later
+# runs. Crashing inputs land in the target's fuzz-regressions/ fixture folder (Tests/DriversTests or
+# Tests/WirelessTests), where a test replays them on every `swift test`.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
+TARGET=mbus-fuzz
+case "${1:-}" in
+    mbus-fuzz|wmbus-fuzz) TARGET="$1"; shift ;;
+esac
+
 SECONDS_TO_RUN="${FUZZ_SECONDS:-600}"
 MAX_LEN="${FUZZ_MAX_LEN:-1024}"
 SCRATCH=.build-fuzz
-CORPUS=fuzz-corpus
-ARTIFACTS=Tests/DriversTests/Fixtures/fuzz-regressions
+if [ "$TARGET" = mbus-fuzz ]; then
+    CORPUS=fuzz-corpus
+    ARTIFACTS=Tests/DriversTests/Fixtures/fuzz-regressions
+else
+    CORPUS=fuzz-corpus-wmbus
+    ARTIFACTS=Tests/WirelessTests/Fixtures/fuzz-regressions
+fi
 FRAMES=Tests/DriversTests/Fixtures/mbus/frames
-LOG="$SCRATCH/fuzz-$(date +%Y%m%d-%H%M%S).log"
+TELEGRAMS=Tests/WirelessTests/Fixtures/wmbus/telegrams.jsonl
+LOG="$SCRATCH/fuzz-$TARGET-$(date +%Y%m%d-%H%M%S).log"
 
 # -parse-as-library: the target has no main.swift; libFuzzer's runtime supplies main().
-echo "==> building mbus-fuzz (release, -sanitize=fuzzer,address)"
-GATEWAYD_FUZZ=1 swift build -c release --product mbus-fuzz --scratch-path "$SCRATCH" \
+echo "==> building $TARGET (release, -sanitize=fuzzer,address)"
+GATEWAYD_FUZZ=1 swift build -c release --product "$TARGET" --scratch-path "$SCRATCH" \
     -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library
-BIN="$(GATEWAYD_FUZZ=1 swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/mbus-fuzz"
+BIN="$(GATEWAYD_FUZZ=1 swift build -c release --scratch-path "$SCRATCH" --show-bin-path)/$TARGET"
 
-echo "==> seeding $CORPUS/ from $FRAMES/*.hex"
 mkdir -p "$CORPUS" "$ARTIFACTS"
 seeded=0
-for f in "$FRAMES"/*.hex; do
-    xxd -r -p "$f" > "$CORPUS/frame-$(basename "$f" .hex).bin"
-    seeded=$((seeded + 1))
-done
+if [ "$TARGET" = mbus-fuzz ]; then
+    echo "==> seeding $CORPUS/ from $FRAMES/*.hex"
+    for f in "$FRAMES"/*.hex; do
+        xxd -r -p "$f" > "$CORPUS/frame-$(basename "$f" .hex).bin"
+        seeded=$((seeded + 1))
+    done
+else
+    echo "==> seeding $CORPUS/ from $TELEGRAMS"
+    for hex in $(grep -o '"telegram_hex": "[0-9A-Fa-f]*"' "$TELEGRAMS" | sed 's/.*: "//; s/"$//'); do
+        printf '%s' "$hex" | xxd -r -p > "$CORPUS/telegram-$seeded.bin"
+        seeded=$((seeded + 1))
+    done
+fi
 # Earlier findings and kept seeds go back into the corpus, so a fixed bug stays covered.
 for f in "$ARTIFACTS"/*; do
     case "$(basename "$f")" in README.md) continue ;; esac

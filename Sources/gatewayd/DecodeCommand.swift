@@ -8,10 +8,13 @@ import Foundation
 
 struct Decode: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Decode wired M-Bus frames (EN 13757-2/-3) given as hex.",
+        abstract: "Decode wired (EN 13757-2/-3) or wireless (EN 13757-4/-7, OMS) M-Bus telegrams given as hex.",
         discussion: """
             Give one frame as arguments (spaces between bytes are fine), or --file with one frame \
             per line, or pipe frames on standard input. Lines starting with '#' are ignored.
+            A wired frame starts with 68 L L 68, is a 5-byte 10 … 16 short frame, or is E5; anything \
+            else is read as a wireless telegram, L-field first, with or without its CRCs (format A or B).
+            Telegrams are decoded in order, so a compact frame finds the format of an earlier full frame.
             With --json, each frame becomes one JSON object on its own line (schema: docs/decode-json.md).
             Exit status: 0 when every frame decoded, 1 when any frame failed, 64 for bad usage.
             """)
@@ -25,10 +28,40 @@ struct Decode: ParsableCommand {
     @Flag(help: "Print one JSON object per frame instead of a table.")
     var json = false
 
+    @Option(help: "AES-128 key (32 hex digits) for every encrypted wireless telegram.")
+    var key: String?
+
+    @Option(help: "File of wireless keys, one 'ID KEY' per line (8-digit id, 32 hex digits).")
+    var keys: String?
+
+    @Flag(help: "Show wireless telegrams byte by byte, layer by layer.")
+    var analyze = false
+
     func validate() throws {
         if !hex.isEmpty && file != nil {
             throw ValidationError("give the frame as arguments or with --file, not both")
         }
+        if let key, WMBusKey(hex: key) == nil {
+            throw ValidationError("--key needs 32 hex digits (an AES-128 key)")
+        }
+    }
+
+    func keyring() throws -> WMBusKeyring {
+        var ring = WMBusKeyring()
+        if let keys {
+            let text: String
+            do {
+                text = try String(contentsOfFile: keys, encoding: .utf8)
+            } catch {
+                throw ValidationError("cannot read \(keys): check the path and that you may read it")
+            }
+            switch WMBusKeyring.parse(text) {
+            case .success(let r): ring = r
+            case .failure(let e): throw ValidationError("\(keys): \(e)")
+            }
+        }
+        if let key { ring.defaultKey = WMBusKey(hex: key) }
+        return ring
     }
 
     func run() throws {
@@ -48,7 +81,7 @@ struct Decode: ParsableCommand {
             while let line = readLine() { lines.append(line) }
             inputs = DecodeInput.lines(lines.joined(separator: "\n"), source: "stdin")
         }
-        var session = DecodeSession(json: json)
+        var session = DecodeSession(json: json, keyring: try keyring(), analyze: analyze)
         for input in inputs {
             print(session.render(input), terminator: "")
         }
@@ -80,12 +113,29 @@ struct DecodeInput {
 /// tests can run it without a process.
 struct DecodeSession {
     let json: Bool
+    let analyze: Bool
     private let writer = TelegramJSONWriter()
+    private var wireless: WirelessDecoder
     private(set) var decoded = 0
     private(set) var applicationErrors = 0
     private(set) var failed = 0
 
-    init(json: Bool) { self.json = json }
+    init(json: Bool, keyring: WMBusKeyring = WMBusKeyring(), analyze: Bool = false) {
+        self.json = json
+        self.analyze = analyze
+        wireless = WirelessDecoder(keyring: keyring)
+    }
+
+    /// Wired frames: 68 L L 68 …, the 5-byte short frame 10 … 16, or a single E5. A wireless telegram
+    /// whose L-field happens to be 68h, 10h or E5h does not have that shape.
+    static func isWired(_ bytes: [UInt8]) -> Bool {
+        switch bytes.first {
+        case 0x68?: return bytes.count < 4 || bytes[3] == 0x68
+        case 0x10?: return bytes.count == 5
+        case 0xE5?: return bytes.count == 1
+        default: return false
+        }
+    }
 
     var summary: String {
         "\(decoded + applicationErrors + failed) frames: \(decoded) decoded, \(applicationErrors) application errors, \(failed) failed"
@@ -102,6 +152,7 @@ struct DecodeSession {
             }
             return "\(input.label): not hex: \(error.reason) at character \(error.offset)\n\n"
         }
+        if !Self.isWired(bytes) { return renderWireless(bytes, label: input.label) }
         do {
             let telegram = try TelegramDecoder.decode(bytes)
             if telegram.applicationError != nil { applicationErrors += 1 } else { decoded += 1 }
@@ -111,6 +162,41 @@ struct DecodeSession {
             failed += 1
             if json { return writer.line(DecodeFailureReport(error)) + "\n" }
             return "\(input.label): cannot decode: \(error.message)\n  error \(error.code) at byte \(error.offset) of \(bytes.count)\n\n"
+        }
+    }
+
+    private mutating func renderWireless(_ bytes: [UInt8], label: String) -> String {
+        do {
+            let w = try wireless.decode(bytes)
+            decoded += 1
+            if json { return WirelessReport.json(w) + "\n" }
+            var out = TelegramTable.render(w.telegram, label: label)
+            let a = w.frame.address
+            var link = "  link:   \(w.frame.control.name), format \(w.frame.format.rawValue), \(a.manufacturer.letters) \(a.identification.digits)"
+            link += " version \(a.version) \(a.deviceType.name)"
+            if w.frame.diehlAddressOrder { link += " (Diehl address order)" }
+            var sec = "  security: mode \(w.security.mode)"
+            if w.security.ellEncrypted { sec += ", ELL AES-128-CTR" }
+            switch w.security.state {
+            case .none: sec += ", not encrypted"
+            case .decrypted: sec += ", decrypted"
+            case .alreadyDecrypted: sec += ", announced as encrypted but already plain"
+            case .noKey: sec += ", NO KEY: give one with --key or --keys to see the records"
+            case .unsupportedMode: sec += ", security mode not supported: records not shown"
+            }
+            if let mac = w.security.mac { sec += ", MAC \(mac == .verified ? "verified" : "not checked")" }
+            if let nl = out.firstIndex(of: "\n") { out.insert(contentsOf: link + "\n" + sec + "\n", at: out.index(after: nl)) }
+            if let c = w.compactFrame, !c.resolved {
+                out += "  compact frame: format signature \(c.formatSignature) not seen yet; decode a full frame of this meter first\n"
+            }
+            if let p = w.manufacturerPayload { out += "  manufacturer-specific payload: \(Hex.encode(p, separator: " "))\n" }
+            if let e = w.recordError { out += "  ! records stop at byte \(e.offset): \(e.message)\n" }
+            if analyze { out += WirelessReport.analysis(w) }
+            return out + "\n"
+        } catch {
+            failed += 1
+            if json { return writer.line(DecodeFailureReport(error)) + "\n" }
+            return "\(label): cannot decode: \(error.message)\n  error \(error.code) at byte \(error.offset) of \(bytes.count)\n\n"
         }
     }
 }

@@ -1,0 +1,95 @@
+/// JSON for wireless telegrams: the schema of docs/decode-json.md plus `link`, `security`, and where
+/// present `ell`, `afl`, `compact_frame`, `manufacturer_payload` and `record_error`.
+public enum WirelessReport {
+    /// One JSON object on one line.
+    public static func json(_ w: WirelessTelegram) -> String {
+        var base = DirectJSONWriter().encode(TelegramReport(w.telegram))
+        guard base.last == UInt8(ascii: "}") else { return String(decoding: base, as: UTF8.self) }
+        base.removeLast()
+        var o = JSONByteSink()
+        o.out = base
+        var first = false
+        let a = w.frame.address
+        o.key("link", &first)
+        o.byte(UInt8(ascii: "{"))
+        var f = true
+        o.key("format", &f); o.string(w.frame.format.rawValue)
+        if let m = w.frame.linkMode { o.key("mode", &f); o.string(m.rawValue) }
+        o.key("c_field", &f); o.unsigned(UInt64(w.frame.control.rawValue))
+        o.key("function", &f); o.string(w.frame.control.name)
+        o.key("manufacturer", &f); o.string(a.manufacturer.letters)
+        o.key("id", &f); o.string(a.identification.digits)
+        o.key("version", &f); o.unsigned(UInt64(a.version))
+        o.key("medium_code", &f); o.unsigned(UInt64(a.deviceType.rawValue))
+        if w.frame.diehlAddressOrder { o.key("address_order", &f); o.string("diehl") }
+        o.byte(UInt8(ascii: "}"))
+
+        o.key("security", &first)
+        o.byte(UInt8(ascii: "{"))
+        f = true
+        o.key("mode", &f); o.unsigned(UInt64(w.security.mode))
+        o.key("ell_encrypted", &f); o.bool(w.security.ellEncrypted)
+        o.key("state", &f); o.string(w.security.state.rawValue)
+        if let mac = w.security.mac { o.key("mac", &f); o.string(mac.rawValue) }
+        o.byte(UInt8(ascii: "}"))
+
+        if let e = w.ell {
+            o.key("ell", &first)
+            o.byte(UInt8(ascii: "{"))
+            f = true
+            o.key("ci", &f); o.string(Hex.encode([e.ci]))
+            o.key("cc", &f); o.unsigned(UInt64(e.communicationControl))
+            o.key("access_number", &f); o.unsigned(UInt64(e.accessNumber))
+            if let sn = e.sessionNumber { o.key("session_number", &f); o.unsigned(UInt64(sn)) }
+            if let r = e.receiver { o.key("receiver", &f); o.string("\(r.manufacturer.letters) \(r.identification.digits)") }
+            o.byte(UInt8(ascii: "}"))
+        }
+        if let af = w.afl {
+            o.key("afl", &first)
+            o.byte(UInt8(ascii: "{"))
+            f = true
+            o.key("fcl", &f); o.unsigned(UInt64(af.fragmentControl))
+            if let m = af.messageControl { o.key("mcl", &f); o.unsigned(UInt64(m)) }
+            if let c = af.messageCounter { o.key("message_counter", &f); o.unsigned(UInt64(c)) }
+            if let mac = af.mac { o.key("mac", &f); o.string(Hex.encode(mac)) }
+            o.byte(UInt8(ascii: "}"))
+        }
+        if let c = w.compactFrame {
+            o.key("compact_frame", &first)
+            o.byte(UInt8(ascii: "{"))
+            f = true
+            o.key("format_signature", &f); o.unsigned(UInt64(c.formatSignature))
+            o.key("resolved", &f); o.bool(c.resolved)
+            o.byte(UInt8(ascii: "}"))
+        }
+        if let p = w.manufacturerPayload { o.key("manufacturer_payload", &first); o.string(Hex.encode(p)) }
+        if let e = w.recordError {
+            o.key("record_error", &first)
+            o.byte(UInt8(ascii: "{"))
+            f = true
+            o.key("code", &f); o.string(e.code.name)
+            o.key("message", &f); o.string(e.message)
+            o.key("offset", &f); o.signed(Int64(e.offset))
+            o.byte(UInt8(ascii: "}"))
+        }
+        o.byte(UInt8(ascii: "}"))
+        return String(decoding: o.out, as: UTF8.self)
+    }
+
+    /// The byte-by-byte breakdown of `gatewayd decode --analyze`: one line per field.
+    public static func analysis(_ w: WirelessTelegram) -> String {
+        var out = ""
+        for f in w.fields {
+            var hex = Hex.encode(f.bytes.prefix(24), separator: " ")
+            if f.bytes.count > 24 { hex += " …" }
+            let offset = String(f.offset)
+            out += String(repeating: " ", count: max(0, 4 - offset.count)) + offset + "  "
+            out += pad(f.layer, 5) + pad(f.name, 11) + pad(hex, 30) + f.meaning + "\n"
+        }
+        return out
+    }
+
+    static func pad(_ s: String, _ n: Int) -> String {
+        s.count >= n ? s + " " : s + String(repeating: " ", count: n - s.count)
+    }
+}

@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+@testable import Drivers
+
+/// The wireless development corpus (wmbusmeters' driver tests, see Fixtures/wmbus/NOTICE.md): every
+/// telegram decodes with the right identity, and the reference decoder's numeric values are counted
+/// among our records after unit conversion.
+@Suite("wireless M-Bus corpus")
+struct CorpusTests {
+    struct Row: Decodable {
+        var index: Int
+        var driver: String
+        var meter_id: String
+        var key: String?
+        var telegram_hex: String
+        var preceding_telegrams_hex: [String]
+        var framing: String
+        var security_layers: String
+    }
+
+    struct Outcome {
+        var index: Int
+        var driver: String
+        var id: String?
+        var linkID: String?
+        var recordError: DecodeError?
+        /// Manufacturer-specific CI, unsupported security mode or a compact frame without its format:
+        /// values that only a meter profile (issue 4, part 2) can give.
+        var needsProfile = false
+        var manufacturer: ManufacturerCode?
+        var records: [DataRecord]
+        var security: SecurityReport?
+        var error: DecodeError?
+    }
+
+    /// A JSON value of `expected`: only numbers count, so booleans and strings stay apart from them.
+    enum Value: Decodable {
+        case number(Double), other
+        init(from decoder: any Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if (try? c.decode(Bool.self)) != nil { self = .other; return }
+            if let d = try? c.decode(Double.self) { self = .number(d); return }
+            self = .other
+        }
+    }
+
+    struct Line: Decodable { var expected: [String: Value] }
+
+    static func rows() throws -> [(Row, [String: Value])] {
+        let url = try #require(Bundle.module.url(forResource: "telegrams", withExtension: "jsonl", subdirectory: "Fixtures/wmbus"))
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let row = try JSONDecoder().decode(Row.self, from: Data(line.utf8))
+            return (row, try JSONDecoder().decode(Line.self, from: Data(line.utf8)).expected)
+        }
+    }
+
+    static func decode(_ row: Row) -> Outcome {
+        var out = Outcome(index: row.index, driver: row.driver, records: [])
+        do {
+            let bytes = try Hex.decode(row.telegram_hex)
+            if row.framing == "mbus_long_frame" {
+                let t = try TelegramDecoder.decode(bytes)
+                out.id = t.header.identification?.digits
+                out.manufacturer = t.header.manufacturer
+                out.records = t.records
+                return out
+            }
+            var ring = WMBusKeyring()
+            if let k = row.key { ring.defaultKey = WMBusKey(hex: k) }
+            var decoder = WirelessDecoder(keyring: ring)
+            for p in row.preceding_telegrams_hex {
+                _ = try? decoder.decode(try Hex.decode(p))
+            }
+            let format: WMBusFrameFormat? = row.framing == "wmbus_L_first_frame_b_with_crc" ? .b : .noCRC
+            let w = try decoder.decode(bytes, format: format)
+            out.id = w.telegram.header.identification?.digits
+            out.linkID = w.frame.address.identification.digits
+            out.recordError = w.recordError
+            out.needsProfile = w.manufacturerPayload != nil || w.security.state == .unsupportedMode || w.compactFrame?.resolved == false
+            out.manufacturer = w.telegram.header.manufacturer
+            out.records = w.telegram.records
+            out.security = w.security
+        } catch let e as DecodeError {
+            out.error = e
+        } catch {
+            out.error = DecodeError(code: .invalidHeader, offset: 0, message: "\(error)")
+        }
+        return out
+    }
+
+    /// Converts a value whose field name carries its unit into our normalised unit.
+    static func normalised(_ name: String, _ v: Double) -> (unit: String?, value: Double)? {
+        let table: [(String, String, Double)] = [
+            ("_kwh", "Wh", 1000), ("_mwh", "Wh", 1e6), ("_wh", "Wh", 1), ("_gj", "Wh", 1e9 / 3600), ("_mj", "Wh", 1e6 / 3600),
+            ("_kj", "Wh", 1e3 / 3600), ("_m3h", "m^3/h", 1), ("_lh", "m^3/h", 0.001), ("_m3", "m^3", 1), ("_l", "m^3", 0.001),
+            ("_kw", "W", 1000), ("_w", "W", 1), ("_c", "C", 1), ("_k", "K", 1), ("_v", "V", 1), ("_a", "A", 1),
+            ("_hz", "Hz", 1), ("_bar", "bar", 1), ("_h", "s", 3600), ("_s", "s", 1), ("_min", "s", 60), ("_d", "s", 86400),
+            ("_hca", "", 1), ("_pct", "%", 1), ("_rh", "%", 1), ("_kvarh", "varh", 1000), ("_kvah", "VAh", 1000), ("_kg", "kg", 1),
+        ]
+        for (suffix, unit, factor) in table where name.hasSuffix(suffix) { return (unit, v * factor) }
+        return (nil, v)
+    }
+
+    static func close(_ a: Double, _ b: Double) -> Bool {
+        abs(a - b) <= max(1e-9, 1e-6 * max(abs(a), abs(b)))
+    }
+
+    static func found(_ name: String, _ value: Double, in records: [DataRecord]) -> Bool {
+        guard let (unit, v) = normalised(name, value) else { return false }
+        for r in records {
+            if let n = r.normalizedValue {
+                let u = r.unit == "J" ? "Wh" : r.unit
+                let x = r.unit == "J" ? n / 3600 : n
+                // A temperature difference is the same number in K and in °C.
+                let sameUnit = unit == nil || unit == u || (unit == "C" && u == "K" && name.contains("difference"))
+                if sameUnit && close(x, v) { return true }
+            }
+            if unit == nil, let raw = r.value.number, close(raw, value) { return true }
+        }
+        return false
+    }
+
+    @Test("every corpus telegram decodes, identities are right, values are counted")
+    func corpus() throws {
+        let rows = try Self.rows()
+        #expect(rows.count == 114)
+        var expectedValues = 0
+        var matchedValues = 0
+        var decoded = 0
+        var misses: [String] = []
+        var securityStates: [String: Int] = [:]
+        var idFromLinkOnly: [Int] = []
+        var standardValues = 0
+        var standardMatched = 0
+        var recordErrors: [String] = []
+        for (row, expected) in rows {
+            let out = Self.decode(row)
+            if let e = out.error {
+                Issue.record("#\(row.index) \(row.driver): \(e)")
+                continue
+            }
+            decoded += 1
+            securityStates[out.security?.state.rawValue ?? "wired", default: 0] += 1
+            // The meter's id is the long TPL header's when there is one; the reference tool prints the link layer's.
+            let wanted = row.meter_id.uppercased()
+            #expect(out.id == wanted || out.linkID == wanted, "#\(row.index) \(row.driver): id \(out.id ?? "none"), expected \(row.meter_id)")
+            if out.id != wanted { idFromLinkOnly.append(row.index) }
+            if let e = out.recordError { recordErrors.append("#\(row.index) \(row.driver): \(e)") }
+            // Bit 15 of the M-field is outside the three letters; one meter in the corpus sets it.
+            #expect(out.manufacturer.map { ManufacturerCode(rawValue: $0.rawValue & 0x7FFF).isValidFlagCode } == true, "#\(row.index) \(row.driver): manufacturer \(out.manufacturer?.letters ?? "none")")
+            var rowMisses: [String] = []
+            for (name, value) in expected.sorted(by: { $0.key < $1.key }) {
+                guard case .number(let number) = value else { continue }
+                expectedValues += 1
+                if !out.needsProfile { standardValues += 1 }
+                if Self.found(name, number, in: out.records) {
+                    matchedValues += 1
+                    if !out.needsProfile { standardMatched += 1 }
+                } else {
+                    rowMisses.append("\(name)=\(number)")
+                }
+            }
+            if !rowMisses.isEmpty {
+                misses.append("#\(row.index) \(row.driver) [\(row.security_layers)]: \(rowMisses.joined(separator: ", "))")
+            }
+        }
+        print("wmbus corpus: \(decoded)/\(rows.count) telegrams decoded, \(matchedValues)/\(expectedValues) expected numeric values found; security: \(securityStates.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        print("  on telegrams with standard layers (no manufacturer CI, known security mode, compact format known): \(standardMatched)/\(standardValues) values found")
+        print("  ids matching only the link layer (long TPL header carries another): \(idFromLinkOnly)")
+        for e in recordErrors { print("  records stop early " + e) }
+        for m in misses { print("  miss " + m) }
+        #expect(decoded == rows.count)
+        // The rest are manufacturer-specific layouts (CI A0h–A2h, proprietary records): meter profiles' work.
+        #expect(Double(matchedValues) >= 0.75 * Double(expectedValues), "only \(matchedValues) of \(expectedValues) values found")
+        #expect(Double(standardMatched) >= 0.80 * Double(standardValues), "only \(standardMatched) of \(standardValues) standard values found")
+    }
+}
