@@ -75,6 +75,7 @@ let package = Package(
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
         .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),
         .testTarget(name: "WirelessTests", dependencies: ["Drivers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModbusTests", dependencies: ["Drivers"], exclude: ["peer"], resources: [.copy("Fixtures")]),
     ]
 )
 

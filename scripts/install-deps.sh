@@ -34,3 +34,14 @@ if ! command -v swift >/dev/null; then
   echo "error: the Swift toolchain (6.1 or later) is not on PATH; install it from swift.org first" >&2
   exit 1
 fi
+
+# The independent Modbus peer for the tests (Tests/ModbusTests/peer): pymodbus from PyPI in a venv
+# inside the checkout (.venv-ci, git-ignored); Debian's python3-pymodbus is the older 3.0 API.
+venv="$(cd "$(dirname "$0")/.." && pwd)/.venv-ci"
+if ! "$venv/bin/python" -c 'import pymodbus.simulator, serial' >/dev/null 2>&1; then
+  echo "installing pymodbus into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check 'pymodbus[serial]>=3.16,<4'
+else
+  echo "pymodbus present in $venv"
+fi
