@@ -23,20 +23,15 @@ struct CrashTests {
         var rng = SystemRandomNumberGenerator()
         var kills = 0
         for _ in 0..<200 {
-            let p = Process()
-            p.executableURL = exe
-            p.arguments = [path, "25"]
-            let out = Pipe()
-            p.standardOutput = out
-            p.standardError = FileHandle.nullDevice
-            try p.run()
+            // posix_spawn and waitpid, not Foundation's Process: its waitUntilExit runs a run loop on a
+            // cooperative thread and can starve while other suites do the same on a 2-core machine.
+            let child = try SpawnedProcess(exe.path, [path, "25"])
             // Kill somewhere between "still opening the database" and "in the middle of a commit".
             let wait = UInt64.random(in: 2_000_000...40_000_000, using: &rng)
             try await Task.sleep(nanoseconds: wait)
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            kills += p.terminationReason == .uncaughtSignal ? 1 : 0
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            kill(child.pid, SIGKILL)
+            let (signalled, text) = child.finish()
+            kills += signalled ? 1 : 0
             for line in text.split(separator: "\n") where line.hasPrefix("ACK ") {
                 let parts = line.split(separator: " ")
                 guard parts.count == 3, let a = Int64(parts[1]), let b = Int64(parts[2]) else { continue }
@@ -54,5 +49,50 @@ struct CrashTests {
         // Resuming after the newest stored reading leaves no gap either.
         #expect(stored == Array(0..<Int64(stored.count)))
         #expect(acknowledged.count > 1000)
+    }
+}
+
+/// A child process with its standard output on a pipe.
+struct SpawnedProcess {
+    let pid: pid_t
+    let output: Int32
+
+    init(_ path: String, _ arguments: [String]) throws {
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else { throw POSIXError(.EMFILE) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var child: pid_t = 0
+        let rc = posix_spawn(&child, path, &actions, nil, argv, environ)
+        close(fds[1])
+        guard rc == 0 else {
+            close(fds[0])
+            throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL)
+        }
+        pid = child
+        output = fds[0]
+    }
+
+    /// Waits for the child (already killed or exiting), reads all it wrote, and says whether a signal ended it.
+    func finish() -> (signalled: Bool, output: String) {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(output, $0.baseAddress!, $0.count) }
+            if n <= 0 { break }
+            bytes += chunk[0..<n]
+        }
+        close(output)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // WIFSIGNALED: low 7 bits hold the signal number, neither 0 (exited) nor 0x7F (stopped).
+        let signalled = (status & 0x7F) != 0 && (status & 0x7F) != 0x7F
+        return (signalled, String(decoding: bytes, as: UTF8.self))
     }
 }
