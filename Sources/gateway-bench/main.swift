@@ -372,6 +372,9 @@ func main() -> Int32 {
     if CommandLine.arguments.dropFirst().first == "mbus" {
         return runMBusBench(Array(CommandLine.arguments.dropFirst(2)))
     }
+    if CommandLine.arguments.dropFirst().first == "modbus" {
+        return runModbusBench(Array(CommandLine.arguments.dropFirst(2)))
+    }
     let options: Options
     do {
         options = try Options.parse(Array(CommandLine.arguments.dropFirst()))
