@@ -59,7 +59,7 @@ let package = Package(
                 "Drivers", "Gateway", "Uplink", "MBusSimulator",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
-        .executableTarget(name: "gateway-bench", dependencies: ["Drivers", "MBusSimulator"]),
+        .executableTarget(name: "gateway-bench", dependencies: ["Drivers", "Gateway", "MBusSimulator"]),
         // Test tool: ingests until SIGKILLed, for the buffer's crash test.
         .executableTarget(name: "buffer-crash-probe", dependencies: ["Gateway"]),
 

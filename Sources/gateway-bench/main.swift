@@ -369,6 +369,9 @@ func rssText(_ maxRSSKiB: Int) -> String {
 }
 
 func main() -> Int32 {
+    if CommandLine.arguments.dropFirst().first == "buffer" {
+        return runBufferBench(Array(CommandLine.arguments.dropFirst(2)))
+    }
     if CommandLine.arguments.dropFirst().first == "mbus" {
         return runMBusBench(Array(CommandLine.arguments.dropFirst(2)))
     }
