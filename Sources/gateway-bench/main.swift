@@ -7,8 +7,8 @@
 // and charges CPU time from getrusage(RUSAGE_SELF) (user + system), not wall time, so a busy machine
 // does not make the decoder look slow. Peak RSS is VmHWM (ru_maxrss survives the exec of `swift run`).
 //
-// Only Glibc and FoundationEssentials (through Drivers) are linked: full Foundation would add ~7 MB of
-// ICU to the RSS figure that the bench is meant to report honestly.
+// The `buffer` mode links Gateway (GRDB, full Foundation), so the binary carries Foundation's ICU; the
+// decode figures in docs/benchmarks.md were measured with this binary and say so.
 import Drivers
 import FoundationEssentials
 import Glibc

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Synchronization
 import Drivers
 #if canImport(Glibc)
 import Glibc
@@ -107,11 +108,6 @@ struct ModbusStatisticsJSON: Encodable {
     }
 }
 
-func jsonLine<T: Encodable>(_ value: T) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
-}
 
 struct ModbusReadCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -302,12 +298,10 @@ struct ModbusDump: AsyncParsableCommand {
 }
 
 /// Set from the SIGINT handler, read by the polling loop.
-final class StopFlag: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    private var value = false
-    init() { pthread_mutex_init(&mutex, nil) }
-    func set() { pthread_mutex_lock(&mutex); value = true; pthread_mutex_unlock(&mutex) }
-    var isSet: Bool { pthread_mutex_lock(&mutex); defer { pthread_mutex_unlock(&mutex) }; return value }
+final class StopFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .relaxed) }
+    var isSet: Bool { value.load(ordering: .relaxed) }
 }
 
 extension RegisterKind: ExpressibleByArgument {}

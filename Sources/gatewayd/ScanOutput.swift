@@ -76,9 +76,14 @@ struct ScanJSON: Encodable {
                            bus_ms: s.busTime.milliseconds, wire_ms: s.wireTime.milliseconds)
     }
 
-    var line: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
-    }
+    var line: String { jsonLine(self) }
+}
+
+/// One JSON object on one line, for the technicians' commands' `--json` (scan and Modbus reports).
+/// Keys are snake_case like the decode schema; the decode path has its own writer (DirectJSONWriter).
+func jsonLine<T: Encodable>(_ value: T) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    return (try? String(decoding: encoder.encode(value), as: UTF8.self)) ?? "{}"
 }

@@ -163,6 +163,7 @@ public actor MBusLine {
         let needsReset: Bool
         if case .primary(let a) = address { needsReset = !initialised.contains(a) } else { needsReset = false }
         var lastReply = LinkReply.silence
+        var undecodable: DecodeError?
         let result: Readout = try transaction { (link) throws(TransportError) -> Readout in
             let target: UInt8
             switch address {
@@ -187,12 +188,16 @@ public actor MBusLine {
                 let reply = try link.requestUserData(address: target, retries: retries)
                 lastReply = reply
                 guard case .frame(let frame) = reply else { break }
-                let bytes = frame.encoded
-                guard let t = try? TelegramDecoder.decode(frame) else {
-                    frames.append(bytes)
+                frames.append(frame.encoded)
+                let t: Telegram
+                do {
+                    t = try TelegramDecoder.decode(frame)
+                } catch let error as DecodeError {
+                    undecodable = error
                     break
+                } catch {
+                    break  // TelegramDecoder throws DecodeError only
                 }
-                frames.append(bytes)
                 telegrams.append(t)
                 more = t.moreRecordsFollow
             }
@@ -208,12 +213,8 @@ public actor MBusLine {
             }
             throw MBusError(.noAnswer, "no answer from \(address) after \(retries + 1) tries: check the address, the wiring and the bus voltage")
         }
-        if result.telegrams.count < result.frames.count {
-            do {
-                _ = try TelegramDecoder.decode(result.frames.last!)
-            } catch {
-                throw MBusError(.invalidAnswer, "\(address) answered a frame that does not decode: \(error.message)")
-            }
+        if let error = undecodable {
+            throw MBusError(.invalidAnswer, "\(address) answered a frame that does not decode: \(error.message)")
         }
         return result
     }

@@ -268,8 +268,8 @@ struct TreeSearch {
         self.before = before
     }
 
-    /// Digit positions (nibble index from the least significant) in the order they are split.
-    static let digitOrder = Array(0..<8)
+    /// The id has 8 digits; depth d fixes nibble d, the least significant first.
+    static let digits = 8
 
     /// Returns true when nothing answered to `mask`.
     mutating func explore(_ line: isolated MBusLine, _ mask: SecondaryAddressMask, depth: Int, weight: Double,
@@ -315,11 +315,11 @@ struct TreeSearch {
             }
         }
         // Several meters (or noise) answer to this mask: fix one more field.
-        guard depth < Self.digitOrder.count else {
+        guard depth < Self.digits else {
             try splitBeyondDigits(line, mask, weight: weight)
             return false
         }
-        let nibble = Self.digitOrder[depth]
+        let nibble = depth
         var silentSiblings = 0
         for digit in 0...9 {
             if report.cancelled { return false }
@@ -348,7 +348,7 @@ struct TreeSearch {
                 var child = mask
                 child.deviceType = medium
                 let before = report.found.count
-                _ = try explore(line, child, depth: TreeSearch.digitOrder.count, weight: weight / 64, knownCollision: false)
+                _ = try explore(line, child, depth: TreeSearch.digits, weight: weight / 64, knownCollision: false)
                 if report.found.count > before { foundAny = true }
                 if report.cancelled { return }
             }
@@ -357,7 +357,7 @@ struct TreeSearch {
                 var child = mask
                 child.version = version
                 let before = report.found.count
-                _ = try explore(line, child, depth: TreeSearch.digitOrder.count, weight: weight / 255, knownCollision: false)
+                _ = try explore(line, child, depth: TreeSearch.digits, weight: weight / 255, knownCollision: false)
                 if report.found.count > before { foundAny = true }
                 if report.cancelled { return }
             }

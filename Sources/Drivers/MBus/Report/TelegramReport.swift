@@ -188,10 +188,10 @@ public struct TelegramJSONWriter: Sendable {
     public let engine: Engine
     private let encoder: JSONEncoder
 
-    public init(engine: Engine = .direct, pretty: Bool = false) {
-        self.engine = pretty ? .foundation : engine
+    public init(engine: Engine = .direct) {
+        self.engine = engine
         encoder = JSONEncoder()
-        encoder.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
     }
 
     public func encode(_ report: TelegramReport) -> [UInt8] {
