@@ -24,6 +24,14 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // Thin C shims over the field's C libraries, found through pkg-config.
@@ -36,6 +44,9 @@ let package = Package(
         .systemLibrary(
             name: "CSQLite3", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(
+            name: "CMosquitto", pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]),
 
         // Bytes in, typed values out: frame codecs, telegram decoders, bus masters, dongles, Modbus.
         .target(
@@ -50,16 +61,40 @@ let package = Package(
             name: "Gateway",
             dependencies: ["Drivers", "CSQLite3", .product(name: "GRDB", package: "GRDB.swift")]),
         // Portal protocol, transports, retries, registry sync. Knows nothing of buses.
-        .target(name: "Uplink"),
+        .target(
+            name: "Uplink",
+            dependencies: [
+                "CMosquitto",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]),
         .target(name: "MBusSimulator", dependencies: ["Drivers"]),
+        // Simulated wM-Bus dongles (iM871A, AMB8465) behind pseudo-terminals, for tests and the demo.
+        .target(name: "DongleSimulator", dependencies: ["Drivers", "MBusSimulator"]),
+        // A loopback portal that stores what it receives and injects faults on a schedule: tests, bench, demo.
+        .target(
+            name: "PortalFake",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]),
 
         .executableTarget(
             name: "gatewayd",
             dependencies: [
-                "Drivers", "Gateway", "Uplink", "MBusSimulator",
+                "Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake", "CUSB",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
-        .executableTarget(name: "gateway-bench", dependencies: ["Drivers", "Gateway", "MBusSimulator"]),
+        .executableTarget(
+            name: "gateway-bench",
+            dependencies: ["Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake"]),
         // Test tool: ingests until SIGKILLed, for the buffer's crash test.
         .executableTarget(name: "buffer-crash-probe", dependencies: ["Gateway"]),
 
@@ -75,6 +110,8 @@ let package = Package(
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
         .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),
         .testTarget(name: "WirelessTests", dependencies: ["Drivers"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "DongleTests", dependencies: ["Drivers", "DongleSimulator", "MBusSimulator"]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PortalFake"]),
         .testTarget(name: "ModbusTests", dependencies: ["Drivers"], exclude: ["peer"], resources: [.copy("Fixtures")]),
     ]
 )
@@ -88,4 +125,7 @@ if ProcessInfo.processInfo.environment["GATEWAYD_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(name: "wmbus-fuzz", dependencies: ["Drivers"], path: "Fuzz/wmbus-fuzz"))
     package.products.append(.executable(name: "wmbus-fuzz", targets: ["wmbus-fuzz"]))
+    package.targets.append(
+        .executableTarget(name: "dongle-fuzz", dependencies: ["Drivers"], path: "Fuzz/dongle-fuzz"))
+    package.products.append(.executable(name: "dongle-fuzz", targets: ["dongle-fuzz"]))
 }

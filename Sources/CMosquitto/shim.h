@@ -1,0 +1,3 @@
+// Thin shim over the system's libmosquitto (Debian package libmosquitto-dev).
+#pragma once
+#include <mosquitto.h>

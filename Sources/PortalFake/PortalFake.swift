@@ -1,0 +1,2 @@
+/// A loopback portal for tests (filled in by the uplink work).
+public enum PortalFakeNamespace {}
