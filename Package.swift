@@ -84,8 +84,12 @@ let package = Package(
         .executableTarget(
             name: "gatewayd",
             dependencies: [
-                "Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake", "CUSB",
+                "Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake", "CUSB", "CModbus",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // The status socket and the metrics endpoint are served by Hummingbird; `gatewayd status`
+                // asks the socket through async-http-client.
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "TOMLKit", package: "TOMLKit"),

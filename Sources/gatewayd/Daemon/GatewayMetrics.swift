@@ -1,0 +1,71 @@
+import Prometheus
+import Synchronization
+
+/// The daemon's Prometheus metrics. The parts of the daemon keep their own cumulative counters
+/// (pipeline, bus lines, uplink, buffer) as plain snapshots; a sampler copies them here every few
+/// seconds. Counters are advanced by the difference since the last sample, so a part that restarts
+/// (its counters back at zero) never makes a Prometheus counter go down.
+final class GatewayMetrics: Sendable {
+    let registry: PrometheusCollectorRegistry
+    /// Last value seen per counter key, to turn cumulative snapshots into increments.
+    private let last = Mutex<[String: Int]>([:])
+
+    init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+    }
+
+    /// The metric families gatewayd exposes, with their help texts (the names are part of the
+    /// operations contract: dashboards depend on them; see docs/operations.md).
+    enum Family: String, CaseIterable {
+        case telegrams = "gatewayd_telegrams_total"
+        case busRequests = "gatewayd_bus_requests_total"
+        case busTimeouts = "gatewayd_bus_timeouts_total"
+        case busRetries = "gatewayd_bus_retries_total"
+        case bufferDepth = "gatewayd_buffer_pending_readings"
+        case bufferOldestAge = "gatewayd_buffer_oldest_pending_age_seconds"
+        case bufferEvicted = "gatewayd_buffer_evicted_total"
+        case uploadBatches = "gatewayd_upload_batches_total"
+        case uploadRetries = "gatewayd_upload_retries_total"
+        case uploadFailures = "gatewayd_upload_failures_total"
+        case uploadReadings = "gatewayd_upload_readings_total"
+        case alarmsRaised = "gatewayd_alarms_raised_total"
+        case alarmsOpen = "gatewayd_alarms_open"
+
+        var help: String {
+            switch self {
+            case .telegrams: "Telegrams by outcome: heard, decoded, failed, unknown, deduplicated, rejected, buffered."
+            case .busRequests: "Requests sent on a bus line (M-Bus REQ_UD2/SND_NKE, Modbus PDUs)."
+            case .busTimeouts: "Requests on a bus line that got no answer in time."
+            case .busRetries: "Requests repeated after a timeout or a garbled answer."
+            case .bufferDepth: "Readings waiting in the buffer for the portal."
+            case .bufferOldestAge: "Age of the oldest reading waiting for the portal."
+            case .bufferEvicted: "Unsent readings deleted to stay under the buffer cap or because the disk is full."
+            case .uploadBatches: "Reading batches the portal acknowledged."
+            case .uploadRetries: "Upload attempts repeated after a transient failure."
+            case .uploadFailures: "Upload attempts that failed (transient or not)."
+            case .uploadReadings: "Readings the portal acknowledged."
+            case .alarmsRaised: "Alarms raised (each onset once)."
+            case .alarmsOpen: "Alarms currently open."
+            }
+        }
+    }
+
+    /// Advances a counter to a cumulative value taken from a snapshot.
+    func observe(_ family: Family, labels: [(String, String)] = [], cumulative value: Int) {
+        let key = family.rawValue + labels.map { "|\($0.0)=\($0.1)" }.joined()
+        let delta = last.withLock { seen -> Int in
+            let before = seen[key] ?? 0
+            seen[key] = value
+            // A restarted part starts again from zero: count what it has done since.
+            return value >= before ? value - before : value
+        }
+        let counter = registry.makeCounter(name: family.rawValue, labels: labels, help: family.help)
+        if delta > 0 { counter.increment(by: Int64(delta)) }
+    }
+
+    func set(_ family: Family, labels: [(String, String)] = [], to value: Double) {
+        registry.makeGauge(name: family.rawValue, labels: labels, help: family.help).set(to: value)
+    }
+
+    func exposition() -> String { registry.emitToString() }
+}

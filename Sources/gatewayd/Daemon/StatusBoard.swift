@@ -1,0 +1,104 @@
+import Foundation
+
+/// Health of one part of the daemon, as `gatewayd status` shows it.
+enum Health: String, Codable, Sendable, Comparable {
+    case starting, healthy, degraded, failed, stopped
+
+    private var rank: Int {
+        switch self {
+        case .healthy: 0
+        case .starting: 1
+        case .stopped: 2
+        case .degraded: 3
+        case .failed: 4
+        }
+    }
+    static func < (a: Self, b: Self) -> Bool { a.rank < b.rank }
+}
+
+/// What the daemon says about itself on the status socket. The field names are the `--json` schema of
+/// `gatewayd status` (snake_case on the wire), so change them only with docs/cli.md.
+struct DaemonStatus: Codable, Sendable, Equatable {
+    struct Component: Codable, Sendable, Equatable {
+        /// "buffer", "mbus:line1", "wmbus:im871a", "modbus:heatpump", "uplink", …
+        var name: String
+        var kind: String
+        var health: Health
+        /// One line a technician can act on ("no answer from 3 of 21 meters", "dongle unplugged").
+        var detail: String
+        /// Counters as name → value (requests, timeouts, telegrams, …).
+        var counters: [String: Int]
+        var updatedAt: Date
+    }
+    struct BufferState: Codable, Sendable, Equatable {
+        var pending: Int
+        var leased: Int
+        var waitingForClock: Int
+        var oldestPendingAgeSeconds: Double?
+        var evicted: Int
+        var delivered: Int
+    }
+    struct UplinkState: Codable, Sendable, Equatable {
+        var endpoint: String
+        var state: String
+        var lastSuccess: Date?
+        var lastError: String?
+        var readingsSent: Int
+    }
+    struct OpenAlarm: Codable, Sendable, Equatable {
+        var device: String
+        var kind: String
+        var priority: String
+        var since: Date
+        var detail: String
+    }
+
+    var gateway: String
+    var building: String
+    var version: String
+    var startedAt: Date
+    var demo: Bool
+    var overall: Health
+    var components: [Component]
+    var buffer: BufferState?
+    var uplink: UplinkState?
+    var alarms: [OpenAlarm]
+}
+
+/// The daemon's shared picture of itself: services write their part, the status socket and health
+/// telemetry read the whole. An actor, because bus threads, the uplink and the endpoints all touch it.
+actor StatusBoard {
+    private var status: DaemonStatus
+
+    init(gateway: String, building: String, demo: Bool, now: Date = Date()) {
+        status = DaemonStatus(
+            gateway: gateway, building: building, version: GatewaydVersion.string, startedAt: now, demo: demo,
+            overall: .starting, components: [], buffer: nil, uplink: nil, alarms: [])
+    }
+
+    func update(_ name: String, kind: String, health: Health, detail: String, counters: [String: Int] = [:]) {
+        let entry = DaemonStatus.Component(
+            name: name, kind: kind, health: health, detail: detail, counters: counters, updatedAt: Date())
+        if let i = status.components.firstIndex(where: { $0.name == name }) {
+            status.components[i] = entry
+        } else {
+            status.components.append(entry)
+        }
+        recomputeOverall()
+    }
+
+    func remove(_ name: String) {
+        status.components.removeAll { $0.name == name }
+        recomputeOverall()
+    }
+
+    func setBuffer(_ b: DaemonStatus.BufferState) { status.buffer = b }
+    func setUplink(_ u: DaemonStatus.UplinkState) { status.uplink = u }
+    func setAlarms(_ a: [DaemonStatus.OpenAlarm]) { status.alarms = a }
+
+    func snapshot() -> DaemonStatus { status }
+
+    private func recomputeOverall() {
+        status.overall = status.components.map(\.health).max() ?? .starting
+    }
+}

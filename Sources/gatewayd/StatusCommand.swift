@@ -1,0 +1,102 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+/// `gatewayd status`: asks the running daemon over its status socket.
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the running daemon's services, buses, dongles, buffer, uplink and open alarms.",
+        discussion: """
+            Reads the daemon's status socket (default \(Status.defaultSocket)); you must be in the \
+            socket's group (usually `gatewayd`). Exit code 0 when everything is healthy, 2 when \
+            something is degraded or failed, 1 when the daemon cannot be reached.
+            """)
+
+    static let defaultSocket = "/run/gatewayd/status.sock"
+
+    @Option(name: .long, help: "The daemon's status socket.")
+    var socket: String = Status.defaultSocket
+
+    @Flag(name: .long, help: "Print the status as one JSON document.")
+    var json = false
+
+    @Option(name: .long, help: "Seconds to wait for the daemon.")
+    var timeout: Double = 5
+
+    func run() async throws {
+        let status: DaemonStatus
+        do {
+            status = try await Self.fetch(socket: socket, timeout: timeout)
+        } catch {
+            FileHandleOutput.standardError(
+                "gatewayd status: cannot reach the daemon at \(socket): \(error)\n"
+                    + "  Is it running? `systemctl status gatewayd`. Not allowed? add yourself to the socket's group.\n")
+            throw ExitCode(1)
+        }
+        if json {
+            let data = try LocalEndpoints.jsonEncoder.encode(status)
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(StatusTable.render(status, now: Date()), terminator: "")
+        }
+        if status.overall != .healthy { throw ExitCode(2) }
+    }
+
+    static func fetch(socket: String, timeout: Double) async throws -> DaemonStatus {
+        guard let url = URL(httpURLWithSocketPath: socket, uri: "/status") else {
+            throw EndpointError("cannot make a URL of socket path \(socket)")
+        }
+        let request = HTTPClientRequest(url: url.absoluteString)
+        let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
+        guard response.status == .ok else { throw EndpointError("daemon answered \(response.status)") }
+        let body = try await response.body.collect(upTo: 8 << 20)
+        return try LocalEndpoints.jsonDecoder.decode(DaemonStatus.self, from: Data(buffer: body))
+    }
+}
+
+/// The table a technician reads at 2 a.m.: worst first, one line per component, then buffer, uplink, alarms.
+enum StatusTable {
+    static func render(_ s: DaemonStatus, now: Date) -> String {
+        var out = ""
+        let up = Int(now.timeIntervalSince(s.startedAt))
+        out += "gatewayd \(s.version)  gateway \(s.gateway)  building \(s.building)\(s.demo ? "  (DEMO: simulated buses)" : "")\n"
+        out += "overall: \(s.overall.rawValue.uppercased())  up \(duration(up))\n\n"
+        let rows = s.components.sorted { ($0.health, $0.name) > ($1.health, $1.name) }
+        let nameWidth = max(9, rows.map(\.name.count).max() ?? 0)
+        out += pad("COMPONENT", nameWidth) + "  " + pad("HEALTH", 9) + "  DETAIL\n"
+        for c in rows {
+            out += pad(c.name, nameWidth) + "  " + pad(c.health.rawValue, 9) + "  " + c.detail + "\n"
+        }
+        if let b = s.buffer {
+            let age = b.oldestPendingAgeSeconds.map { " oldest \(duration(Int($0)))" } ?? ""
+            out += "\nbuffer: \(b.pending) pending, \(b.leased) in flight\(age), \(b.waitingForClock) waiting for the clock, \(b.evicted) evicted, \(b.delivered) delivered\n"
+        }
+        if let u = s.uplink {
+            let last = u.lastSuccess.map { "last upload \(duration(Int(now.timeIntervalSince($0)))) ago" } ?? "no upload yet"
+            out += "uplink: \(u.endpoint) \(u.state), \(last), \(u.readingsSent) readings sent"
+            if let e = u.lastError { out += "\n  last error: \(e)" }
+            out += "\n"
+        }
+        if s.alarms.isEmpty {
+            out += "alarms: none open\n"
+        } else {
+            out += "alarms: \(s.alarms.count) open\n"
+            for a in s.alarms {
+                out += "  [\(a.priority)] \(a.device) \(a.kind): \(a.detail) (since \(ISO8601DateFormatter().string(from: a.since)))\n"
+            }
+        }
+        return out
+    }
+
+    static func duration(_ seconds: Int) -> String {
+        if seconds < 120 { return "\(seconds) s" }
+        if seconds < 7200 { return "\(seconds / 60) min" }
+        if seconds < 172_800 { return "\(seconds / 3600) h" }
+        return "\(seconds / 86400) d"
+    }
+
+    private static func pad(_ s: String, _ w: Int) -> String {
+        s.count >= w ? s : s + String(repeating: " ", count: w - s.count)
+    }
+}
