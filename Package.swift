@@ -110,7 +110,7 @@ let package = Package(
             ],
             resources: [.copy("Fixtures")]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "buffer-crash-probe"]),
-        .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"]),
+        .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"], exclude: ["Fixtures"]),
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
         .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),
         .testTarget(name: "WirelessTests", dependencies: ["Drivers"], resources: [.copy("Fixtures")]),

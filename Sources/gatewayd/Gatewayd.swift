@@ -10,7 +10,7 @@ struct Gatewayd: AsyncParsableCommand {
             captured from a meter.
             """,
         version: GatewaydVersion.string,
-        subcommands: [Decode.self, MBus.self, Modbus.self, Simulate.self, Version.self]
+        subcommands: [Status.self, Decode.self, MBus.self, Modbus.self, Simulate.self, Config.self, Devices.self, ReadingCommand.self, Version.self]
     )
 }
 

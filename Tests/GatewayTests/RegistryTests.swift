@@ -82,10 +82,11 @@ struct DemoRegistryTests {
         let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("seeds/demo-building/registry.json").path
         let registry = try DeviceRegistry.load(path: path)
-        #expect(registry.devices.count == 22)
+        #expect(registry.devices.count == 30)
         var h = TelegramHeader()
         h.identification = IdentificationNumber("31425083")
         h.manufacturer = ManufacturerCode("ZRM")
         #expect((try? registry.identify(h).get())?.key == "mbus:ZRM:31425083")
+        #expect(registry.devices.filter { $0.bus == .wirelessMBus }.count == 8)
     }
 }

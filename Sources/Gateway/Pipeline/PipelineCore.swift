@@ -1,0 +1,247 @@
+import Drivers
+
+/// Options of the readout pipeline.
+public struct PipelineOptions: Sendable {
+    public var deduplication: Deduplicator.Options
+    /// Buffer readings of devices not in the registry (neighbours' meters). Off by default: their readings
+    /// are personal data of other households (GDPR). Only the operator turns this on.
+    public var uploadStrangers: Bool
+    /// Wireless M-Bus keys (AES-128) by meter id.
+    public var keyring: WMBusKeyring
+    /// Normaliser of M-Bus and wireless M-Bus telegrams (per profile, generic EN 13757-3 otherwise).
+    public var normaliser: any ReadingNormaliser
+    public var modbusNormaliser: ModbusNormaliser
+
+    public init(deduplication: Deduplicator.Options = .init(), uploadStrangers: Bool = false, keyring: WMBusKeyring = WMBusKeyring(),
+                normaliser: any ReadingNormaliser = EN13757Normaliser(), modbusNormaliser: ModbusNormaliser = ModbusNormaliser()) {
+        self.deduplication = deduplication
+        self.uploadStrangers = uploadStrangers
+        self.keyring = keyring
+        self.normaliser = normaliser
+        self.modbusNormaliser = modbusNormaliser
+    }
+}
+
+/// The synchronous steps of the pipeline: decode → identify → validate → normalise → deduplicate → alarms.
+/// A value type owned by `ReadingPipeline` (which adds the buffer); usable alone by benchmarks and tests.
+///
+/// `process` stages readings and changes the dedup and alarm state; when the buffer then refuses the
+/// readings, `rollback` undoes exactly those changes, so the same telegram heard again is not taken for a
+/// duplicate of something that was never stored.
+public struct PipelineCore: Sendable {
+    public private(set) var registry: DeviceRegistry
+    public let options: PipelineOptions
+    public private(set) var counters = PipelineCounters()
+    public private(set) var alarms = AlarmTracker()
+    public private(set) var deduplicator: Deduplicator
+    private var wireless: WirelessDecoder
+    /// Stamped on readings: false until the gateway's clock is synchronised.
+    public var clockSynchronised = true
+
+    public init(registry: DeviceRegistry, options: PipelineOptions = PipelineOptions()) {
+        self.registry = registry
+        self.options = options
+        deduplicator = Deduplicator(options: options.deduplication)
+        wireless = WirelessDecoder(keyring: options.keyring)
+    }
+
+    /// Staged result of one input.
+    public struct Staged: Sendable {
+        public var outcome: PipelineOutcome
+        public var readings: [Reading] = []
+        public var alarms: [Alarm] = []
+        /// A stranger heard: identity and signal only, for `UnknownDevices`.
+        public var sighting: (header: TelegramHeader, rssi: Int?)?
+        var digest: (device: String, value: UInt64)?
+        var alarmUndo: [(device: String, scope: String, state: [String: AlarmCondition]?)] = []
+    }
+
+    public mutating func replaceRegistry(_ r: DeviceRegistry) { registry = r }
+
+    public mutating func process(_ input: PipelineInput) -> Staged {
+        switch input {
+        case .wired(let w): return processWired(w)
+        case .wireless(let w): return processWireless(w)
+        case .modbus(let m): return processModbus(m)
+        case .manual(let m): return processManual(m)
+        }
+    }
+
+    /// The buffer did not store `staged`: forget its digest and restore the alarm state before it.
+    public mutating func rollback(_ staged: Staged) {
+        if let d = staged.digest { deduplicator.forget(device: d.device, digest: d.value) }
+        for u in staged.alarmUndo.reversed() { alarms.restore(device: u.device, scope: u.scope, u.state) }
+    }
+
+    /// Counts a committed or refused store (the actor calls this after the buffer answered).
+    public mutating func committed(_ staged: Staged, stored: Bool) {
+        guard case .buffered(_, let n, let a) = staged.outcome else { return }
+        if stored {
+            counters.buffered += 1
+            counters.bufferedReadings += n
+            counters.alarmsRaised += a.filter { $0.state == .raised }.count
+            counters.alarmsCleared += a.filter { $0.state == .cleared }.count
+        } else {
+            counters.bufferFailures += 1
+        }
+    }
+
+    // MARK: steps
+
+    mutating func processWired(_ w: WiredInput) -> Staged {
+        counters.heard += 1
+        let telegram: Telegram
+        switch w.payload {
+        case .telegram(let t): telegram = t
+        case .frame(let bytes):
+            do { telegram = try TelegramDecoder.decode(bytes) } catch {
+                counters.failed += 1
+                return Staged(outcome: .failed("telegram on \(w.line) not decoded: \(error)"))
+            }
+        }
+        if let e = telegram.applicationError {
+            counters.failed += 1
+            return Staged(outcome: .failed("the meter at \(telegram.primaryAddress.map { "primary address \($0)" } ?? "?") on \(w.line) answered with an application error: \(e.message)"))
+        }
+        counters.decoded += 1
+        let identified: Result<RegisteredDevice, RejectionReason>
+        if telegram.header.identification == nil, let a = telegram.primaryAddress,
+           let d = registry.devices.first(where: { $0.bus == .wiredMBus && $0.line == w.line && $0.primaryAddress == Int(a) && $0.replacedBy == nil }) {
+            identified = .success(d)  // short header: the primary address on this line names it
+        } else {
+            identified = registry.identify(telegram.header)
+        }
+        return identifiedTelegram(identified, telegram: telegram, wireless: nil, bus: .wiredMBus, source: "mbus:" + w.line,
+                                  rssi: nil, receivedAt: w.receivedAt, flags: nil)
+    }
+
+    mutating func processWireless(_ w: WirelessInput) -> Staged {
+        counters.heard += 1
+        let wt: WirelessTelegram
+        switch w.payload {
+        case .telegram(let t): wt = t
+        case .frame(let bytes, let format, let mode):
+            do { wt = try wireless.decode(bytes, format: format, linkMode: mode) } catch {
+                counters.failed += 1
+                return Staged(outcome: .failed("radio telegram from \(w.dongle) not decoded: \(error)"))
+            }
+        }
+        counters.decoded += 1
+        return identifiedTelegram(registry.identify(wt.telegram.header), telegram: wt.telegram, wireless: wt, bus: .wirelessMBus,
+                                  source: "wmbus:" + w.dongle, rssi: w.rssi, receivedAt: w.receivedAt, flags: w.alarmFlags)
+    }
+
+    mutating func identifiedTelegram(_ identified: Result<RegisteredDevice, RejectionReason>, telegram: Telegram, wireless: WirelessTelegram?,
+                                     bus: BusKind, source: String, rssi: Int16?, receivedAt: Int64,
+                                     flags: Set<MeterAlarmFlag>?) -> Staged {
+        var device: RegisteredDevice
+        switch identified {
+        case .success(let d): device = d
+        case .failure(let reason):
+            switch reason {
+            case .notInRegistry, .otherBuilding:
+                counters.unknown += 1
+                var staged = Staged(outcome: .unknownDevice(reason))
+                staged.sighting = (telegram.header, rssi.map(Int.init))
+                guard options.uploadStrangers, let id = telegram.header.identification?.digits else { return staged }
+                let m = telegram.header.manufacturer?.letters ?? "@@@"
+                device = RegisteredDevice(key: "stranger:\(bus.rawValue):\(m):\(id)", bus: bus, identification: id, manufacturer: m)
+                var stored = stage(device: device, telegram: telegram, wireless: wireless, source: source, rssi: rssi,
+                                   receivedAt: receivedAt, flags: flags)
+                stored.sighting = staged.sighting
+                return stored
+            default:
+                counters.rejected += 1
+                return Staged(outcome: .rejected(reason))
+            }
+        }
+        if let wt = wireless, wt.security.state == .noKey || wt.security.state == .unsupportedMode {
+            counters.failed += 1
+            let what = wt.security.state == .noKey
+                ? "it is encrypted and no key is known for it: add its key (\(device.keyReference ?? "no key reference in the registry")) to the key file"
+                : "it uses security mode \(wt.security.mode), which this gateway does not decrypt"
+            return Staged(outcome: .failed("\(device.key): \(what)"))
+        }
+        return stage(device: device, telegram: telegram, wireless: wireless, source: source, rssi: rssi, receivedAt: receivedAt, flags: flags)
+    }
+
+    mutating func stage(device: RegisteredDevice, telegram: Telegram, wireless: WirelessTelegram?, source: String, rssi: Int16?,
+                        receivedAt: Int64, flags: Set<MeterAlarmFlag>?) -> Staged {
+        var n = options.normaliser.normalise(NormaliserInput(telegram: telegram, wireless: wireless, device: device))
+        if let flags {
+            n.alarmFlags.formUnion(flags)
+            n.evaluatesFlags = true
+        }
+        return finish(device: device.key, n, access: telegram.header.accessNumber, source: source, rssi: rssi, receivedAt: receivedAt)
+    }
+
+    mutating func processModbus(_ m: ModbusInput) -> Staged {
+        counters.heard += 1
+        counters.decoded += 1
+        let device: RegisteredDevice
+        switch registry.identifyModbus(line: m.line, unit: m.reading.unit, reported: m.reading.identities) {
+        case .success(let d): device = d
+        case .failure(let reason):
+            if case .noModbusDevice = reason { counters.unknown += 1; return Staged(outcome: .unknownDevice(reason)) }
+            counters.rejected += 1
+            return Staged(outcome: .rejected(reason))
+        }
+        let n = options.modbusNormaliser.normalise(m.reading, device: device)
+        return finish(device: device.key, n, source: "modbus:\(m.line)#\(m.reading.unit)", rssi: nil, receivedAt: m.receivedAt)
+    }
+
+    mutating func processManual(_ m: ManualReading) -> Staged {
+        counters.manual += 1
+        let r = reading(m.device, m.value, status: 0, source: m.source, rssi: nil, receivedAt: m.receivedAt)
+        return Staged(outcome: .buffered(device: m.device, readings: 1, alarms: []), readings: [r])
+    }
+
+    /// Deduplicate, evaluate alarms, make readings.
+    mutating func finish(device: String, _ n: NormalisedTelegram, access: UInt8? = nil, source: String, rssi: Int16?, receivedAt: Int64) -> Staged {
+        let digest = ContentDigest.of(n)
+        if deduplicator.isDuplicate(device: device, digest: digest, access: access, at: receivedAt) {
+            counters.deduplicated += 1
+            return Staged(outcome: .duplicate(device: device))
+        }
+        var staged = Staged(outcome: .failed(""))
+        staged.digest = (device, digest)
+        var edges: [Alarm] = []
+        func evaluate(_ scope: String, _ conditions: [AlarmCondition]) {
+            let before = alarms.snapshot(device: device, scope: scope)
+            let e = alarms.update(device: device, scope: scope, conditions: conditions, at: receivedAt, source: source)
+            if !e.isEmpty {
+                staged.alarmUndo.append((device, scope, before))
+                edges += e
+            }
+        }
+        if let s = n.statusByte { evaluate("status", AlarmConditions.status(s)) }
+        if n.evaluatesFlags { evaluate("flags", n.alarmFlags.sorted { $0.rawValue < $1.rawValue }.map(\.condition)) }
+        evaluate("faults", n.extraConditions)
+
+        var readings: [Reading] = []
+        readings.reserveCapacity(n.values.count + edges.count)
+        for v in n.values { readings.append(reading(device, v, status: n.status, source: source, rssi: rssi, receivedAt: receivedAt)) }
+        for a in edges { readings.append(a.reading(clockSynchronised: clockSynchronised)) }
+        staged.outcome = .buffered(device: device, readings: n.values.count, alarms: edges)
+        staged.readings = readings
+        staged.alarms = edges
+        return staged
+    }
+
+    func reading(_ device: String, _ v: NormalisedValue, status: UInt16, source: String, rssi: Int16?, receivedAt: Int64) -> Reading {
+        Reading(device: device, quantity: v.quantity, value: v.value, unit: v.unit, raw: v.raw, meterTime: v.meterTime,
+                receivedAt: receivedAt, clockSynchronised: clockSynchronised, storage: v.storage, tariff: v.tariff,
+                subunit: v.subunit, source: source, rssi: rssi, status: status, readingClass: v.readingClass)
+    }
+
+    /// Alarm edges from elsewhere (line health from the scheduler, buffer events), staged like a telegram's.
+    public mutating func stage(conditions: [AlarmCondition], device: String, scope: String, at: Int64, source: String) -> Staged {
+        let before = alarms.snapshot(device: device, scope: scope)
+        let edges = alarms.update(device: device, scope: scope, conditions: conditions, at: at, source: source)
+        var staged = Staged(outcome: .buffered(device: device, readings: 0, alarms: edges))
+        staged.alarms = edges
+        staged.readings = edges.map { $0.reading(clockSynchronised: clockSynchronised) }
+        if !edges.isEmpty { staged.alarmUndo = [(device, scope, before)] }
+        return staged
+    }
+}

@@ -1,0 +1,115 @@
+import Drivers
+
+/// Sources → decode → identify → validate → normalise → deduplicate → buffer.
+///
+/// One actor per gateway. Inputs are processed strictly in arrival order, one batch at a time (a gate holds
+/// later callers while a batch waits for its commit), so dedup and alarm state always match what the buffer
+/// holds. A reading counts as buffered only after the buffer's transaction committed.
+///
+///     let pipeline = ReadingPipeline(registry: registry, buffer: buffer)
+///     let outcome = try await pipeline.ingest(.wireless(WirelessInput(.frame(bytes, format: nil, linkMode: .t1),
+///                                                                    dongle: "im871a", rssi: -71, receivedAt: now)))
+///     let counters = await pipeline.counters()
+public actor ReadingPipeline {
+    private var core: PipelineCore
+    public nonisolated let buffer: any ReadingBuffer
+    public nonisolated let unknownDevices: UnknownDevices
+    private var busy = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var recentAlarms: [Alarm] = []
+    /// Most alarm edges kept for `drainAlarms`; older ones are in the buffer anyway.
+    public let alarmBacklog = 1024
+
+    public init(registry: DeviceRegistry, buffer: any ReadingBuffer, options: PipelineOptions = PipelineOptions(),
+                unknownDevices: UnknownDevices = UnknownDevices()) {
+        core = PipelineCore(registry: registry, options: options)
+        self.buffer = buffer
+        self.unknownDevices = unknownDevices
+    }
+
+    /// Runs one input through every step and stores its readings (one transaction).
+    public func ingest(_ input: PipelineInput) async throws(BufferError) -> PipelineOutcome {
+        try await ingest([input])[0]
+    }
+
+    /// Runs a batch of inputs through the steps and stores all their readings in one transaction: the way
+    /// to keep up with a busy radio channel. On a buffer error nothing of the batch counts as stored.
+    public func ingest(_ inputs: [PipelineInput]) async throws(BufferError) -> [PipelineOutcome] {
+        await enter()
+        defer { leave() }
+        var staged: [PipelineCore.Staged] = []
+        staged.reserveCapacity(inputs.count)
+        var readings: [Reading] = []
+        for input in inputs {
+            let s = core.process(input)
+            readings += s.readings
+            staged.append(s)
+        }
+        for s in staged { if let seen = s.sighting { await unknownDevices.record(seen.header, rssi: seen.rssi) } }
+        return try await store(staged, readings)
+    }
+
+    /// Stores alarm conditions of something that is not a meter (a line that is slow, the buffer evicting):
+    /// raised once at onset, cleared when `conditions` no longer holds them.
+    @discardableResult
+    public func report(conditions: [AlarmCondition], device: String, scope: String, at: Int64, source: String = "gateway")
+        async throws(BufferError) -> [Alarm] {
+        await enter()
+        defer { leave() }
+        let s = core.stage(conditions: conditions, device: device, scope: scope, at: at, source: source)
+        guard !s.readings.isEmpty else { return [] }
+        _ = try await store([s], s.readings)
+        return s.alarms
+    }
+
+    private func store(_ staged: [PipelineCore.Staged], _ readings: [Reading]) async throws(BufferError) -> [PipelineOutcome] {
+        if !readings.isEmpty {
+            do {
+                _ = try await buffer.append(readings)
+            } catch {
+                for s in staged.reversed() {
+                    core.rollback(s)
+                    core.committed(s, stored: false)
+                }
+                throw error
+            }
+        }
+        for s in staged {
+            core.committed(s, stored: true)
+            recentAlarms += s.alarms
+        }
+        if recentAlarms.count > alarmBacklog { recentAlarms.removeFirst(recentAlarms.count - alarmBacklog) }
+        return staged.map(\.outcome)
+    }
+
+    public func counters() -> PipelineCounters { core.counters }
+
+    /// Conditions active now, highest priority first.
+    public func activeAlarms() -> [(device: String, condition: AlarmCondition)] { core.alarms.activeAlarms }
+
+    /// Alarm edges stored since the last call (for the log and the health report).
+    public func drainAlarms() -> [Alarm] {
+        defer { recentAlarms.removeAll() }
+        return recentAlarms
+    }
+
+    /// A new registry (from the portal): identification uses it from the next input on.
+    public func replaceRegistry(_ registry: DeviceRegistry) { core.replaceRegistry(registry) }
+    public var registry: DeviceRegistry { core.registry }
+
+    /// Readings from now on carry this (boards without RTC boot in 1970; see the buffer's clock rule).
+    public func setClockSynchronised(_ synchronised: Bool) { core.clockSynchronised = synchronised }
+
+    // A FIFO gate across the buffer's await: the actor alone would let a second batch interleave.
+    private func enter() async {
+        if !busy {
+            busy = true
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    private func leave() {
+        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
+    }
+}

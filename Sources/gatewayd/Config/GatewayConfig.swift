@@ -1,0 +1,246 @@
+import Drivers
+
+/// The daemon's configuration, as loaded and validated from `gatewayd.toml` and its drop-ins.
+///
+/// Every value here has passed validation: names are unique, ports are not shared, profiles exist,
+/// files that must exist do (unless the loader was told to skip path checks). Relative paths in the
+/// files are already resolved against the directory of the file that set them. See
+/// docs/configuration.md for the file format.
+struct GatewayConfig: Hashable, Sendable {
+    static let defaultPath = "/etc/gatewayd/gatewayd.toml"
+
+    /// The gateway's id at the portal (`gw-demo-0007`).
+    var gatewayID: String
+    /// The building this gateway serves (the registry's building).
+    var building: String
+    /// Start simulators for buses that ask for one, and a portal sink at the (loopback) uplink endpoint.
+    var demo: Bool
+    var buses: Buses
+    var schedules: Schedules
+    var buffer: Buffer
+    var uplink: Uplink
+    var registry: Registry
+    var metrics: Metrics
+    var status: StatusSocket
+    /// Wireless M-Bus keys, from `keys_file`. Never logged: `description` leaves them out.
+    var keys: WMBusKeyring
+    /// The keys file the keys came from, if any.
+    var keysFile: String?
+    /// The files the configuration was read from, main file first, then drop-ins in order.
+    var sources: [String]
+
+    struct Buses: Hashable, Sendable {
+        var mbus: [MBusLineConfig] = []
+        var wmbus: [WMBusDongleConfig] = []
+        var modbus: [ModbusLineConfig] = []
+
+        /// Every bus name, in the order mbus, wmbus, modbus.
+        var names: [String] { mbus.map(\.name) + wmbus.map(\.name) + modbus.map(\.name) }
+        var isEmpty: Bool { mbus.isEmpty && wmbus.isEmpty && modbus.isEmpty }
+    }
+
+    /// A wired M-Bus line: a level converter on a serial port, or a transparent TCP converter.
+    struct MBusLineConfig: Hashable, Sendable {
+        enum Addressing: String, Hashable, Sendable, CaseIterable {
+            /// Meters are read by primary address (0–250), which must be unique on the line.
+            case primary
+            /// Meters are selected by secondary address (id, manufacturer, version, medium).
+            case secondary
+        }
+
+        enum Source: Hashable, Sendable {
+            case endpoint(BusEndpoint)
+            /// Demo mode: the M-Bus simulator with this slave population (`mbus-slaves.json`).
+            case simulator(slavesFile: String)
+        }
+
+        var name: String
+        var source: Source
+        var serial: SerialSettings
+        var addressing: Addressing
+        /// Extra response time for USB adapters and TCP converters.
+        var adapterAllowance: Duration
+        var retries: Int
+        /// How long to wait for the bus lock another process holds (a technician's CLI).
+        var lockWait: Duration
+        /// Most telegrams one multi-telegram readout may take.
+        var maximumTelegrams: Int
+
+        /// The options for `MBusLine`.
+        var lineOptions: MBusLineOptions {
+            MBusLineOptions(serial: serial, adapterAllowance: adapterAllowance, retries: retries,
+                            scanRetries: min(retries, 1), lockWait: lockWait, maximumTelegrams: maximumTelegrams)
+        }
+    }
+
+    /// A wireless M-Bus receiver: a USB dongle, or rtl_wmbus behind an SDR.
+    struct WMBusDongleConfig: Hashable, Sendable {
+        enum DongleType: String, Hashable, Sendable, CaseIterable {
+            case im871a, amb8465, rtlwmbus, auto
+        }
+
+        enum LinkMode: String, Hashable, Sendable, CaseIterable {
+            case t1, c1, s1, c1t1
+        }
+
+        enum Source: Hashable, Sendable {
+            /// A dongle's serial device (`/dev/gatewayd/im871a-…`).
+            case device(String)
+            /// rtl_wmbus: the shell pipeline whose standard output carries rtl_wmbus lines.
+            case command(String)
+            /// Demo mode: a simulated dongle replaying telegrams (from this file, or the demo building's own).
+            case simulator(replayFile: String?)
+        }
+
+        var name: String
+        var type: DongleType
+        var linkMode: LinkMode
+        var source: Source
+    }
+
+    /// A Modbus line (RTU on RS-485, or TCP) and the devices on it.
+    struct ModbusLineConfig: Hashable, Sendable {
+        enum Source: Hashable, Sendable {
+            case endpoint(ModbusEndpoint)
+            /// Demo mode: an in-process Modbus TCP server answering with each device profile's test dump.
+            case simulator
+        }
+
+        var name: String
+        var source: Source
+        var options: ModbusLineOptions
+        var devices: [ModbusDeviceConfig]
+    }
+
+    struct ModbusDeviceConfig: Hashable, Sendable {
+        var name: String
+        /// Unit id (slave address): 1–247 on RTU; 0–255 on TCP.
+        var unit: Int
+        /// The profile, loaded from `profilePath`.
+        var profile: ModbusProfile
+        var profilePath: String
+        /// The serial the registry expects (`SERIAL`, or `role=SERIAL,role=SERIAL`), if given.
+        var serial: String?
+        /// Polling groups to read; empty for all the profile's groups.
+        var groups: [String]
+    }
+
+    /// When each bus is read.
+    struct Schedules: Hashable, Sendable {
+        /// What a bus gets when it has no `[schedules.bus.NAME]` table.
+        var defaults: BusSchedule
+        /// Per bus, with the defaults filled in.
+        var perBus: [String: BusSchedule]
+
+        func schedule(forBus name: String) -> BusSchedule { perBus[name] ?? defaults }
+    }
+
+    struct BusSchedule: Hashable, Sendable {
+        /// Time between readouts (for Modbus lines: the fastest any polling group may run).
+        var interval: Duration
+        /// Random delay, 0 to `jitter`, added to each readout so that gateways do not read in step.
+        var jitter: Duration
+        /// An extra full readout on the meters' set day (billing date), if given.
+        var setDay: SetDay?
+        /// Local time of the set-day readout.
+        var setDayTime: TimeOfDay
+    }
+
+    enum SetDay: Hashable, Sendable, CustomStringConvertible {
+        /// Every month on this day (1–28).
+        case monthly(day: Int)
+        /// Every year on this date.
+        case yearly(month: Int, day: Int)
+
+        var description: String {
+            switch self {
+            case .monthly(let day): return "day \(day) of every month"
+            case .yearly(let month, let day): return (month < 10 ? "0" : "") + "\(month)-" + (day < 10 ? "0" : "") + "\(day)"
+            }
+        }
+    }
+
+    struct TimeOfDay: Hashable, Sendable, CustomStringConvertible {
+        var hour: Int
+        var minute: Int
+        var description: String { (hour < 10 ? "0" : "") + "\(hour):" + (minute < 10 ? "0" : "") + "\(minute)" }
+    }
+
+    /// The SQLite reading buffer.
+    struct Buffer: Hashable, Sendable {
+        var path: String
+        /// Most readings kept (the oldest are evicted beyond it; docs/buffer.md).
+        var maxReadings: Int?
+        /// Most bytes on disk, if given; the daemon turns it into a reading cap.
+        var maxBytes: Int?
+
+        static let defaultMaxReadings = 2_000_000
+    }
+
+    struct Uplink: Hashable, Sendable {
+        enum Transport: String, Hashable, Sendable, CaseIterable { case https, mqtt }
+
+        enum Auth: Hashable, Sendable {
+            /// Only with `insecure = true` (a loopback sink in demo mode or tests).
+            case none
+            /// `Authorization: Bearer …` (HTTPS) or the MQTT password, read from this file.
+            case bearer(tokenFile: String)
+            /// A client certificate and its key (PEM).
+            case mutualTLS(certificateFile: String, keyFile: String)
+        }
+
+        var transport: Transport
+        /// `https://…` (or `http://` when insecure) for HTTPS; `mqtts://host:port` (or `mqtt://`) for MQTT.
+        var endpoint: String
+        var host: String
+        var port: Int
+        var auth: Auth
+        /// A CA bundle to verify the portal with, instead of the system's.
+        var caFile: String?
+        /// Allows plain http:// and mqtt:// endpoints and no auth. For a loopback sink, never a real portal.
+        var insecure: Bool
+        /// Most readings in one upload batch.
+        var batchReadings: Int
+        /// Most bytes (uncompressed) in one upload batch.
+        var batchBytes: Int
+        /// How often the gateway reports its health to the portal.
+        var healthInterval: Duration
+        /// MQTT topics start with this (default `gatewayd/<gateway_id>`).
+        var topicPrefix: String?
+    }
+
+    enum Registry: Hashable, Sendable {
+        /// A registry document on disk (`registry.json`).
+        case file(path: String)
+        /// Fetched from the portal through the uplink and kept in `cacheFile` for starts without network.
+        case portal(cacheFile: String, refreshInterval: Duration)
+    }
+
+    struct Metrics: Hashable, Sendable {
+        var enabled: Bool
+        var host: String
+        var port: Int
+    }
+
+    struct StatusSocket: Hashable, Sendable {
+        var path: String
+        /// The group that may read the socket (mode 0660); nil keeps the daemon's own group.
+        var group: String?
+    }
+}
+
+extension GatewayConfig: CustomStringConvertible {
+    /// A one-line summary for logs and `config check`. Leaves the keys out on purpose.
+    var description: String {
+        var parts = ["gateway \(gatewayID), building \(building)"]
+        let devices = buses.modbus.reduce(0) { $0 + $1.devices.count }
+        parts.append("\(configCount(buses.mbus.count, "wired M-Bus line")), \(configCount(buses.wmbus.count, "wireless dongle")), "
+                     + "\(configCount(buses.modbus.count, "Modbus line")) (\(configCount(devices, "device")))")
+        parts.append("uplink \(uplink.transport.rawValue) to \(uplink.endpoint)")
+        if !keys.keys.isEmpty { parts.append(configCount(keys.keys.count, "meter key")) }
+        if demo { parts.append("demo mode") }
+        return parts.joined(separator: "; ")
+    }
+}
+
+func configCount(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
