@@ -12,6 +12,7 @@ packages=(
   mosquitto          # loopback broker for uplink tests
   socat              # pseudo-terminal pairs for bus simulators
   python3-venv
+  openssl            # test CA and broker certificates for the MQTT TLS tests
 )
 
 missing=()
