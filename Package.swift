@@ -65,6 +65,7 @@ let package = Package(
             name: "Uplink",
             dependencies: [
                 "CMosquitto",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
