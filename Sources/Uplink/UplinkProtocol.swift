@@ -4,6 +4,9 @@
 public protocol UplinkBatchSource: Sendable {
     /// The next batch to send, or nil when nothing is pending.
     func nextBatch(maxReadings: Int, maxBytes: Int) async throws -> UplinkBatch?
+    /// The next batch, preferring `priority` (a hint; see `UplinkBatchPriority`). Optional: the default
+    /// answers with `nextBatch(maxReadings:maxBytes:)`.
+    func nextBatch(maxReadings: Int, maxBytes: Int, priority: UplinkBatchPriority) async throws -> UplinkBatch?
     /// The portal stored these readings; the source may forget them.
     func acknowledge(batchID: String, readingIDs: [String]) async throws
     /// The portal refused these readings for good; the source quarantines them.
@@ -22,5 +25,24 @@ public struct UplinkBatch: Sendable, Hashable {
         self.id = id
         self.readingIDs = readingIDs
         self.body = body
+    }
+}
+
+/// Which readings the uploader would like next. A hint: a source may ignore it and answer in its own
+/// order (the default implementation does), so sources written before it keep working unchanged.
+public enum UplinkBatchPriority: Sendable, Hashable {
+    /// Alarm readings only; nil when none are pending.
+    case alarms
+    /// Readings received at or after this moment (Unix milliseconds), newest first; nil when none.
+    /// Lets fresh values through ahead of a backlog after an outage.
+    case fresh(receivedSince: Int64)
+    /// Anything pending, in the source's own order (alarms first, then oldest first).
+    case backlog
+}
+
+extension UplinkBatchSource {
+    /// Sources that cannot select by priority answer every hint with their own order.
+    public func nextBatch(maxReadings: Int, maxBytes: Int, priority: UplinkBatchPriority) async throws -> UplinkBatch? {
+        try await nextBatch(maxReadings: maxReadings, maxBytes: maxBytes)
     }
 }

@@ -375,8 +375,17 @@ func main() -> Int32 {
     if CommandLine.arguments.dropFirst().first == "mbus" {
         return runMBusBench(Array(CommandLine.arguments.dropFirst(2)))
     }
+    if CommandLine.arguments.dropFirst().first == "pipeline" {
+        return runPipelineBench(Array(CommandLine.arguments.dropFirst(2)))
+    }
     if CommandLine.arguments.dropFirst().first == "modbus" {
         return runModbusBench(Array(CommandLine.arguments.dropFirst(2)))
+    }
+    if CommandLine.arguments.dropFirst().first == "uplink" {
+        return runUplinkBench(Array(CommandLine.arguments.dropFirst(2)))
+    }
+    if CommandLine.arguments.dropFirst().first == "wireless" {
+        return runWirelessBench(Array(CommandLine.arguments.dropFirst(2)))
     }
     let options: Options
     do {

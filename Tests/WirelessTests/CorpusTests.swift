@@ -31,6 +31,17 @@ struct CorpusTests {
         var records: [DataRecord]
         var security: SecurityReport?
         var error: DecodeError?
+        /// The meter profile's named numbers, in the normalised units of `DataRecord` (unit, value).
+        var profileValues: [(unit: String, value: Double)] = []
+        var profile: String?
+    }
+
+    static let catalog: ProfileCatalog? = try? ProfileCatalog.load(directory: ProfileTests.directory)
+
+    /// A profile value in the normalised record units, for comparison with the reference values.
+    static func normalisedProfileValue(_ v: NamedValue) -> (unit: String, value: Double)? {
+        guard let n = v.value.number, let (base, factor) = UnitConversion.table[v.unit] else { return nil }
+        return (base, n * factor)
     }
 
     /// A JSON value of `expected`: only numbers count, so booleans and strings stay apart from them.
@@ -81,6 +92,10 @@ struct CorpusTests {
             out.manufacturer = w.telegram.header.manufacturer
             out.records = w.telegram.records
             out.security = w.security
+            if let r = catalog?.evaluate(w) {
+                out.profile = r.profileID
+                out.profileValues = r.values.compactMap(normalisedProfileValue)
+            }
         } catch let e as DecodeError {
             out.error = e
         } catch {
@@ -121,6 +136,16 @@ struct CorpusTests {
         return false
     }
 
+    /// A reference value among the profile's named values (same normalised unit, or any unit for counts).
+    static func foundInProfile(_ name: String, _ value: Double, in values: [(unit: String, value: Double)]) -> Bool {
+        guard let (unit, v) = normalised(name, value) else { return false }
+        for p in values {
+            let sameUnit = unit == nil || unit == p.unit || (unit == "C" && p.unit == "K" && name.contains("difference"))
+            if sameUnit && close(p.value, v) { return true }
+        }
+        return false
+    }
+
     @Test("every corpus telegram decodes, identities are right, values are counted")
     func corpus() throws {
         let rows = try Self.rows()
@@ -134,6 +159,8 @@ struct CorpusTests {
         var standardValues = 0
         var standardMatched = 0
         var recordErrors: [String] = []
+        var genericMatched = 0
+        var profiled: [String: Int] = [:]
         for (row, expected) in rows {
             let out = Self.decode(row)
             if let e = out.error {
@@ -141,6 +168,7 @@ struct CorpusTests {
                 continue
             }
             decoded += 1
+            if let p = out.profile { profiled[p, default: 0] += 1 }
             securityStates[out.security?.state.rawValue ?? "wired", default: 0] += 1
             // The meter's id is the long TPL header's when there is one; the reference tool prints the link layer's.
             let wanted = row.meter_id.uppercased()
@@ -154,7 +182,11 @@ struct CorpusTests {
                 guard case .number(let number) = value else { continue }
                 expectedValues += 1
                 if !out.needsProfile { standardValues += 1 }
-                if Self.found(name, number, in: out.records) {
+                let generic = Self.found(name, number, in: out.records)
+                if generic {
+                    genericMatched += 1
+                }
+                if generic || Self.foundInProfile(name, number, in: out.profileValues) {
                     matchedValues += 1
                     if !out.needsProfile { standardMatched += 1 }
                 } else {
@@ -166,11 +198,14 @@ struct CorpusTests {
             }
         }
         print("wmbus corpus: \(decoded)/\(rows.count) telegrams decoded, \(matchedValues)/\(expectedValues) expected numeric values found; security: \(securityStates.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
+        print("  values matched: \(matchedValues)/\(expectedValues) with meter profiles, \(genericMatched)/\(expectedValues) from EN 13757-3 records alone; \(profiled.values.reduce(0, +)) telegrams matched a profile: \(profiled.sorted(by: { $0.key < $1.key }).map { "\($0.key) \($0.value)" }.joined(separator: ", "))")
         print("  on telegrams with standard layers (no manufacturer CI, known security mode, compact format known): \(standardMatched)/\(standardValues) values found")
         print("  ids matching only the link layer (long TPL header carries another): \(idFromLinkOnly)")
         for e in recordErrors { print("  records stop early " + e) }
         for m in misses { print("  miss " + m) }
         #expect(decoded == rows.count)
+        // Meter profiles add the values of manufacturer layouts (Techem CI A0h–A2h, QUNDIS FF 5F, Kamstrup compact).
+        #expect(matchedValues - genericMatched >= 40, "profiles add only \(matchedValues - genericMatched) values")
         // The rest are manufacturer-specific layouts (CI A0h–A2h, proprietary records): meter profiles' work.
         #expect(Double(matchedValues) >= 0.75 * Double(expectedValues), "only \(matchedValues) of \(expectedValues) values found")
         #expect(Double(standardMatched) >= 0.80 * Double(standardValues), "only \(standardMatched) of \(standardValues) standard values found")

@@ -285,7 +285,7 @@ struct LayerRun {
             i += 2
         }
         guard !a.moreFragments else {
-            throw error(.fragmented, start + 2, "AFL fragment \(a.fragmentID) says more fragments follow; fragmented messages are not reassembled")
+            throw error(.fragmented, start + 2, "AFL fragment \(a.fragmentID) says more fragments follow; reassemble the message with AFLReassembler first")
         }
         afl = a
         return end
@@ -374,6 +374,10 @@ struct LayerRun {
         var w = WirelessTelegram(frame: frame, ell: ell, afl: afl, tpl: h, security: security, telegram: t,
                                  compactFrame: compact, manufacturerPayload: nil, fields: fields)
         w.recordError = recordError
+        if compact == nil {
+            let base = h.kind == .long ? 12 : h.kind == .short ? 4 : 0
+            if base <= app.count { w.recordBytes = Array(app[base...]) }
+        }
         return w
     }
 
@@ -501,7 +505,7 @@ struct LayerRun {
         guard let format = formats[signature], let full = CompactFormat.expand(format: format, values: app[4...]),
               WMBusCRC.compute(full) == fullCRC else {
             field("TPL", "values", body + 4, app.count - 4, "unknown format: needs an earlier full frame of this meter")
-            return (t, CompactFrameInfo(formatSignature: signature, fullFrameCRC: fullCRC, resolved: false))
+            return (t, CompactFrameInfo(formatSignature: signature, fullFrameCRC: fullCRC, resolved: false, values: Array(app[4...])))
         }
         do {
             let r = try RecordParser().parse(full)

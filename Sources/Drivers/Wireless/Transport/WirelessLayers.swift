@@ -144,6 +144,8 @@ public struct CompactFrameInfo: Hashable, Sendable {
     public var fullFrameCRC: UInt16
     /// False when no full frame with this format signature has been seen yet.
     public var resolved: Bool
+    /// The values after signature and CRC, as sent (a meter profile may know their layout by signature).
+    public var values: [UInt8] = []
 }
 
 /// A decoded wireless M-Bus telegram: every layer, the security outcome, and the EN 13757-3 records.
@@ -163,6 +165,10 @@ public struct WirelessTelegram: Hashable, Sendable {
     /// Records stopped decoding here (proprietary bytes after standard records); `telegram` holds the
     /// records before it.
     public var recordError: DecodeError?
+    /// The plain (decrypted) bytes the records were parsed from; `DataRecord.offset` counts from index 0.
+    /// Meter profiles read manufacturer-specific records from here. Nil for compact frames and
+    /// telegrams without records.
+    public var recordBytes: [UInt8]?
 
     /// The meter's identity: the long TPL header's when there is one (radio adapters), else the link layer's.
     public var meterAddress: WMBusAddress { tpl?.meterAddress ?? frame.address }
@@ -175,7 +181,7 @@ extension DecodeError.Code {
     public static let macMismatch = DecodeError.Code(name: "mac_mismatch")
     /// An unencrypted ELL payload whose CRC does not match.
     public static let payloadCRCMismatch = DecodeError.Code(name: "payload_crc_mismatch")
-    /// More fragments follow (AFL); reassembly is not implemented.
+    /// More fragments follow (AFL): put the fragments together with `AFLReassembler` first.
     public static let fragmented = DecodeError.Code(name: "fragmented_message")
     /// Encrypted bytes do not fit the telegram, or are not whole 16-byte blocks.
     public static let invalidEncryptedLength = DecodeError.Code(name: "invalid_encrypted_length")

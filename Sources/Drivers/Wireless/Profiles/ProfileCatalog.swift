@@ -1,0 +1,143 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The wireless meter profiles of a directory, indexed by (manufacturer, device type, version).
+///
+/// Detection is at most three hash lookups (exact triple, any version, any type and version), so its
+/// cost does not grow with the number of profiles or of registered meters.
+public struct ProfileCatalog: Sendable {
+    public private(set) var profiles: [MeterProfile] = []
+    /// Where each profile came from (file path or "inline"), same order as `profiles`.
+    public private(set) var origins: [String] = []
+    var compiled: [CompiledProfile] = []
+    var exact: [UInt32: Int] = [:]
+    var anyVersion: [UInt32: Int] = [:]
+    var anyType: [UInt32: Int] = [:]
+
+    public init() {}
+
+    /// Two profiles claiming the same (manufacturer, type, version) is an error: detection must be unambiguous.
+    public init(profiles: [MeterProfile], origins: [String]? = nil) throws(ProfileError) {
+        for (n, p) in profiles.enumerated() {
+            try add(p, origin: origins?[n] ?? "inline")
+        }
+    }
+
+    public mutating func add(_ p: MeterProfile, origin: String = "inline") throws(ProfileError) {
+        try p.validate(origin: origin)
+        let index = profiles.count
+        var keys: [(WritableKeyPath<ProfileCatalog, [UInt32: Int]>, UInt32)] = []
+        for d in p.detect {
+            guard let m = ManufacturerCode(d.manufacturer) else { continue }
+            let base = UInt32(m.rawValue) << 16
+            switch (d.deviceTypes, d.versions) {
+            case (let types?, let versions?):
+                for t in types { for v in versions { keys.append((\.exact, base | UInt32(t.value) << 8 | UInt32(v.value))) } }
+            case (let types?, nil):
+                for t in types { keys.append((\.anyVersion, base | UInt32(t.value) << 8)) }
+            case (nil, let versions?):
+                // Versions without types: every type, these versions.
+                for v in versions { for t in 0...255 { keys.append((\.exact, base | UInt32(t) << 8 | UInt32(v.value))) } }
+            case (nil, nil):
+                keys.append((\.anyType, base))
+            }
+        }
+        for (table, key) in keys {
+            if let other = self[keyPath: table][key], other != index {
+                throw ProfileError(origin: origin, message: "\(p.id) claims the same meters as \(profiles[other].id) (\(origins[other]))")
+            }
+        }
+        for (table, key) in keys { self[keyPath: table][key] = index }
+        profiles.append(p)
+        origins.append(origin)
+        compiled.append(CompiledProfile(p))
+    }
+
+    func index(for a: WMBusAddress) -> Int? {
+        let base = UInt32(a.manufacturer.rawValue & 0x7FFF) << 16
+        let typed = base | UInt32(a.deviceType.rawValue) << 8
+        return exact[typed | UInt32(a.version)] ?? anyVersion[typed] ?? anyType[base]
+    }
+
+    /// The profile for a meter address, or nil: the telegram then decodes generically (EN 13757-3 only).
+    public func profile(for address: WMBusAddress) -> MeterProfile? {
+        index(for: address).map { profiles[$0] }
+    }
+
+    /// The profile for a telegram: the meter's identity (the long TPL header's behind a radio adapter),
+    /// then the link layer's.
+    public func detect(_ w: WirelessTelegram) -> MeterProfile? {
+        detectIndex(w).map { profiles[$0] }
+    }
+
+    func detectIndex(_ w: WirelessTelegram) -> Int? {
+        if let i = index(for: w.meterAddress) { return i }
+        return w.tpl?.meterAddress != nil ? index(for: w.frame.address) : nil
+    }
+
+    /// Detects and evaluates; nil when no profile matches ("generic").
+    public func evaluate(_ w: WirelessTelegram) -> ProfileReading? {
+        guard let i = detectIndex(w) else { return nil }
+        return ProfileEvaluator.evaluate(w, compiled[i])
+    }
+
+    // MARK: Loading
+
+    /// Loads every `*.json` of a directory, sorted by name. Any unusable file is an error naming it.
+    public static func load(directory: String) throws(ProfileError) -> ProfileCatalog {
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
+        } catch {
+            throw ProfileError(origin: directory, message: "cannot list the profile directory: check GATEWAYD_PROFILES or the installation")
+        }
+        var catalog = ProfileCatalog()
+        for n in names {
+            let path = directory + "/" + n
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ProfileError(origin: path, message: "cannot read the profile file")
+            }
+            try catalog.add(try MeterProfile.decode(data, origin: path), origin: path)
+        }
+        return catalog
+    }
+
+    /// Where installed binaries find the profiles: `$GATEWAYD_PROFILES`, then
+    /// /usr/share/gatewayd/profiles/wmbus, then `profiles/wmbus` in a directory above the executable
+    /// (a checkout's `.build/release/…`). Nil when none exists.
+    public static func defaultDirectory(environment: [String: String]? = nil, executablePath: String? = nil) -> String? {
+        func isDirectory(_ p: String) -> Bool {
+            var st = stat()
+            return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+        }
+        let env = environment ?? ProcessInfo.processInfo.environment
+        if let p = env["GATEWAYD_PROFILES"], !p.isEmpty { return p }
+        let system = "/usr/share/gatewayd/profiles/wmbus"
+        if isDirectory(system) { return system }
+        var dir = executablePath ?? currentExecutable()
+        for _ in 0..<6 {
+            guard let slash = dir.lastIndex(of: "/") else { break }
+            dir = String(dir[..<slash])
+            if dir.isEmpty { break }
+            let candidate = dir + "/profiles/wmbus"
+            if isDirectory(candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// readlink(2) of /proc/self/exe, else argv[0].
+    static func currentExecutable() -> String {
+        #if canImport(Glibc)
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if n > 0 { return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+        #endif
+        return CommandLine.arguments.first ?? ""
+    }
+}

@@ -1,0 +1,342 @@
+/// A value a profile picked out of a telegram.
+public enum ProfileValue: Hashable, Sendable, CustomStringConvertible {
+    case number(Double)
+    case date(MBusDateTime)
+    case text(String)
+
+    public var number: Double? { if case .number(let d) = self { return d } else { return nil } }
+
+    public var description: String {
+        switch self {
+        case .number(let d): return "\(d)"
+        case .date(let t): return t.description
+        case .text(let s): return s
+        }
+    }
+}
+
+/// A named value with its unit ("total_m3", 20.015, "m3").
+public struct NamedValue: Hashable, Sendable {
+    public var name: String
+    public var value: ProfileValue
+    public var unit: String
+}
+
+/// A status or alarm bit that is set.
+public struct ProfileAlarm: Hashable, Sendable {
+    /// Stable code ("leak", "battery_low", …).
+    public var flag: String
+    public var severity: AlarmSeverity
+    public var text: String
+    /// "tpl_status" or the name of the value whose bits say it.
+    public var source: String
+}
+
+/// What a meter profile made of one telegram.
+public struct ProfileReading: Hashable, Sendable {
+    public var profileID: String
+    public var profileName: String
+    public var category: String
+    /// In profile order: record fields, then layout fields, then derived values.
+    public var values: [NamedValue]
+    public var alarms: [ProfileAlarm]
+    /// The billing set day: its value and, where the meter sends it, its date.
+    public var setDayValue: NamedValue?
+    public var setDayDate: MBusDateTime?
+    /// Layouts that did not fit the telegram (too short, a date that is no date), in words.
+    public var problems: [String]
+
+    public func value(_ name: String) -> ProfileValue? { values.first { $0.name == name }?.value }
+    /// The highest severity among the alarms, nil when none is set.
+    public var worstSeverity: AlarmSeverity? { alarms.map(\.severity).max() }
+}
+
+/// A profile prepared for evaluation: text keys parsed once at load time.
+struct CompiledProfile: Sendable {
+    struct Match: Sendable {
+        enum Annotation: Sendable { case none, any, contains(String) }
+        var vif: VIFKey?
+        var vife: UInt8?
+        var quantity: String?
+        var storage: UInt64?
+        var tariff: UInt32?
+        var subunit: UInt16?
+        var function: RecordFunction?
+        var annotation: Annotation
+        var occurrence: Int
+
+        init(_ m: RecordMatch) {
+            vif = m.vif.flatMap(VIFKey.init)
+            vife = m.vife.flatMap { (try? Hex.decode($0))?.first }.map { $0 & 0x7F }
+            quantity = m.quantity
+            storage = m.storage.map { UInt64(max(0, $0)) }
+            tariff = m.tariff.map { UInt32(max(0, $0)) }
+            subunit = m.subunit.map { UInt16(clamping: max(0, $0)) }
+            function = m.function.flatMap { f in RecordFunction.allCases.first { $0.key == f } }
+            switch m.annotation {
+            case nil: annotation = .none
+            case "any": annotation = .any
+            case let s?: annotation = .contains(s)
+            }
+            occurrence = m.occurrence ?? 0
+        }
+
+        func matches(_ r: DataRecord) -> Bool {
+            if let s = storage, r.storageNumber != s { return false }
+            if let t = tariff, r.tariff != t { return false }
+            if let u = subunit, r.subunit != u { return false }
+            if let f = function, r.function != f { return false }
+            if let v = vif, !v.matches(r.vif) { return false }
+            if let e = vife, r.vifeCodes.first != e { return false }
+            if let q = quantity, r.descriptor.quantity != q { return false }
+            switch annotation {
+            case .any: break
+            case .none:
+                for m in r.modifiers { if case .annotation = m { return false } }
+            case .contains(let text):
+                var found = false
+                for m in r.modifiers { if case .annotation(let a) = m, a.contains(text) { found = true } }
+                if !found { return false }
+            }
+            return true
+        }
+
+        func find(in records: [DataRecord]) -> DataRecord? {
+            var seen = 0
+            for r in records where matches(r) {
+                if seen == occurrence { return r }
+                seen += 1
+            }
+            return nil
+        }
+    }
+
+    let profile: MeterProfile
+    let records: [(field: RecordField, match: Match)]
+    let layouts: [(layout: ByteLayout, record: Match?, cis: Set<UInt8>?)]
+
+    init(_ p: MeterProfile) {
+        profile = p
+        records = (p.records ?? []).map { ($0, Match($0.match)) }
+        layouts = (p.layouts ?? []).map { l in
+            (l, l.record.map(Match.init), l.ci.map { Set($0.map { UInt8(truncatingIfNeeded: $0.value) }) })
+        }
+    }
+}
+
+/// Turns a decoded telegram and its profile into a `ProfileReading`. Pure and total.
+public enum ProfileEvaluator {
+    public static func evaluate(_ w: WirelessTelegram, profile: MeterProfile) -> ProfileReading {
+        evaluate(w, CompiledProfile(profile))
+    }
+
+    static func evaluate(_ w: WirelessTelegram, _ c: CompiledProfile) -> ProfileReading {
+        let p = c.profile
+        var r = ProfileReading(profileID: p.id, profileName: p.name, category: p.category, values: [], alarms: [], problems: [])
+        r.values.reserveCapacity(c.records.count + 8)
+        let records = w.telegram.records
+        for (field, match) in c.records {
+            guard r.value(field.name) == nil, let rec = match.find(in: records), let v = recordValue(rec, field) else { continue }
+            r.values.append(NamedValue(name: field.name, value: v, unit: field.unit))
+        }
+        for (layout, match, cis) in c.layouts {
+            guard let bytes = layoutBytes(w, layout, match, cis) else { continue }
+            if let c = layout.when {
+                let at = bytes.startIndex + c.offset
+                guard c.offset >= 0, at < bytes.endIndex,
+                      Int(bytes[at]) & (c.mask?.value ?? 0xFF) == c.match.value else { continue }
+            }
+            if let min = layout.minLength, bytes.count < min {
+                r.problems.append("\(layout.source.rawValue): \(bytes.count) bytes, the layout needs \(min)")
+                continue
+            }
+            for f in layout.fields where r.value(f.name) == nil {
+                switch LayoutInterpreter.read(f, bytes, dates: r.values) {
+                case .value(let v): r.values.append(NamedValue(name: f.name, value: v, unit: f.unit ?? ""))
+                case .absent: break
+                case .problem(let text): r.problems.append("\(f.name): \(text)")
+                }
+            }
+        }
+        for d in p.derived ?? [] {
+            var sum = 0.0
+            var complete = true
+            for n in d.sum {
+                guard let v = r.value(n)?.number else { complete = false; break }
+                sum += v
+            }
+            if complete { r.values.append(NamedValue(name: d.name, value: .number(sum), unit: d.unit)) }
+        }
+        statusFlags(w, p.status, &r)
+        if let s = p.setDay {
+            r.setDayValue = r.values.first { $0.name == s.value }
+            if let dn = s.date, case .date(let t)? = r.value(dn) { r.setDayDate = t }
+        }
+        return r
+    }
+
+    static func recordValue(_ rec: DataRecord, _ f: RecordField) -> ProfileValue? {
+        switch f.unit {
+        case "date", "datetime":
+            if case .dateTime(let t) = rec.value { return .date(t) }
+            return nil
+        case "text":
+            switch rec.value {
+            case .text(let s), .timeText(let s): return .text(s)
+            case .bytes(let b): return .text(Hex.encode(b))
+            case .integer(let v), .bcd(let v): return .text(String(v))
+            default: return nil
+            }
+        default:
+            guard let n = rec.normalizedValue, let v = UnitConversion.convert(n, from: rec.unit, to: f.unit) else { return nil }
+            return .number(v * (f.scale ?? 1))
+        }
+    }
+
+    static func layoutBytes(_ w: WirelessTelegram, _ l: ByteLayout, _ match: CompiledProfile.Match?,
+                            _ cis: Set<UInt8>?) -> ArraySlice<UInt8>? {
+        switch l.source {
+        case .manufacturerPayload:
+            guard let p = w.manufacturerPayload else { return nil }
+            if let cis, !cis.contains(w.telegram.controlInformation) { return nil }
+            return p[...]
+        case .manufacturerData:
+            return w.telegram.manufacturerData.map { $0[...] }
+        case .compactValues:
+            guard let c = w.compactFrame, !c.resolved, let s = l.signature, Int(c.formatSignature) == s.value else { return nil }
+            return c.values[...]
+        case .record:
+            guard let match, let rec = match.find(in: w.telegram.records), let bytes = w.recordBytes else { return nil }
+            return recordData(bytes, rec)
+        }
+    }
+
+    /// The data bytes of a record as sent (after DIB, VIB and any LVAR byte).
+    static func recordData(_ bytes: [UInt8], _ rec: DataRecord) -> ArraySlice<UInt8>? {
+        guard rec.offset >= 0, rec.offset < bytes.count else { return nil }
+        let d = bytes[...]
+        guard let start = CompactFormat.headerEnd(d, rec.offset), start <= bytes.count else { return nil }
+        if let size = rec.dataField.size {
+            guard start + size <= bytes.count else { return nil }
+            return d[start..<(start + size)]
+        }
+        guard rec.dataField == .variableLength, bytes[rec.offset] & 0x0F == 0x0D, start < bytes.count,
+              let size = CompactFormat.dataSize(dif: bytes[rec.offset], d, start), size >= 1, start + size <= bytes.count else { return nil }
+        return d[(start + 1)..<(start + size)]
+    }
+
+    /// EN 13757-7 Table 9 (TPL status): bits 1–0 application state, 2 power low, 3 permanent error,
+    /// 4 temporary error; bits 7–5 belong to the maker and come from the profile.
+    static let standardTPL: [StatusBit] = [
+        StatusBit(mask: 0x03, match: 0x01, any: nil, flag: "application_busy", severity: .info, text: "application busy"),
+        StatusBit(mask: 0x03, match: 0x02, any: nil, flag: "application_error", severity: .alarm, text: "application error"),
+        StatusBit(mask: 0x03, match: 0x03, any: nil, flag: "abnormal_condition", severity: .alarm, text: "abnormal condition / alarm"),
+        StatusBit(mask: 0x04, match: nil, any: nil, flag: "battery_low", severity: .warning, text: "power low"),
+        StatusBit(mask: 0x08, match: nil, any: nil, flag: "permanent_error", severity: .alarm, text: "permanent error"),
+        StatusBit(mask: 0x10, match: nil, any: nil, flag: "temporary_error", severity: .warning, text: "temporary error"),
+    ]
+
+    static func statusFlags(_ w: WirelessTelegram, _ spec: StatusSpec?, _ r: inout ProfileReading) {
+        func apply(_ bits: [StatusBit], _ value: UInt64, _ source: String) {
+            for b in bits {
+                let mask = UInt64(b.mask.value)
+                let want = UInt64((b.match ?? b.mask).value)
+                let set = b.any == true ? value & mask != 0 : value & mask == want
+                if set && !r.alarms.contains(where: { $0.flag == b.flag }) {
+                    r.alarms.append(ProfileAlarm(flag: b.flag, severity: b.severity, text: b.text ?? b.flag, source: source))
+                }
+            }
+        }
+        if let st = w.tpl?.status {
+            apply(standardTPL, UInt64(st), "tpl_status")
+            if let extra = spec?.tpl { apply(extra, UInt64(st), "tpl_status") }
+        }
+        for s in spec?.values ?? [] {
+            guard let v = r.value(s.value)?.number, v >= 0, v < 1.8e19 else { continue }
+            apply(s.bits, UInt64(v), s.value)
+        }
+    }
+}
+
+/// Evaluates `LayoutField`s over bytes: the small interpreter behind manufacturer-specific layouts.
+enum LayoutInterpreter {
+    enum Outcome { case value(ProfileValue), absent, problem(String) }
+
+    static func read(_ f: LayoutField, _ bytes: ArraySlice<UInt8>, dates: [NamedValue]) -> Outcome {
+        let start = bytes.startIndex + f.offset
+        guard f.offset >= 0, start + f.length <= bytes.endIndex else { return .absent }
+        let b = bytes[start..<(start + f.length)]
+        let big = f.byteOrder == .big
+        func unsigned() -> UInt64 {
+            var v: UInt64 = 0
+            if big { for x in b { v = v << 8 | UInt64(x) } } else { for x in b.reversed() { v = v << 8 | UInt64(x) } }
+            return v
+        }
+        func bitsOf(_ raw: UInt64) -> UInt64 {
+            let shifted = raw >> UInt64(min(63, max(0, f.shift ?? 0)))
+            guard let n = f.bits, n < 64 else { return shifted }
+            return shifted & ((1 << UInt64(max(0, n))) - 1)
+        }
+        func scaled(_ raw: Double) -> Outcome {
+            let s = f.scale ?? 1
+            // Divide by 1000 rather than multiply by 0.001: 46791 / 1000 is 46.791, 46791 * 0.001 is not.
+            let inverse = (1 / s).rounded()
+            let v = s < 1 && s > 0 && abs(inverse * s - 1) < 1e-12 ? raw / inverse : raw * s
+            return .value(.number(v + (f.add ?? 0)))
+        }
+        switch f.encoding {
+        case .uint:
+            let raw = bitsOf(unsigned())
+            if let inv = f.invalid, inv.contains(Int64(bitPattern: raw)) { return .absent }
+            return scaled(Double(raw))
+        case .int:
+            let u = unsigned()
+            let shift = UInt64(64 - 8 * f.length)
+            let raw = Int64(bitPattern: u << shift) >> Int64(shift)
+            if let inv = f.invalid, inv.contains(raw) { return .absent }
+            return scaled(Double(raw))
+        case .bcd:
+            var v: Int64 = 0
+            let ordered: [UInt8] = big ? Array(b) : b.reversed()
+            for x in ordered {
+                guard x >> 4 <= 9, x & 0x0F <= 9 else { return .problem("BCD \(Hex.encode(ordered)) has non-decimal digits") }
+                v = v * 100 + Int64(x >> 4) * 10 + Int64(x & 0x0F)
+            }
+            if let inv = f.invalid, inv.contains(v) { return .absent }
+            return scaled(Double(v))
+        case .dateG:
+            guard f.length == 2 else { return .problem("a type G date has 2 bytes") }
+            let t = MBusDateTime.typeG(b[b.startIndex], b[b.startIndex + 1])
+            return checked(t)
+        case .dateTimeF:
+            guard f.length == 4 else { return .problem("a type F date and time has 4 bytes") }
+            let t = Array(b).withUnsafeBufferPointer { MBusDateTime.typeF($0) }
+            return checked(t)
+        case .dateBits:
+            let raw = unsigned()
+            func part(_ p: LayoutField.Bits?) -> Int? {
+                guard let p else { return nil }
+                return Int((raw >> UInt64(max(0, min(63, p.shift)))) & ((1 << UInt64(max(0, min(32, p.bits)))) - 1)) + (p.add ?? 0)
+            }
+            guard let day = part(f.day), let month = part(f.month) else { return .absent }
+            var year: Int
+            if let y = part(f.year) {
+                year = y
+            } else if let a = f.after, case .date(let ref)? = dates.first(where: { $0.name == a })?.value {
+                year = (month, day) >= (ref.month, ref.day) ? ref.year : ref.year + 1
+            } else {
+                return .absent
+            }
+            if year < 100 { year += 2000 }
+            return checked(MBusDateTime(year: year, month: month, day: day))
+        case .hex:
+            return .value(.text(Hex.encode(Array(b))))
+        }
+    }
+
+    static func checked(_ t: MBusDateTime) -> Outcome {
+        // All-ones dates (FFFF) are how meters say "no date yet".
+        guard (1...12).contains(t.month), (1...31).contains(t.day) else { return .absent }
+        return .value(.date(t))
+    }
+}

@@ -1,0 +1,138 @@
+import Drivers
+import Foundation
+import Gateway
+import Logging
+import MBusSimulator
+import ServiceLifecycle
+import UnixSignals
+
+/// The daemon: builds the parts from a configuration and runs them as one ServiceGroup.
+///
+/// Start order: registry and buffer (plain objects, opened here), then the bus supervisor (wired
+/// lines, dongles, Modbus lines, each on its schedule), the uplink, housekeeping (watchdog, metrics,
+/// status), the reload listener and the local endpoints. ServiceGroup stops them in reverse order.
+final class Daemon: Sendable {
+    let initialConfig: GatewayConfig
+    let configPath: String
+    let logger: Logger
+    let stopAfter: Duration?
+    let stopAfterCycles: Int?
+    let summaryPath: String?
+
+    init(config: GatewayConfig, configPath: String, logger: Logger, stopAfter: Duration?, stopAfterCycles: Int?,
+         summaryPath: String? = nil) {
+        self.summaryPath = summaryPath
+        initialConfig = config
+        self.configPath = configPath
+        self.logger = logger
+        self.stopAfter = stopAfter
+        self.stopAfterCycles = stopAfterCycles
+    }
+
+    func run() async throws {
+        let config = initialConfig
+        let notifier = SystemdNotifier.fromProcessEnvironment()
+        logger.notice("gatewayd starting", metadata: ["version": "\(GatewaydVersion.string)", "config": "\(configPath)", "summary": "\(config)"])
+
+        // 1. Registry and buffer.
+        let registry = try loadRegistry(config)
+        let board = StatusBoard(gateway: config.gatewayID, building: config.building, demo: config.demo)
+        let buffer: SQLiteReadingBuffer
+        do {
+            try FileManager.default.createDirectory(
+                atPath: (config.buffer.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            buffer = try SQLiteReadingBuffer(path: config.buffer.path, capacity: config.buffer.maxReadings ?? GatewayConfig.Buffer.defaultMaxReadings)
+        } catch {
+            throw DaemonStartError("cannot open the reading buffer at \(config.buffer.path): \(error)")
+        }
+        for event in await buffer.drainEvents() {
+            logger.warning("reading buffer", metadata: ["event": "\(event)"])
+        }
+        let pipeline = ReadingPipeline(
+            registry: registry, buffer: buffer,
+            options: PipelineOptions(keyring: config.keys, normaliser: loadMeterProfiles()))
+        await board.update("buffer", kind: "reading buffer", health: .healthy, detail: config.buffer.path)
+        await board.update("registry", kind: "device registry", health: .healthy,
+                           detail: "\(registry.devices.count) devices, building \(registry.building)")
+
+        // 2. The demo building's simulators, when the configuration asks for them.
+        let demo = try await DemoBuilding.start(config: config, logger: logger)
+        defer { demo.stop() }
+
+        // 3. Services.
+        let scheduler = PollScheduler(gatewayID: config.gatewayID)
+        let context = BusContext(pipeline: pipeline, scheduler: scheduler, board: board, demo: demo, logger: logger)
+        let supervisor = BusSupervisor(runners: context.runners(for: config), logger: logger)
+        let metrics = GatewayMetrics()
+        let uplink = try UplinkWiring.make(config: config, buffer: buffer, pipeline: pipeline, board: board, demo: demo, logger: logger)
+        let housekeeping = Housekeeping(
+            pipeline: pipeline, buffer: buffer, board: board, metrics: metrics, notifier: notifier, uplink: uplink,
+            scheduler: scheduler, stopAfter: stopAfter, stopAfterCycles: stopAfterCycles, logger: logger)
+        let reload = ReloadListener(
+            configPath: configPath, current: config, supervisor: supervisor, context: context, notifier: notifier,
+            pipeline: pipeline, logger: logger)
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: supervisor),
+        ]
+        if let uplink { services.append(.init(service: uplink.uploader)) }
+        services.append(.init(service: housekeeping))
+        services.append(.init(service: reload))
+        do {
+            services.append(.init(service: try LocalEndpoints.statusServer(
+                path: config.status.path, group: config.status.group, board: board, logger: logger)))
+            if config.metrics.enabled {
+                services.append(.init(service: try LocalEndpoints.metricsServer(
+                    host: config.metrics.host, port: config.metrics.port, registry: metrics.registry, logger: logger)))
+            }
+        } catch {
+            throw DaemonStartError("cannot open a local endpoint: \(error)")
+        }
+        let group = ServiceGroup(configuration: .init(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
+        housekeeping.attach(group)
+        try await group.run()
+
+        try? notifier.stopping(status: "stopped")
+        let stats = await buffer.statistics()
+        logger.notice("gatewayd stopped", metadata: ["pending": "\(stats.pending)", "leased": "\(stats.leased)", "delivered": "\(stats.delivered)"])
+        if let portal = demo.portal {
+            let p = portal.store
+            logger.notice("demo portal sink", metadata: [
+                "readings": "\(p.readingCount)", "resent_duplicates": "\(p.duplicateReceipts)", "alarms": "\(p.alarms.count)",
+                "health_reports": "\(p.healthReports.count)"])
+        }
+        if let summaryPath {
+            await RunSummary.write(to: summaryPath, pipeline: pipeline, buffer: buffer, portal: demo.portal, logger: logger)
+        }
+    }
+
+    /// Wireless meter profiles (profiles/wmbus): without them every telegram still decodes generically.
+    private func loadMeterProfiles() -> any ReadingNormaliser {
+        guard let dir = ProfileCatalog.defaultDirectory() else {
+            logger.warning("no wireless meter profiles found (set GATEWAYD_PROFILES); decoding radio telegrams generically")
+            return EN13757Normaliser()
+        }
+        do {
+            let catalog = try ProfileCatalog.load(directory: dir)
+            logger.info("wireless meter profiles loaded", metadata: ["directory": "\(dir)"])
+            return MeterProfileNormaliser(catalog: catalog)
+        } catch {
+            logger.error("wireless meter profiles are broken; decoding radio telegrams generically", metadata: ["directory": "\(dir)", "error": "\(error)"])
+            return EN13757Normaliser()
+        }
+    }
+
+    private func loadRegistry(_ config: GatewayConfig) throws -> DeviceRegistry {
+        let path: String
+        switch config.registry {
+        case .file(let p): path = p
+        case .portal(let cache, _): path = cache
+        }
+        do {
+            return try DeviceRegistry.load(path: path)
+        } catch {
+            throw DaemonStartError("cannot load the device registry from \(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+import Gateway
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Uplink
+
+/// The daemon's main loop: every few seconds it gathers the parts' counters into the status board and
+/// the metrics, forwards new alarms to the uplink, tells systemd it is ready and alive, and ends a demo
+/// run when asked to.
+final class Housekeeping: Service, Sendable {
+    let pipeline: ReadingPipeline
+    let buffer: any ReadingBuffer
+    let board: StatusBoard
+    let metrics: GatewayMetrics
+    let notifier: SystemdNotifier
+    let uplink: UplinkWiring?
+    let scheduler: PollScheduler
+    let stopAfter: Duration?
+    let stopAfterCycles: Int?
+    let logger: Logger
+    let period: Duration
+    private let group = Mutex<ServiceGroup?>(nil)
+    /// Set by the loop on every round; the watchdog pings only while the loop goes round.
+    private let lastRound = Atomic<Int64>(0)
+
+    init(pipeline: ReadingPipeline, buffer: any ReadingBuffer, board: StatusBoard, metrics: GatewayMetrics,
+         notifier: SystemdNotifier, uplink: UplinkWiring?, scheduler: PollScheduler, stopAfter: Duration?,
+         stopAfterCycles: Int?, logger: Logger, period: Duration = .seconds(2)) {
+        self.pipeline = pipeline
+        self.buffer = buffer
+        self.board = board
+        self.metrics = metrics
+        self.notifier = notifier
+        self.uplink = uplink
+        self.scheduler = scheduler
+        self.stopAfter = stopAfter
+        self.stopAfterCycles = stopAfterCycles
+        self.logger = logger
+        self.period = period
+    }
+
+    /// The group to shut down when a demo run has done what it was asked to.
+    func attach(_ g: ServiceGroup) { group.withLock { $0 = g } }
+
+    func run() async throws {
+        // Ping only while the main loop goes round: a wedged daemon gets restarted by systemd. (Returns at
+        // once when systemd asked for no watchdog.)
+        let watchdog = Task { [self] in
+            await notifier.runWatchdog(isHealthy: { [self] in
+                unixMilliseconds() - lastRound.load(ordering: .relaxed) < 60_000
+            }, onError: { [logger] error in logger.warning("systemd watchdog ping failed", metadata: ["error": "\(error)"]) })
+        }
+        await cancelWhenGracefulShutdown { [self] in await loop() }
+        watchdog.cancel()
+        // Last word before the group stops the rest: counters as they are now.
+        await round()
+        try? notifier.stopping(status: "draining")
+    }
+
+    private func loop() async {
+        let started = ContinuousClock.now
+        var ready = false
+        while !Task.isCancelled {
+            lastRound.store(unixMilliseconds(), ordering: .relaxed)
+            await round()
+            if !ready, await busesUp() || ContinuousClock.now - started > .seconds(30) {
+                ready = true
+                try? notifier.ready(status: "reading buses")
+                logger.notice("gatewayd ready")
+            }
+            if await finished(since: started), let g = group.withLock({ $0 }) {
+                logger.notice("demo run complete: stopping")
+                await g.triggerGracefulShutdown()
+            }
+            try? await Task.sleep(for: period)
+        }
+    }
+
+    /// One round of gathering.
+    func round() async {
+        let c = await pipeline.counters()
+        for (outcome, value) in [("heard", c.heard), ("decoded", c.decoded), ("failed", c.failed), ("unknown", c.unknown),
+                                 ("rejected", c.rejected), ("deduplicated", c.deduplicated), ("buffered", c.buffered)] {
+            metrics.observe(.telegrams, labels: [("outcome", outcome)], cumulative: value)
+        }
+        metrics.observe(.alarmsRaised, cumulative: c.alarmsRaised)
+
+        let s = await buffer.statistics()
+        let now = unixMilliseconds()
+        let age = s.oldestPendingReceivedAt.map { Double(max(0, now - $0)) / 1000 }
+        await board.setBuffer(.init(pending: s.pending, leased: s.leased, waitingForClock: s.waitingForClock,
+                                    oldestPendingAgeSeconds: age, evicted: s.evicted, delivered: s.delivered))
+        metrics.set(.bufferDepth, to: Double(s.pending + s.leased))
+        metrics.set(.bufferOldestAge, to: age ?? 0)
+        metrics.observe(.bufferEvicted, cumulative: s.evicted)
+        for event in await buffer.drainEvents() {
+            logger.warning("reading buffer", metadata: ["event": "\(event)"])
+            _ = try? await pipeline.report(
+                conditions: [bufferCondition(event)], device: "gateway", scope: "buffer", at: now)
+        }
+
+        let alarms = await pipeline.drainAlarms()
+        for alarm in alarms {
+            logger.notice("alarm", metadata: ["device": "\(alarm.device)", "alarm": "\(alarm)"])
+            uplink?.uploader.raiseAlarm(alarm.portalAlarm)
+        }
+        let open = await pipeline.activeAlarms()
+        await board.setAlarms(open.map {
+            DaemonStatus.OpenAlarm(device: $0.device, kind: $0.condition.code, priority: "\($0.condition.priority)",
+                                   since: Date(), detail: $0.condition.message)
+        })
+        metrics.set(.alarmsOpen, to: Double(open.count))
+
+        if let uplink {
+            let u = uplink.uploader.status
+            await board.setUplink(.init(
+                endpoint: u.endpoint, state: u.state.name,
+                lastSuccess: u.lastSuccessAt.map { Date(timeIntervalSince1970: Double($0) / 1000) },
+                lastError: u.lastError, readingsSent: u.readingsSent))
+            await board.update("uplink", kind: "uplink", health: u.state.health, detail: u.state.description,
+                               counters: ["batches": u.batchesSent, "readings": u.readingsSent, "retries": u.retries,
+                                          "failures": u.failures, "alarms": u.alarmsSent])
+            metrics.observe(.uploadBatches, cumulative: u.batchesSent)
+            metrics.observe(.uploadReadings, cumulative: u.readingsSent)
+            metrics.observe(.uploadRetries, cumulative: u.retries)
+            metrics.observe(.uploadFailures, cumulative: u.failures)
+            if c.buffered > 0 { uplink.uploader.readingsAvailable() }
+        }
+        let snapshot = await board.snapshot()
+        for component in snapshot.components where component.kind.contains("line") {
+            metrics.observe(.busRequests, labels: [("bus", component.name)], cumulative: component.counters["requests"] ?? 0)
+            metrics.observe(.busTimeouts, labels: [("bus", component.name)], cumulative: component.counters["timeouts"] ?? 0)
+            metrics.observe(.busRetries, labels: [("bus", component.name)], cumulative: component.counters["retries"] ?? 0)
+        }
+    }
+
+    private func busesUp() async -> Bool {
+        let components = await board.snapshot().components
+        return !components.isEmpty && !components.contains { $0.health == .starting }
+    }
+
+    /// A demo/test run is done when its time is up, or when every line finished its cycles and
+    /// everything buffered has been delivered.
+    private func finished(since started: ContinuousClock.Instant) async -> Bool {
+        if let stopAfter, ContinuousClock.now - started >= stopAfter { return true }
+        guard let stopAfterCycles else { return false }
+        let lines = await scheduler.lines
+        guard !lines.isEmpty else { return false }
+        for line in lines {
+            guard let status = await scheduler.status(line: line), status.cycles >= stopAfterCycles else { return false }
+        }
+        let s = await buffer.statistics()
+        return s.pending == 0 && s.leased == 0
+    }
+
+    private func bufferCondition(_ event: BufferEvent) -> AlarmCondition {
+        switch event {
+        case .evicted: AlarmCondition(code: "buffer_eviction", priority: .major, message: event.description)
+        case .quarantined: AlarmCondition(code: "buffer_quarantined", priority: .critical, message: event.description)
+        case .rejected: AlarmCondition(code: "buffer_full", priority: .critical, message: event.description)
+        }
+    }
+}
+
+extension UplinkState {
+    var health: Health {
+        switch self {
+        case .starting: .starting
+        case .idle, .uploading: .healthy
+        case .retrying: .degraded
+        case .unauthorized: .failed
+        case .draining, .stopped: .stopped
+        }
+    }
+}
+
+extension Alarm {
+    /// The alarm as the portal's alarm message: id from device, code, edge and time, so a resend is
+    /// recognised.
+    var portalAlarm: PortalAlarm {
+        PortalAlarm(id: "\(device)|\(code)|\(state.rawValue)|\(at)", kind: code + (state == .cleared ? "_cleared" : ""),
+                    severity: "\(priority)", device: device, raisedAt: at, message: message)
+    }
+}

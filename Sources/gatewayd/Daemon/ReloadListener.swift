@@ -1,0 +1,88 @@
+import Foundation
+import Gateway
+import Logging
+import ServiceLifecycle
+import Synchronization
+import UnixSignals
+
+/// SIGHUP: read the configuration again. A broken file changes nothing and says why; a good one is
+/// applied: the registry is re-read, buses whose settings changed are restarted (the others keep
+/// running), and what cannot change without a restart (buffer path, uplink, endpoints) is named.
+final class ReloadListener: Service, Sendable {
+    let configPath: String
+    let supervisor: BusSupervisor
+    let context: BusContext
+    let notifier: SystemdNotifier
+    let pipeline: ReadingPipeline
+    let logger: Logger
+    private let current: Mutex<GatewayConfig>
+    private let reloads = Atomic<Int>(0)
+
+    init(configPath: String, current: GatewayConfig, supervisor: BusSupervisor, context: BusContext,
+         notifier: SystemdNotifier, pipeline: ReadingPipeline, logger: Logger) {
+        self.configPath = configPath
+        self.current = Mutex(current)
+        self.supervisor = supervisor
+        self.context = context
+        self.notifier = notifier
+        self.pipeline = pipeline
+        self.logger = logger
+    }
+
+    var reloadCount: Int { reloads.load(ordering: .relaxed) }
+
+    func run() async throws {
+        let signals = await UnixSignalsSequence(trapping: .sighup)
+        await cancelWhenGracefulShutdown {
+            for await _ in signals {
+                await self.reload()
+            }
+        }
+    }
+
+    func reload() async {
+        try? notifier.reloading(status: "reloading \(configPath)")
+        defer {
+            reloads.add(1, ordering: .relaxed)
+            try? notifier.ready(status: "reading buses")
+        }
+        let new: GatewayConfig
+        switch GatewayConfig.load(path: configPath) {
+        case .failure(let problems):
+            logger.error(
+                "SIGHUP: the new configuration is broken; still running on the previous one",
+                metadata: ["config": "\(configPath)", "problems": "\(problems.problems.map(\.description).joined(separator: " | "))"])
+            return
+        case .success(let c):
+            new = c
+        }
+        let old = current.withLock { $0 }
+        let changes = old.changes(to: new)
+        // The registry file may have changed even when the configuration did not: always re-read it.
+        if case .file(let path) = new.registry {
+            do {
+                let registry = try DeviceRegistry.load(path: path)
+                await pipeline.replaceRegistry(registry)
+            } catch {
+                logger.error("SIGHUP: the registry file is broken; keeping the previous registry", metadata: ["registry": "\(path)", "error": "\(error)"])
+            }
+        }
+        let result = await supervisor.apply(context.runners(for: new))
+        current.withLock { $0 = new }
+        var restartNeeded: [String] = []
+        if new.buffer != old.buffer { restartNeeded.append("buffer") }
+        if new.uplink != old.uplink { restartNeeded.append("uplink") }
+        if new.metrics != old.metrics || new.status != old.status { restartNeeded.append("local endpoints") }
+        if new.keys != old.keys { restartNeeded.append("meter keys") }
+        logger.notice("SIGHUP: configuration reloaded", metadata: [
+            "changes": "\(changes)",
+            "buses_started": "\(result.started.joined(separator: ","))",
+            "buses_restarted": "\(result.restarted.joined(separator: ","))",
+            "buses_stopped": "\(result.stopped.joined(separator: ","))",
+        ])
+        if !restartNeeded.isEmpty {
+            logger.warning("SIGHUP: these settings take effect at the next restart (systemctl restart gatewayd)",
+                           metadata: ["settings": "\(restartNeeded.joined(separator: ", "))"])
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import Logging
+
+/// `gatewayd run`: the daemon.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the gateway: read the buses, buffer readings, upload them to the portal.",
+        discussion: """
+            Starts, in order: registry and buffer; the bus readers (wired M-Bus lines, wireless dongles, \
+            Modbus lines) with their schedules; the uplink; the status socket and the metrics endpoint. \
+            SIGTERM stops them in reverse order without cutting a bus transaction in half; SIGHUP reloads \
+            the configuration and keeps the old one if the new file is broken.
+
+            With --demo, or with no configuration file at all, it runs the demo building from seeds/: \
+            simulated buses replaying real telegrams and a portal sink on 127.0.0.1. No hardware needed.
+            """)
+
+    @Option(name: .long, help: "Configuration file (default \(GatewayConfig.defaultPath); drop-ins in PATH.d/).")
+    var config: String?
+
+    @Flag(name: .long, help: "Run the demo building from seeds/ with simulated buses and a local portal sink.")
+    var demo = false
+
+    @Option(name: .long, help: "Stop on its own after this many seconds (demos and tests).")
+    var runFor: Double?
+
+    @Option(name: .long, help: "Stop on its own once every bus finished this many read cycles and the buffer is drained (demos and tests).")
+    var cycles: Int?
+
+    @Option(name: .long, help: "At exit, write a JSON summary here: what the demo's portal sink stored, the buffer and the pipeline counters.")
+    var summary: String?
+
+    func run() async throws {
+        LoggingSystem.bootstrap { JournalLogHandler(label: $0) }
+        let logger = Logger(label: "gatewayd")
+        let choice: ConfigChoice
+        do {
+            choice = try ConfigChoice.resolve(explicit: config, demo: demo)
+        } catch {
+            FileHandleOutput.standardError("gatewayd run: \(error)\n")
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        let loaded: GatewayConfig
+        switch GatewayConfig.load(path: choice.path) {
+        case .success(let c):
+            loaded = c
+        case .failure(let problems):
+            FileHandleOutput.standardError(
+                "gatewayd run: the configuration has \(configCount(problems.problems.count, "problem")); nothing was started:\n"
+                    + problems.problems.map { "  \($0)\n" }.joined()
+                    + "Check it with: gatewayd config check \(choice.path)\n")
+            throw ExitCode(78)
+        }
+        if choice.isDemo { logger.notice("no configuration given: running the demo building", metadata: ["config": "\(choice.path)"]) }
+        let daemon = Daemon(config: loaded, configPath: choice.path, logger: logger,
+                            stopAfter: runFor.map { .milliseconds(Int64($0 * 1000)) }, stopAfterCycles: cycles,
+                            summaryPath: summary)
+        do {
+            try await daemon.run()
+        } catch let error as DaemonStartError {
+            FileHandleOutput.standardError("gatewayd run: \(error)\n")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Which configuration file the daemon runs on.
+struct ConfigChoice {
+    var path: String
+    var isDemo: Bool
+
+    static func resolve(explicit: String?, demo: Bool) throws -> ConfigChoice {
+        if demo || (explicit == nil && !FileManager.default.fileExists(atPath: GatewayConfig.defaultPath)) {
+            if let explicit, !demo { return ConfigChoice(path: explicit, isDemo: false) }
+            guard let seeds = demoBuildingDirectory() else {
+                throw DaemonStartError(
+                    "no configuration at \(GatewayConfig.defaultPath) and the demo building's seeds were not found; "
+                        + "pass --config PATH, or set GATEWAYD_SEEDS to the seeds/demo-building directory")
+            }
+            return ConfigChoice(path: seeds + "/gatewayd.toml", isDemo: true)
+        }
+        return ConfigChoice(path: explicit ?? GatewayConfig.defaultPath, isDemo: false)
+    }
+
+    /// seeds/demo-building: $GATEWAYD_SEEDS, the installed copy, or the checkout the binary was built in.
+    static func demoBuildingDirectory() -> String? {
+        var candidates: [String] = []
+        if let env = ProcessInfo.processInfo.environment["GATEWAYD_SEEDS"] { candidates.append(env) }
+        candidates.append("/usr/share/gatewayd/seeds/demo-building")
+        candidates.append("seeds/demo-building")
+        // .build/<config>/gatewayd → the package root is three levels up.
+        let exe = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(dir.appendingPathComponent("seeds/demo-building").path)
+            dir = dir.deletingLastPathComponent()
+        }
+        return candidates.first { FileManager.default.fileExists(atPath: $0 + "/gatewayd.toml") }
+    }
+}
+
+struct DaemonStartError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,197 @@
+import Drivers
+import Foundation
+import Gateway
+import Logging
+import Synchronization
+
+/// One wireless M-Bus receiver: a USB dongle session (which survives unplug and replug) or an rtl_wmbus
+/// pipeline, feeding every telegram heard to the pipeline with its RSSI. The pipeline decides what is
+/// a registered meter, a duplicate or a stranger.
+struct WirelessRunner: BusRunner {
+    enum Source: Sendable {
+        case dongle(DongleConfiguration)
+        case command(String)
+    }
+
+    let name: String
+    let source: Source
+    let pipeline: ReadingPipeline
+    let board: StatusBoard
+    let logger: Logger
+
+    static func make(_ config: GatewayConfig.WMBusDongleConfig, demo: DemoBuilding, pipeline: ReadingPipeline,
+                     board: StatusBoard, logger: Logger) -> WirelessRunner? {
+        let mode = DongleLinkMode(text: config.linkMode.rawValue) ?? .c1t1
+        let kind: DongleKind? = config.type == .auto ? nil : DongleKind(rawValue: config.type.rawValue)
+        let source: Source
+        switch config.source {
+        case .device(let path):
+            source = .dongle(DongleConfiguration(path: path, kind: kind, linkMode: mode))
+        case .command(let command):
+            source = .command(command)
+        case .simulator:
+            guard let path = demo.dongles[config.name] else {
+                logger.error("no simulator runs for this dongle", metadata: ["bus": "\(config.name)"])
+                return nil
+            }
+            source = .dongle(DongleConfiguration(path: path, kind: .im871a, linkMode: mode))
+        }
+        return WirelessRunner(name: config.name, source: source, pipeline: pipeline, board: board, logger: logger)
+    }
+
+    func run() async {
+        let counters = Tally()
+        let component = "wmbus:\(name)"
+        switch source {
+        case .dongle(let configuration):
+            await board.update(component, kind: "wireless dongle", health: .starting, detail: "opening \(configuration.path)")
+            let dongle = WMBusDongle(configuration)
+            for await event in dongle.events() {
+                switch event {
+                case .state(let state):
+                    logger.notice("dongle", metadata: ["state": "\(state)"])
+                    await board.update(component, kind: "wireless dongle", health: health(of: state), detail: state.description,
+                                       counters: counters.m.withLock { $0 })
+                case .telegram(let telegram):
+                    await handle(telegram, counters: counters)
+                case .problem(let problem):
+                    counters.m.withLock { $0["problems", default: 0] += 1 }
+                    logger.debug("dongle line problem", metadata: ["problem": "\(problem)"])
+                }
+            }
+        case .command(let command):
+            await board.update(component, kind: "rtl_wmbus receiver", health: .starting, detail: "starting \(command)")
+            let process = LineProcess(command: command, logger: logger)
+            for await event in process.events() {
+                switch event {
+                case .started:
+                    await board.update(component, kind: "rtl_wmbus receiver", health: .healthy, detail: "listening", counters: counters.m.withLock { $0 })
+                case .exited(let why):
+                    await board.update(component, kind: "rtl_wmbus receiver", health: .degraded, detail: "\(why); restarting", counters: counters.m.withLock { $0 })
+                case .telegram(let t):
+                    await handle(t, counters: counters)
+                case .badLine:
+                    counters.m.withLock { $0["problems", default: 0] += 1 }
+                }
+            }
+        }
+        await board.update(component, kind: "wireless dongle", health: .stopped, detail: "stopped", counters: counters.m.withLock { $0 })
+    }
+
+    private func handle(_ telegram: ReceivedTelegram, counters: Tally) async {
+        counters.m.withLock { $0["telegrams", default: 0] += 1 }
+        let rssi = telegram.rssiDBm.map { Int16(clamping: Int($0.rounded())) }
+        let input = WirelessInput(.frame(telegram.bytes, format: .noCRC, linkMode: telegram.linkMode),
+                                  dongle: name, rssi: rssi, receivedAt: telegram.receivedAt.millisecondsSince1970)
+        let outcome = await feed(pipeline, .wireless(input), logger: logger)
+        counters.m.withLock { c in
+            switch outcome {
+            case .buffered?: c["stored", default: 0] += 1
+            case .duplicate?: c["duplicates", default: 0] += 1
+            case .unknownDevice?: c["strangers", default: 0] += 1
+            default: break
+            }
+        }
+        // Every few telegrams is often enough for the status line.
+        let n = counters.m.withLock { $0["telegrams", default: 0] }
+        if n % 5 == 1 {
+            await board.update("wmbus:\(name)", kind: "wireless dongle", health: .healthy,
+                               detail: "receiving; last \(telegram.description)", counters: counters.m.withLock { $0 })
+        }
+    }
+
+    private func health(of state: DongleState) -> Health {
+        switch state {
+        case .connecting: .starting
+        case .ready: .healthy
+        case .unplugged, .failed: .degraded
+        case .stopped: .stopped
+        }
+    }
+}
+
+/// A receiver's counters, shared between its event loop and status updates.
+final class Tally: Sendable {
+    let m = Mutex<[String: Int]>(["telegrams": 0, "problems": 0, "stored": 0, "duplicates": 0, "strangers": 0])
+}
+
+/// An rtl_wmbus pipeline (`rtl_sdr … | rtl_wmbus`) run through /bin/sh: its standard output is read
+/// line by line. When it exits (the SDR was unplugged), it is started again with backoff.
+final class LineProcess: Sendable {
+    enum Event: Sendable {
+        case started
+        case exited(String)
+        case telegram(ReceivedTelegram)
+        case badLine
+    }
+
+    let command: String
+    let logger: Logger
+
+    init(command: String, logger: Logger) {
+        self.command = command
+        self.logger = logger
+    }
+
+    func events() -> AsyncStream<Event> {
+        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingNewest(4096))
+        let child = Mutex<pid_t>(0)
+        let thread = Thread { [command, logger] in
+            var backoff: UInt32 = 1
+            while true {
+                var fds: [Int32] = [0, 0]
+                guard pipe(&fds) == 0 else { continuation.finish(); return }
+                var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
+                posix_spawn_file_actions_init(&actions)
+                posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+                posix_spawn_file_actions_addclose(&actions, fds[0])
+                var pid: pid_t = 0
+                let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
+                let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+                argv.forEach { free($0) }
+                posix_spawn_file_actions_destroy(&actions)
+                close(fds[1])
+                if rc != 0 {
+                    close(fds[0])
+                    continuation.yield(.exited("cannot start /bin/sh (error \(rc))"))
+                    continuation.finish()
+                    return
+                }
+                child.withLock { $0 = pid }
+                continuation.yield(.started)
+                var reader = RTLWMBusLineReader()
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
+                    if n <= 0 { break }
+                    reader.append(buffer[0..<n])
+                    while let event = reader.next() { Self.forward(event, continuation) }
+                }
+                if let last = reader.finish() { Self.forward(last, continuation) }
+                close(fds[0])
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+                child.withLock { $0 = 0 }
+                if case .terminated = continuation.yield(.exited("rtl_wmbus pipeline exited (status \(status))")) { return }
+                logger.warning("rtl_wmbus pipeline exited; restarting", metadata: ["status": "\(status)", "in_seconds": "\(backoff)"])
+                sleep(backoff)
+                backoff = min(backoff * 2, 60)
+            }
+        }
+        continuation.onTermination = { _ in
+            let pid = child.withLock { $0 }
+            if pid > 0 { kill(pid, SIGTERM) }
+        }
+        thread.start()
+        return stream
+    }
+
+    private static func forward(_ event: RTLWMBusLineReader.Event, _ c: AsyncStream<Event>.Continuation) {
+        switch event {
+        case .line(let line):
+            if let t = line.receivedTelegram(receiver: "rtl_wmbus") { c.yield(.telegram(t)) }
+        default:
+            c.yield(.badLine)
+        }
+    }
+}

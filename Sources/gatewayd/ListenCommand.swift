@@ -1,0 +1,334 @@
+import ArgumentParser
+import Drivers
+import Foundation
+import Synchronization
+
+/// `gatewayd listen`: what the radio hears, device by device.
+struct Listen: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Listen on a wireless M-Bus dongle and show every device heard.",
+        discussion: """
+            On a terminal: a table refreshed every second, one row per device (id, manufacturer, type, RSSI, \
+            telegram count, last values, encryption state, profile). Piped: one line per telegram. --json: one \
+            JSON object per telegram. Ctrl-C (or --seconds) ends it with a summary.
+
+            Sources: a dongle's serial device (--dongle /dev/gatewayd/im871a-…), rtl_wmbus lines on standard \
+            input (--type rtlwmbus, e.g. `rtl_sdr -f 868.95M -s 1.6e6 - | rtl_wmbus | gatewayd listen --type rtlwmbus`), \
+            or a capture file (--replay FILE [--speed 10]).
+
+            Exit codes: 0 done; 1 the dongle could not be used; 2 something needs attention (a wrong key).
+            """)
+
+    enum SourceType: String, ExpressibleByArgument, CaseIterable {
+        case im871a, im170a, amb8465, amb8665, rtlwmbus, auto
+    }
+
+    @Option(name: .long, help: "The dongle's serial device.")
+    var dongle: String?
+
+    @Option(name: .long, help: "Dongle type: im871a, im170a, amb8465, amb8665, rtlwmbus (lines on stdin) or auto.")
+    var type: SourceType = .auto
+
+    @Option(name: .long, help: "Link mode to listen in: t1, c1, s1 or c1t1.")
+    var mode: String = "c1t1"
+
+    @Option(name: .long, help: "Replay a capture file (timestamped hex lines) instead of a dongle.")
+    var replay: String?
+
+    @Option(name: .long, help: "Replay speed factor (with --replay).")
+    var speed: Double = 1
+
+    @Option(help: "AES-128 key (32 hex digits) for every encrypted telegram.")
+    var key: String?
+
+    @Option(help: "File of wireless keys, one 'ID KEY' per line (8-digit id, 32 hex digits).")
+    var keys: String?
+
+    @Flag(help: "One JSON object per telegram.")
+    var json = false
+
+    @Option(help: "Stop after this many seconds.")
+    var seconds: Int?
+
+    func validate() throws {
+        if replay == nil && type != .rtlwmbus && dongle == nil {
+            throw ValidationError("give --dongle PATH, --type rtlwmbus (lines on stdin) or --replay FILE")
+        }
+        if DongleLinkMode(text: mode) == nil { throw ValidationError("--mode must be t1, c1, s1 or c1t1") }
+        if let key, WMBusKey(hex: key) == nil { throw ValidationError("--key needs 32 hex digits (an AES-128 key)") }
+        if !(speed > 0) { throw ValidationError("--speed must be above 0") }
+    }
+
+    func run() async throws {
+        var ring = WMBusKeyring()
+        if let keys {
+            guard let text = try? String(contentsOfFile: keys, encoding: .utf8) else {
+                throw ValidationError("cannot read \(keys): check the path and that you may read it")
+            }
+            switch WMBusKeyring.parse(text) {
+            case .success(let r): ring = r
+            case .failure(let e): throw ValidationError("\(keys): \(e)")
+            }
+        }
+        if let key { ring.defaultKey = WMBusKey(hex: key) }
+        var catalog: ProfileCatalog?
+        if let dir = ProfileCatalog.defaultDirectory() {
+            do {
+                catalog = try ProfileCatalog.load(directory: dir)
+            } catch {
+                FileHandleOutput.standardError("gatewayd listen: meter profiles in \(dir) not loaded (\(error)); decoding generically\n")
+            }
+        }
+        let view = ListenView(keyring: ring, catalog: catalog, mode: json ? .json : (isatty(1) == 1 ? .table : .lines))
+        let stop = StopFlag()
+        let interrupt = InterruptHandler { stop.set() }
+        defer { interrupt.restore() }
+        let deadline = seconds.map { ContinuousClock.now + .seconds($0) }
+        let refresher = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                view.refresh()
+            }
+        }
+        defer { refresher.cancel() }
+        let failed = Atomic<Bool>(false)
+        let work = Task {
+            if let replay {
+                let entries: [ReplayEntry]
+                do {
+                    entries = try ReplayFile.parse(String(contentsOfFile: replay, encoding: .utf8))
+                } catch {
+                    FileHandleOutput.standardError("gatewayd listen: \(replay): \(error)\n")
+                    failed.store(true, ordering: .relaxed)
+                    return
+                }
+                view.describeSource("replay of \(replay) at \(speed)x")
+                for await t in ReplaySource(entries: entries, speed: speed, receiver: "replay") {
+                    if Task.isCancelled { break }
+                    view.heard(t)
+                }
+            } else if type == .rtlwmbus {
+                view.describeSource("rtl_wmbus lines on standard input")
+                var reader = RTLWMBusLineReader()
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while !Task.isCancelled {
+                    let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                    if n <= 0 { break }
+                    reader.append(buffer[0..<n])
+                    while let e = reader.next() { view.rtl(e) }
+                }
+                if let e = reader.finish() { view.rtl(e) }
+            } else if let dongle {
+                let kind: DongleKind? = type == .auto ? nil : DongleKind(rawValue: type.rawValue)
+                let session = WMBusDongle(DongleConfiguration(path: dongle, kind: kind, linkMode: DongleLinkMode(text: mode) ?? .c1t1))
+                for await event in session.events() {
+                    switch event {
+                    case .state(let s): view.state(s)
+                    case .telegram(let t): view.heard(t)
+                    case .problem(let p): view.problem(p)
+                    }
+                }
+            }
+        }
+        // Ends on Ctrl-C, on --seconds, or when the source ends (a replay, stdin).
+        while !stop.isSet {
+            if let deadline, ContinuousClock.now >= deadline { break }
+            if await isFinished(work) { break }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        work.cancel()
+        refresher.cancel()
+        view.finish()
+        if failed.load(ordering: .relaxed) { throw ExitCode(1) }
+        if view.sawWrongKey { throw ExitCode(2) }
+    }
+
+    private func isFinished(_ task: Task<Void, Never>) async -> Bool {
+        await withTaskGroup(of: Bool.self) { g in
+            g.addTask { await task.value; return true }
+            g.addTask { try? await Task.sleep(for: .milliseconds(50)); return false }
+            let first = await g.next() ?? false
+            g.cancelAll()
+            return first
+        }
+    }
+}
+
+/// The listen table's state: one row per device, updated per telegram, drawn once a second.
+final class ListenView: Sendable {
+    enum Mode { case table, lines, json }
+
+    struct Row {
+        var id: String
+        var manufacturer: String
+        var type: String
+        var count = 0
+        var lastRSSI: Double?
+        var bestRSSI: Double?
+        var worstRSSI: Double?
+        var encryption = "plain"
+        var values = ""
+        var profile = "generic EN 13757-3"
+        var firstSeen: Int
+    }
+
+    struct State {
+        var decoder: WirelessDecoder
+        var rows: [String: Row] = [:]
+        var telegrams = 0
+        var undecodable = 0
+        var lineProblems = 0
+        var dongleState = "starting"
+        var wrongKey = false
+        var dirty = false
+    }
+
+    let mode: Mode
+    let catalog: ProfileCatalog?
+    private let shared: Mutex<State>
+
+    init(keyring: WMBusKeyring, catalog: ProfileCatalog?, mode: Mode) {
+        self.mode = mode
+        self.catalog = catalog
+        shared = Mutex(State(decoder: WirelessDecoder(keyring: keyring)))
+    }
+
+    var sawWrongKey: Bool { shared.withLock { $0.wrongKey } }
+
+    func state(_ s: DongleState) {
+        shared.withLock { $0.dongleState = s.description; $0.dirty = true }
+        if mode != .table { FileHandleOutput.standardError("dongle: \(s)\n") }
+    }
+
+    /// For sources without a dongle session (a replay, rtl_wmbus on stdin).
+    func describeSource(_ text: String) {
+        shared.withLock { $0.dongleState = text; $0.dirty = true }
+    }
+
+    func problem(_ p: DongleError) {
+        shared.withLock { $0.lineProblems += 1 }
+    }
+
+    func rtl(_ event: RTLWMBusLineReader.Event) {
+        switch event {
+        case .line(let line):
+            if let t = line.receivedTelegram() { heard(t) }
+        case .invalid(let e):
+            shared.withLock { $0.lineProblems += 1 }
+            if mode != .table { FileHandleOutput.standardError("rtl_wmbus: \(e)\n") }
+        }
+    }
+
+    func heard(_ t: ReceivedTelegram) {
+        let out: String? = shared.withLock { s -> String? in
+            s.telegrams += 1
+            s.dirty = true
+            let decoded: WirelessTelegram
+            var encryption = "plain"
+            switch Self.decode(&s.decoder, t) {
+            case .success(let d):
+                decoded = d
+                switch decoded.security.state {
+                case .none: encryption = "plain"
+                case .decrypted, .alreadyDecrypted: encryption = "ok"
+                case .noKey: encryption = "no key"
+                case .unsupportedMode: encryption = "mode \(decoded.security.mode) unsupported"
+                }
+            case .failure(let error):
+                // The link layer may still be readable: show the device with what went wrong.
+                guard let frame = try? t.frame() else {
+                    s.undecodable += 1
+                    return mode == .table ? nil : "\(t.receivedAt) undecodable telegram (\(error)): \(Hex.encode(t.bytes))"
+                }
+                let key = "\(frame.address.manufacturer.letters):\(frame.address.identification.digits)"
+                let wrong = error.code == .wrongKey || error.code == .macMismatch
+                if wrong { s.wrongKey = true }
+                var row = s.rows[key] ?? Row(id: frame.address.identification.digits, manufacturer: frame.address.manufacturer.letters,
+                                             type: frame.address.deviceType.name, firstSeen: s.rows.count)
+                row.count += 1
+                row.encryption = wrong ? "WRONG KEY" : "error"
+                row.values = error.message
+                Self.rssi(&row, t.rssiDBm)
+                s.rows[key] = row
+                return mode == .table ? nil : "\(t.receivedAt) \(key) \(row.encryption): \(error.message)"
+            }
+            let a = decoded.meterAddress
+            let key = "\(a.manufacturer.letters):\(a.identification.digits)"
+            var row = s.rows[key] ?? Row(id: a.identification.digits, manufacturer: a.manufacturer.letters, type: a.deviceType.name, firstSeen: s.rows.count)
+            row.count += 1
+            row.encryption = encryption
+            Self.rssi(&row, t.rssiDBm)
+            let shown = decoded.telegram.records.filter { $0.problem == nil && $0.storageNumber == 0 }.prefix(2).map { r -> String in
+                let v = RecordReport(r).value
+                return "\(r.quantity) \(TelegramTable.text(v))\(r.unit.isEmpty ? "" : " " + r.unit)"
+            }
+            if !shown.isEmpty { row.values = shown.joined(separator: ", ") } else if encryption == "no key" { row.values = "(encrypted)" }
+            if let p = catalog?.evaluate(decoded) {
+                row.profile = p.profileID
+                let named = p.values.prefix(3).map { "\($0.name) \($0.value)\($0.unit.isEmpty ? "" : " " + $0.unit)" }
+                if !named.isEmpty { row.values = named.joined(separator: ", ") }
+                if !p.alarms.isEmpty { row.values += "  ALARM: " + p.alarms.map(\.flag).joined(separator: ",") }
+            }
+            s.rows[key] = row
+            switch mode {
+            case .table: return nil
+            case .json: return WirelessReport.json(decoded)
+            case .lines:
+                let rssi = t.rssiDBm.map { " \(Int($0)) dBm" } ?? ""
+                return "\(t.receivedAt) \(key) \(row.type)\(rssi) \(encryption): \(row.values)"
+            }
+        }
+        if let out { print(out); FileHandleOutput.flush() }
+    }
+
+    /// Redraws the table on a terminal (cursor home, clear): at most once a second, only when changed.
+    func refresh() {
+        guard mode == .table else { return }
+        let text: String? = shared.withLock { s in
+            guard s.dirty else { return nil }
+            s.dirty = false
+            return "\u{1B}[H\u{1B}[2J" + Self.render(s, title: "listening (Ctrl-C to stop)")
+        }
+        if let text { print(text, terminator: ""); FileHandleOutput.flush() }
+    }
+
+    func finish() {
+        let text = shared.withLock { s in Self.render(s, title: "summary") }
+        if mode == .json {
+            FileHandleOutput.standardError(text)
+        } else {
+            print((mode == .table ? "\u{1B}[H\u{1B}[2J" : "\n") + text, terminator: "")
+        }
+    }
+
+    static func render(_ s: State, title: String) -> String {
+        var rows: [[String]] = [["ID", "MAN", "TYPE", "RSSI", "BEST", "COUNT", "ENCRYPTION", "PROFILE", "LAST VALUES"]]
+        for r in s.rows.values.sorted(by: { ($0.manufacturer, $0.id) < ($1.manufacturer, $1.id) }) {
+            rows.append([r.id, r.manufacturer, r.type, r.lastRSSI.map { "\(Int($0))" } ?? "-",
+                         r.bestRSSI.map { "\(Int($0))" } ?? "-", "\(r.count)", r.encryption, r.profile, r.values])
+        }
+        var out = "\(title): \(s.telegrams) telegrams from \(s.rows.count) devices; dongle: \(s.dongleState)\n"
+        out += TelegramTable.table(rows, indent: "")
+        if s.undecodable > 0 || s.lineProblems > 0 {
+            out += "\(s.undecodable) undecodable telegrams, \(s.lineProblems) garbled dongle messages\n"
+        }
+        if s.wrongKey { out += "WRONG KEY: a key was rejected for a device above; ask its manufacturer for the right key\n" }
+        return out
+    }
+
+    /// Outside the lock's closure: typed throws inside closures trips the compiler.
+    private static func decode(_ decoder: inout WirelessDecoder, _ t: ReceivedTelegram) -> Result<WirelessTelegram, DecodeError> {
+        do {
+            return .success(try decoder.decode(t.bytes, format: .noCRC, linkMode: t.linkMode))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    private static func rssi(_ row: inout Row, _ value: Double?) {
+        guard let value else { return }
+        row.lastRSSI = value
+        row.bestRSSI = max(row.bestRSSI ?? value, value)
+        row.worstRSSI = min(row.worstRSSI ?? value, value)
+    }
+}

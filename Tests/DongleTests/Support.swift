@@ -1,0 +1,134 @@
+import Drivers
+import Foundation
+import Synchronization
+import Testing
+
+/// Real telegrams from the wireless fixtures (wmbusmeters' test telegrams, L-field first, no CRCs).
+enum Fixtures {
+    struct Line: Decodable {
+        let telegram_hex: String
+    }
+
+    static let telegrams: [[UInt8]] = {
+        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let file = tests.appendingPathComponent("WirelessTests/Fixtures/wmbus/telegrams.jsonl")
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { return [] }
+        var out: [[UInt8]] = []
+        for line in text.split(separator: "\n") {
+            guard let parsed = try? JSONDecoder().decode(Line.self, from: Data(line.utf8)),
+                  let bytes = try? Hex.decode(parsed.telegram_hex),
+                  bytes.count >= 12, Int(bytes[0]) == bytes.count - 1 else { continue }
+            out.append(bytes)
+        }
+        return out
+    }()
+
+    /// The first `n` usable telegrams (the test fails loudly when the fixtures are missing).
+    static func take(_ n: Int) -> [[UInt8]] {
+        precondition(telegrams.count >= n, "Tests/WirelessTests/Fixtures/wmbus/telegrams.jsonl holds \(telegrams.count) usable telegrams, \(n) needed")
+        return Array(telegrams.prefix(n))
+    }
+}
+
+/// A deterministic generator for random splits.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// swift-nio's decoder verifier: the same events in one piece, byte by byte and split at random.
+enum StreamVerifier {
+    static func events<D: DongleStreamDecoder>(_ make: () -> D, _ pieces: [ArraySlice<UInt8>]) -> [D.Event] {
+        var d = make()
+        var out: [D.Event] = []
+        for p in pieces {
+            d.append(p)
+            out += d.drain()
+        }
+        if let last = d.finish() { out.append(last) }
+        return out
+    }
+
+    /// Returns the one-piece events after checking the other chunkings give the same.
+    static func verify<D: DongleStreamDecoder>(_ input: [UInt8], sourceLocation: SourceLocation = #_sourceLocation, _ make: () -> D) -> [D.Event] {
+        let whole = events(make, [input[...]])
+        let bytewise = events(make, input.indices.map { input[$0...$0] })
+        #expect(bytewise == whole, "byte-by-byte feeding changes the events", sourceLocation: sourceLocation)
+        for seed in UInt64(1)...20 {
+            var rng = SplitMix(state: seed)
+            var pieces: [ArraySlice<UInt8>] = []
+            var i = 0
+            while i < input.count {
+                let n = Int.random(in: 1...max(1, min(64, input.count - i)), using: &rng)
+                pieces.append(input[i..<(i + n)])
+                i += n
+            }
+            let split = events(make, pieces)
+            #expect(split == whole, "random split (seed \(seed)) changes the events", sourceLocation: sourceLocation)
+        }
+        return whole
+    }
+}
+
+/// Collects a dongle session's events on a task of its own, for tests to wait on.
+final class EventLog: Sendable {
+    final class Storage: Sendable {
+        let events = Mutex<[DongleEvent]>([])
+    }
+
+    private let storage = Storage()
+    private let task = Mutex<Task<Void, Never>?>(nil)
+
+    init(_ stream: AsyncStream<DongleEvent>) {
+        let t = Task { [storage] in
+            for await e in stream { storage.events.withLock { $0.append(e) } }
+        }
+        task.withLock { $0 = t }
+    }
+
+    var all: [DongleEvent] { storage.events.withLock { $0 } }
+
+    var telegrams: [ReceivedTelegram] {
+        all.compactMap { if case .telegram(let t) = $0 { return t } else { return nil } }
+    }
+
+    var states: [DongleState] {
+        all.compactMap { if case .state(let s) = $0 { return s } else { return nil } }
+    }
+
+    var problems: [DongleError] {
+        all.compactMap { if case .problem(let p) = $0 { return p } else { return nil } }
+    }
+
+    var readyCount: Int { states.filter { if case .ready = $0 { return true } else { return false } }.count }
+
+    /// Waits until `condition` holds; false after `limit` (a guard against a hanging test, not a timing
+    /// assertion).
+    func wait(limit: Duration = .seconds(30), _ condition: (EventLog) -> Bool) async -> Bool {
+        let end = ContinuousClock.now + limit
+        while ContinuousClock.now < end {
+            if condition(self) { return true }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return condition(self)
+    }
+
+    func stop() async {
+        let t = task.withLock { $0 }
+        t?.cancel()
+        await t?.value
+    }
+}
+
+/// A private directory for symlinks, removed by the caller.
+func temporaryDirectory() -> String {
+    let path = NSTemporaryDirectory() + "dongle-tests-\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}

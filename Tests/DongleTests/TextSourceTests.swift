@@ -1,0 +1,197 @@
+import Glibc
+import Drivers
+import Testing
+
+@Suite("rtl_wmbus lines")
+struct RTLWMBusTests {
+    @Test func parsesT1AndC1Lines() throws {
+        let t = Fixtures.take(2)
+        let line = try RTLWMBusLine.parse("T1;1;1;2019-02-09 07:14:18.000;117;102;94740459;0x\(Hex.encode(t[0]))", lineNumber: 1)
+        #expect(line.linkMode == .t1)
+        #expect(line.crcOK && line.decodingOK)
+        #expect(line.timestamp.description == "2019-02-09T07:14:18.000Z")
+        #expect(line.packetRSSI == 117 && line.currentRSSI == 102)
+        #expect(line.meterID == "94740459")
+        #expect(line.bytes == t[0])
+        let telegram = try #require(line.receivedTelegram())
+        #expect(telegram.linkMode == .t1)
+        #expect(telegram.rssiDBm == nil)   // rtl_wmbus RSSI is relative, not dBm
+        _ = try telegram.frame()
+
+        let c1 = try RTLWMBusLine.parse("C1;1;1;2020-01-31 23:59:59.999;12.5;-3;00000001;0x\(Hex.encode(t[1]).lowercased())\r", lineNumber: 7)
+        #expect(c1.linkMode == .c1)
+        #expect(c1.timestamp.description == "2020-01-31T23:59:59.999Z")
+        #expect(c1.bytes == t[1])
+
+        let failed = try RTLWMBusLine.parse("C1;0;1;2020-01-31 23:59:59.999;1;1;00000001;0x\(Hex.encode(t[1]))", lineNumber: 8)
+        #expect(failed.receivedTelegram() == nil)
+    }
+
+    @Test func badLinesAreTypedErrorsWithTheirLineNumber() {
+        let hex = Hex.encode(Fixtures.take(1)[0])
+        let bad = [
+            "T1;1;1;2019-02-09 07:14:18.000;117;102;94740459",                // 7 fields
+            "X1;1;1;2019-02-09 07:14:18.000;117;102;94740459;0x\(hex)",        // mode
+            "T1;2;1;2019-02-09 07:14:18.000;117;102;94740459;0x\(hex)",        // flag
+            "T1;1;1;2019-02-30T07:14;117;102;94740459;0x\(hex)",               // timestamp
+            "T1;1;1;2019-02-09 07:14:18.000;loud;102;94740459;0x\(hex)",       // RSSI
+            "T1;1;1;2019-02-09 07:14:18.000;117;102;94740459;0x4E44G1",        // hex
+            "T1;1;1;2019-02-09 07:14:18.000;117;102;94740459;0x4E44",          // too short
+        ]
+        for (i, text) in bad.enumerated() {
+            do {
+                _ = try RTLWMBusLine.parse(text, lineNumber: i + 10)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.code == .invalidLine)
+                #expect(error.offset == i + 10)
+                #expect(error.message.contains("line \(i + 10)"))
+            }
+        }
+    }
+
+    @Test func readerSplitsLinesWhateverTheChunking() {
+        let t = Fixtures.take(3)
+        var text = "# rtl_wmbus capture\n\n"
+        text += "T1;1;1;2019-02-09 07:14:18.000;117;102;1;0x\(Hex.encode(t[0]))\r\n"
+        text += "garbage from the SDR\n"
+        text += "C1;1;1;2019-02-09 07:14:19.000;110;100;2;0x\(Hex.encode(t[1]))\n"
+        text += "T1;1;1;2019-02-09 07:14:20.000;90;80;3;0x\(Hex.encode(t[2]))"   // no final newline
+        let events = StreamVerifier.verify(Array(text.utf8)) { RTLWMBusLineReader() }
+        #expect(events.count == 4)
+        var lines: [RTLWMBusLine] = []
+        var errorLines: [Int?] = []
+        for e in events {
+            switch e {
+            case .line(let l): lines.append(l)
+            case .invalid(let error): errorLines.append(error.offset)
+            }
+        }
+        #expect(lines.map(\.bytes) == t)
+        #expect(errorLines == [4])
+    }
+}
+
+@Suite("Replay source")
+struct ReplayTests {
+    static func capture(_ telegrams: [[UInt8]]) -> String {
+        var text = "# captured on the bench\n"
+        for (i, t) in telegrams.enumerated() {
+            let mode = ["t1", "c1", "-"][i % 3]
+            let rssi = i % 4 == 3 ? "-" : String(-60 - i)
+            text += "2026-11-21T08:00:\(String(format2(i * 2))).\(i % 2 == 0 ? "123" : "5")Z \(mode) \(rssi) \(Hex.encode(t))\n"
+        }
+        return text
+    }
+
+    static func format2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+
+    @Test func parsesTheDocumentedFormat() throws {
+        let t = Fixtures.take(5)
+        let entries = try ReplayFile.parse(Self.capture(t))
+        #expect(entries.map(\.bytes) == t)
+        #expect(entries[0].linkMode == .t1 && entries[1].linkMode == .c1 && entries[2].linkMode == nil)
+        #expect(entries[0].rssiDBm == -60 && entries[3].rssiDBm == nil)
+        #expect(entries[1].timestamp.millisecondsSince1970 - entries[0].timestamp.millisecondsSince1970 == 2000 - 123 + 500)
+        // Its own lines read back the same.
+        #expect(try ReplayFile.parse(entries.map(\.line).joined(separator: "\n")) == entries)
+    }
+
+    @Test func badLinesNameTheirNumber() {
+        let hex = Hex.encode(Fixtures.take(1)[0])
+        let cases: [(String, Int)] = [
+            ("2026-11-21T08:00:00Z t1 -71\n", 1),
+            ("# ok\n2026-11-21T08:00:00Z x9 -71 \(hex)\n", 2),
+            ("\n\n2026-11-21T08:00:00Z t1 loud \(hex)\n", 3),
+            ("2026-11-21T08:00:01Z t1 -71 \(hex)\n2026-11-21T08:00:00Z t1 -71 \(hex)\n", 2),
+            ("2026-11-21 t1 -71 \(hex)\n", 1),
+            ("2026-11-21T08:00:00Z t1 -71 4E44\n", 1),
+        ]
+        for (text, line) in cases {
+            do {
+                _ = try ReplayFile.parse(text)
+                Issue.record("accepted: \(text)")
+            } catch {
+                #expect(error.code == .invalidLine)
+                #expect(error.offset == line, "\(text)")
+            }
+        }
+    }
+
+    @Test func acceleratedReplayKeepsOrderAndCount() async throws {
+        let t = Fixtures.take(6)
+        let entries = try ReplayFile.parse(Self.capture(t))
+        let source = ReplaySource(entries: entries, speed: 1000, receiver: "replay bench.log")
+        var got: [ReceivedTelegram] = []
+        for await telegram in source { got.append(telegram) }
+        #expect(got.map(\.bytes) == t)
+        #expect(got.map(\.receivedAt) == entries.map(\.timestamp))
+        #expect(got.allSatisfy { $0.receiver == "replay bench.log" })
+        // The waits are the recorded gaps divided by the speed.
+        #expect(source.delay(before: 0) == .zero)
+        #expect(source.delay(before: 1) == .microseconds(2377))
+        #expect(ReplaySource(entries: entries, speed: .infinity).delay(before: 1) == .zero)
+    }
+
+    @Test func replayStopsWhenCancelled() async throws {
+        let t = Fixtures.take(3)
+        // A day between telegrams: only cancellation can end this replay.
+        let text = "2026-11-21T08:00:00Z t1 -70 \(Hex.encode(t[0]))\n2026-11-22T08:00:00Z t1 -70 \(Hex.encode(t[1]))\n"
+        let source = ReplaySource(entries: try ReplayFile.parse(text), speed: 1)
+        let task = Task {
+            var n = 0
+            for await _ in source { n += 1 }
+            return n
+        }
+        try await Task.sleep(for: .milliseconds(50))
+        task.cancel()
+        #expect(await task.value == 1)
+    }
+}
+
+@Suite("rtl_wmbus from a pipe")
+struct RTLWMBusSourceTests {
+    @Test func readsLinesFromAPipeUntilItCloses() async throws {
+        let t = Fixtures.take(3)
+        var fds: [Int32] = [-1, -1]
+        #expect(pipe(&fds) == 0)
+        let text = "T1;1;1;2019-02-09 07:14:18.000;117;102;1;0x\(Hex.encode(t[0]))\n"
+            + "T1;0;1;2019-02-09 07:14:19.000;117;102;2;0x\(Hex.encode(t[1]))\n"
+            + "not a line\n"
+            + "C1;1;1;2019-02-09 07:14:20.000;117;102;3;0x\(Hex.encode(t[2]))"
+        let source = RTLWMBusSource(fileDescriptor: fds[0])
+        let stream = source.events()
+        let bytes = Array(text.utf8)
+        // Written in two pieces, split inside a line.
+        _ = bytes[0..<50].withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
+        _ = bytes[50...].withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
+        close(fds[1])
+        var events: [DongleEvent] = []
+        for await e in stream { events.append(e) }
+        close(fds[0])
+        let telegrams = events.compactMap { if case .telegram(let x) = $0 { return x } else { return nil } }
+        let problems = events.compactMap { if case .problem(let p) = $0 { return p } else { return nil } }
+        #expect(telegrams.map(\.bytes) == [t[0], t[2]])
+        #expect(telegrams.map(\.linkMode) == [.t1, .c1])
+        #expect(problems.map(\.code) == [.checksumMismatch, .invalidLine])
+        #expect(problems.last?.offset == 3)
+        #expect(events.last == .state(.stopped))
+    }
+}
+
+@Suite("rtl_wmbus long lines")
+struct RTLWMBusLongLineTests {
+    @Test func anOverlongLineIsOneErrorWhateverTheChunking() {
+        let t = Fixtures.take(1)[0]
+        let long = String(repeating: "x", count: RTLWMBusLineReader.maximumLineLength + 10) + "\n"
+        let good = "T1;1;1;2019-02-09 07:14:18.000;117;102;1;0x\(Hex.encode(t))\n"
+        let events = StreamVerifier.verify(Array((long + good).utf8)) { RTLWMBusLineReader() }
+        #expect(events.count == 2)
+        guard case .invalid(let error)? = events.first else {
+            Issue.record("no error for the long line")
+            return
+        }
+        #expect(error.offset == 1)
+        #expect(events.last.map { if case .line(let l) = $0 { return l.bytes == t } else { return false } } == true)
+    }
+}

@@ -1,0 +1,211 @@
+import Foundation
+import Testing
+@testable import Drivers
+
+/// The wireless meter profiles in profiles/wmbus: each file's own test telegrams, detection, status bits.
+@Suite("wireless meter profiles")
+struct ProfileTests {
+    static let directory: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.appendingPathComponent("profiles/wmbus").path
+    }()
+
+    static func files() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+    }
+
+    static func catalog() throws -> ProfileCatalog { try ProfileCatalog.load(directory: directory) }
+
+    /// Decodes a profile test telegram the way the gateway does: preceding telegrams first, key if any.
+    static func decode(_ t: ProfileTestCase) throws -> WirelessTelegram {
+        var ring = WMBusKeyring()
+        if let k = t.key { ring.defaultKey = try #require(WMBusKey(hex: k)) }
+        var d = WirelessDecoder(keyring: ring)
+        for p in t.preceding ?? [] { _ = try d.decode(try Hex.decode(p)) }
+        let format: WMBusFrameFormat = t.framing == "b" ? .b : t.framing == "a" ? .a : .noCRC
+        return try d.decode(try Hex.decode(t.hex), format: format)
+    }
+
+    static func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= max(1e-9, 1e-6 * max(abs(a), abs(b))) }
+
+    /// Differences between a reading and a test case's expectations, in words.
+    static func differences(_ r: ProfileReading, _ t: ProfileTestCase) -> [String] {
+        var out: [String] = []
+        for (name, want) in t.expected.sorted(by: { $0.key < $1.key }) {
+            guard let got = r.value(name) else { out.append("\(name): missing, expected \(want)"); continue }
+            switch (want, got) {
+            case (.number(let w), .number(let g)): if !close(w, g) { out.append("\(name): \(g), expected \(w)") }
+            case (.text(let w), _): if got.description != w { out.append("\(name): \(got), expected \(w)") }
+            default: out.append("\(name): \(got), expected \(want)")
+            }
+        }
+        if let alarms = t.alarms, Set(alarms) != Set(r.alarms.map(\.flag)) {
+            out.append("alarms \(r.alarms.map(\.flag).sorted()), expected \(alarms.sorted())")
+        }
+        if let d = t.setDayDate, r.setDayDate?.description != d {
+            out.append("set-day date \(r.setDayDate?.description ?? "none"), expected \(d)")
+        }
+        return out
+    }
+
+    @Test("the shipped profiles cover 4 HCA makers, 4 water makers with Kamstrup, and a heat meter")
+    func coverage() throws {
+        let c = try Self.catalog()
+        #expect(c.profiles.count == Self.files().count)
+        func makers(_ category: String) -> Set<String> { Set(c.profiles.filter { $0.category == category }.map(\.manufacturer)) }
+        #expect(makers("heat_cost_allocator").count >= 4)
+        #expect(makers("water").count >= 4)
+        #expect(makers("water").contains("Kamstrup"))
+        #expect(makers("heat").count >= 1)
+    }
+
+    @Test("every profile's test telegrams give its expected output", arguments: files())
+    func profileTests(file: String) throws {
+        let data = try #require(FileManager.default.contents(atPath: Self.directory + "/" + file))
+        let profile = try MeterProfile.decode(data, origin: file)
+        let catalog = try Self.catalog()
+        #expect(!profile.tests.isEmpty)
+        for (n, t) in profile.tests.enumerated() {
+            let w = try Self.decode(t)
+            #expect(catalog.detect(w)?.id == profile.id, "\(file) test \(n): detected \(catalog.detect(w)?.id ?? "nothing")")
+            let r = ProfileEvaluator.evaluate(w, profile: profile)
+            #expect(Self.differences(r, t) == [], "\(file) test \(n)")
+            #expect(r.problems == [], "\(file) test \(n)")
+            #expect(catalog.evaluate(w) == r)
+        }
+    }
+
+    @Test("a telegram from a meter no profile knows decodes generically: no profile, nil reading")
+    func foreignTelegram() throws {
+        let c = try Self.catalog()
+        // OMS Vol. 2 Annex N.2.1 (Elster gas meter): not one of ours.
+        var d = WirelessDecoder(keyring: WMBusKeyring(defaultKey: WMBusKey(hex: "0102030405060708090A0B0C0D0E0F11")))
+        let w = try d.decode(try Hex.decode("2E4493157856341233037A2A0020255923C95AAA26D1B2E7493B013EC4A6F6D3529B520EDFF0EA6DEFC99D6D69EBF3"))
+        #expect(c.detect(w) == nil)
+        #expect(c.evaluate(w) == nil)
+        #expect(!w.telegram.records.isEmpty, "it still decodes through EN 13757-3")
+        // Same maker and type as a profile but another version: no guess.
+        let kam = WMBusAddress(manufacturer: ManufacturerCode("KAM")!, identification: IdentificationNumber("12345678")!, version: 0x99, deviceType: .coldWater)
+        #expect(c.profile(for: kam) == nil)
+        let known = WMBusAddress(manufacturer: ManufacturerCode("KAM")!, identification: IdentificationNumber("12345678")!, version: 0x1B, deviceType: .coldWater)
+        #expect(c.profile(for: known)?.id == "kamstrup-multical-21")
+    }
+
+    @Test("TPL status bits and a maker's bit table become alarms with severities")
+    func statusBits() throws {
+        let c = try Self.catalog()
+        let hcae2 = try #require(c.profiles.first { $0.id == "engelmann-hca-e2" })
+        var w = try Self.decode(hcae2.tests[0])
+        var r = try #require(c.evaluate(w))
+        #expect(r.alarms.contains { $0.flag == "permanent_error" && $0.severity == .alarm && $0.source == "tpl_status" })
+        #expect(r.worstSeverity == .alarm)
+        // Status 04h: power low only.
+        w.tpl?.status = 0x04
+        w.telegram.records.removeAll { if case .manufacturerSpecific = $0.vif { return true } else { return false } }
+        r = try #require(c.evaluate(w))
+        #expect(r.alarms.map(\.flag) == ["battery_low"])
+        #expect(r.alarms.first?.severity == .warning)
+
+        // Manufacturer TPL bits come from the profile.
+        var p = hcae2
+        p.status = StatusSpec(tpl: [StatusBit(mask: 0x20, match: nil, any: nil, flag: "tamper", severity: .alarm, text: "housing opened")], values: nil)
+        w.tpl?.status = 0x20
+        r = ProfileEvaluator.evaluate(w, profile: p)
+        #expect(r.alarms.map(\.flag) == ["tamper"])
+    }
+
+    @Test("Kamstrup info codes: dry, reverse, leak, burst from the named record")
+    func kamstrupInfoCodes() throws {
+        let c = try Self.catalog()
+        let p = try #require(c.profiles.first { $0.id == "kamstrup-multical-21" })
+        let base = try Hex.decode(p.tests[0].hex)
+        for (code, flags) in [(0x00, [String]()), (0x01, ["dry"]), (0x02, ["backflow"]), (0x04, ["leak"]), (0x08, ["burst"]), (0x0F, ["dry", "backflow", "leak", "burst"]), (0xF0, [])] {
+            var b = base
+            b[23] = UInt8(code)
+            // The ELL payload CRC covers the records.
+            let crc = WMBusCRC.compute(b[19...])
+            b[17] = UInt8(crc & 0xFF)
+            b[18] = UInt8(crc >> 8)
+            var d = WirelessDecoder()
+            let r = try #require(c.evaluate(try d.decode(b)))
+            #expect(r.alarms.map(\.flag) == flags, "info code \(code)")
+        }
+    }
+
+    @Test("layout interpreter: encodings, bit fields, invalid markers, short input is absent, never a trap")
+    func interpreter() throws {
+        func field(_ json: String) throws -> LayoutField {
+            try JSONDecoder().decode(LayoutField.self, from: Data(("{\"name\":\"x\"," + json + "}").utf8))
+        }
+        func read(_ json: String, _ bytes: [UInt8]) throws -> ProfileValue? {
+            if case .value(let v) = LayoutInterpreter.read(try field(json), bytes[...], dates: []) { return v }
+            return nil
+        }
+        #expect(try read(#""offset":0,"length":2,"encoding":"uint""#, [0x34, 0x12]) == .number(0x1234))
+        #expect(try read(#""offset":0,"length":2,"encoding":"uint","byteOrder":"big""#, [0x12, 0x34]) == .number(0x1234))
+        #expect(try read(#""offset":0,"length":2,"encoding":"int""#, [0xFE, 0xFF]) == .number(-2))
+        #expect(try read(#""offset":1,"length":3,"encoding":"bcd","scale":0.001"#, [0, 0x91, 0x67, 0x04]) == .number(46.791))
+        #expect(try read(#""offset":0,"length":2,"encoding":"uint","shift":4,"bits":5"#, [0x50, 0x24]) == .number(5))
+        #expect(try read(#""offset":0,"length":2,"encoding":"uint","invalid":[65535]"#, [0xFF, 0xFF]) == nil)
+        #expect(try read(#""offset":0,"length":2,"encoding":"date_g""#, [0x9F, 0x2C]) == .date(MBusDateTime(year: 2020, month: 12, day: 31)))
+        #expect(try read(#""offset":0,"length":2,"encoding":"date_g""#, [0xFF, 0xFF]) == nil, "FFFF is no date")
+        #expect(try read(#""offset":4,"length":2,"encoding":"uint""#, [1, 2, 3]) == nil, "beyond the end is absent")
+        let bcd = LayoutInterpreter.read(try field(#""offset":0,"length":1,"encoding":"bcd""#), [0xAB][...], dates: [])
+        if case .problem = bcd {} else { Issue.record("non-decimal BCD is a problem, not a value") }
+        // A year-less date takes the first year that puts it after its reference date.
+        let prev = NamedValue(name: "p", value: .date(MBusDateTime(year: 2020, month: 12, day: 31)), unit: "date")
+        let cur = try field(#""offset":0,"length":2,"encoding":"date_bits","day":{"shift":4,"bits":5},"month":{"shift":9,"bits":4},"after":"p""#)
+        if case .value(let v) = LayoutInterpreter.read(cur, [0x50, 0x24][...], dates: [prev]) {
+            #expect(v == .date(MBusDateTime(year: 2021, month: 2, day: 5)))
+        } else {
+            Issue.record("no date")
+        }
+        // Every byte string through every profile: values or absence, never a trap.
+        let c = try Self.catalog()
+        var rng = SystemRandomNumberGenerator()
+        for p in c.profiles {
+            guard let t = p.tests.first, var w = try? Self.decode(t) else { continue }
+            for _ in 0..<50 {
+                let n = Int.random(in: 0..<40, using: &rng)
+                let junk = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                if w.manufacturerPayload != nil { w.manufacturerPayload = junk }
+                if w.recordBytes != nil { w.recordBytes = junk }
+                if w.compactFrame != nil { w.compactFrame?.values = junk }
+                _ = ProfileEvaluator.evaluate(w, profile: p)
+            }
+        }
+    }
+
+    @Test("invalid profiles are refused with a sentence; two profiles cannot claim the same meters")
+    func validation() throws {
+        let c = try Self.catalog()
+        let p = c.profiles[0]
+        var bad = p
+        bad.detect = [ProfileDetection(manufacturer: "k4m", versions: nil, deviceTypes: nil)]
+        #expect(throws: ProfileError.self) { try bad.validate() }
+        bad = p
+        bad.tests = []
+        #expect(throws: ProfileError.self) { try bad.validate() }
+        bad = p
+        bad.setDay = SetDaySpec(value: "no_such_value", date: nil)
+        #expect(throws: ProfileError.self) { try bad.validate() }
+        var twin = p
+        twin.id = "twin"
+        #expect(throws: ProfileError.self) { try ProfileCatalog(profiles: [p, twin]) }
+        do {
+            _ = try MeterProfile.decode(Data(#"{"id":"x"}"#.utf8), origin: "x.json")
+            Issue.record("accepted")
+        } catch {
+            #expect(error.description.contains("missing \"name\""))
+        }
+    }
+
+    @Test("the profiles directory: GATEWAYD_PROFILES first, then the checkout above the executable")
+    func directoryLookup() {
+        #expect(ProfileCatalog.defaultDirectory(environment: ["GATEWAYD_PROFILES": "/opt/p"]) == "/opt/p")
+        let exe = Self.directory.replacingOccurrences(of: "/profiles/wmbus", with: "/.build/release/gatewayd")
+        let found = ProfileCatalog.defaultDirectory(environment: [:], executablePath: exe)
+        #expect(found == Self.directory || found == "/usr/share/gatewayd/profiles/wmbus")
+    }
+}
