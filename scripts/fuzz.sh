@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzes a decoder with libFuzzer + AddressSanitizer: the wired M-Bus decoder (Fuzz/mbus-fuzz, the
-# default) or the wireless M-Bus stack (Fuzz/wmbus-fuzz).
+# default), the wireless M-Bus stack (Fuzz/wmbus-fuzz) or the dongle stream codecs (Fuzz/dongle-fuzz:
+# iM871A HCI, Amber CMD, rtl_wmbus lines).
 #
 #   scripts/fuzz.sh                 # mbus-fuzz, 600 s
 #   scripts/fuzz.sh wmbus-fuzz      # the wireless stack
+#   scripts/fuzz.sh dongle-fuzz     # the dongle protocols
 #   FUZZ_SECONDS=60 scripts/fuzz.sh # shorter run
 #   scripts/fuzz.sh -runs=1000      # extra arguments go to libFuzzer
 #
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 TARGET=mbus-fuzz
 case "${1:-}" in
-    mbus-fuzz|wmbus-fuzz) TARGET="$1"; shift ;;
+    mbus-fuzz|wmbus-fuzz|dongle-fuzz) TARGET="$1"; shift ;;
 esac
 
 SECONDS_TO_RUN="${FUZZ_SECONDS:-600}"
@@ -25,9 +27,13 @@ SCRATCH=.build-fuzz
 if [ "$TARGET" = mbus-fuzz ]; then
     CORPUS=fuzz-corpus
     ARTIFACTS=Tests/DriversTests/Fixtures/fuzz-regressions
-else
+elif [ "$TARGET" = wmbus-fuzz ]; then
     CORPUS=fuzz-corpus-wmbus
     ARTIFACTS=Tests/WirelessTests/Fixtures/fuzz-regressions
+else
+    # The dongle codecs take the same radio telegrams as seeds: the target frames them itself.
+    CORPUS=fuzz-corpus-dongle
+    ARTIFACTS=Tests/DongleTests/Fixtures/fuzz-regressions
 fi
 FRAMES=Tests/DriversTests/Fixtures/mbus/frames
 TELEGRAMS=Tests/WirelessTests/Fixtures/wmbus/telegrams.jsonl

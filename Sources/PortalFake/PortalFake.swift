@@ -140,7 +140,7 @@ public final class PortalStore: Sendable {
         self.countsDevices = countsDevices
     }
 
-    /// Distinct readings stored per device key (only with `countsDevices`).
+    /// Distinct meter readings (alarm edges left out) stored per device key (only with `countsDevices`).
     public var readingsPerDevice: [String: Int] { state.withLock { $0.devices } }
 
     /// Distinct reading ids stored.
@@ -405,7 +405,7 @@ public final class PortalFake: Sendable {
                 refused.append((id, "refused by the portal"))
             } else {
                 good.append(id)
-                if store.countsDevices { goodDevices.append(r.device) }
+                if store.countsDevices { goodDevices.append(r.isAlarm ? nil : r.device) }
             }
         }
         let (new, duplicates) = store.store(batchID: envelope.batchID, readingIDs: good, devices: goodDevices)
@@ -538,6 +538,8 @@ struct ReadingsEnvelope: Decodable {
 struct CheckedReading: Decodable {
     var id: String?
     var device: String?
+    /// Alarm edges travel as readings of class "alarm" (docs/portal-api.md).
+    var isAlarm = false
     var problem: String?
 
     enum CodingKeys: String, CodingKey {
@@ -550,6 +552,7 @@ struct CheckedReading: Decodable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         id = try? c.decode(String.self, forKey: .id)
         device = try? c.decode(String.self, forKey: .device)
+        isAlarm = (try? c.decode(String.self, forKey: .readingClass)) == "alarm"
         problem = Self.check(c)
     }
 

@@ -261,6 +261,11 @@ public final class Uploader: Service, Sendable {
                 case .accepted:
                     await acknowledge(leased.id, wire.readingIDs, rng: &rng)
                     failures = 0
+                    // A limit learned from a 413 grows back slowly, so a one-off refusal does not
+                    // shrink batches for good.
+                    shared.withLock { s in
+                        s.learnedMaxBytes = min(configuration.maxBytes, s.learnedMaxBytes + max(1, s.learnedMaxBytes / 16))
+                    }
                     noteSuccess { s in
                         s.batchesSent += 1
                         s.readingsSent += wire.readingIDs.count

@@ -66,27 +66,35 @@ struct WiredLineRunner: BusRunner {
         do {
             try await scheduler.run(plan) { kind in
                 await readAll(line: line, kind: kind, progress: progress)
+                await publish(line: line, progress: progress, conditions: [])
             } report: { status, conditions in
-                let stats = await line.statistics
-                let counts = await progress.snapshot()
-                // The line is healthy while it is not backed off and meters answer on it; single silent
-                // meters are alarms on those meters.
-                let health: Health = !conditions.isEmpty ? .degraded
-                    : (counts.lastAsked > 0 && counts.lastAnswered == 0 ? .failed : .healthy)
-                var detail = "\(counts.lastAnswered) of \(counts.lastAsked) meters answered"
-                if counts.lastMissing > 0 { detail += "; no answer from \(counts.lastMissingNames.prefix(3).joined(separator: ", "))" }
-                if status.isSlow { detail += "; line slow, polling backed off" }
-                await board.update(
-                    "mbus:\(name)", kind: "wired M-Bus line", health: health, detail: detail,
-                    counters: ["requests": stats.requests, "timeouts": stats.timeouts, "retries": stats.retries,
-                               "cycles": status.cycles, "slow_cycles": status.slowCycles, "skipped_ticks": status.skippedTicks])
                 _ = try? await pipeline.report(conditions: conditions, device: "line:\(name)", scope: "line", at: unixMilliseconds())
+                await publish(line: line, progress: progress, conditions: conditions)
             }
         } catch {
             logger.error("the M-Bus line's schedule stopped", metadata: ["line": "\(name)", "error": "\(error)"])
         }
         await line.close()
         await board.update("mbus:\(name)", kind: "wired M-Bus line", health: .stopped, detail: "stopped")
+    }
+
+    /// The line's status line after every cycle (the scheduler reports only changes).
+    private func publish(line: MBusLine, progress: LineProgress, conditions: [AlarmCondition]) async {
+        let stats = await line.statistics
+        let counts = await progress.snapshot()
+        let status = await scheduler.status(line: name)
+        // The line is healthy while it is not backed off and meters answer on it; single silent meters
+        // are alarms on those meters.
+        let slow = status?.isSlow ?? false
+        let health: Health = slow || !conditions.isEmpty ? .degraded
+            : (counts.lastAsked > 0 && counts.lastAnswered == 0 ? .failed : .healthy)
+        var detail = "\(counts.lastAnswered) of \(counts.lastAsked) meters answered"
+        if counts.lastMissing > 0 { detail += "; no answer from \(counts.lastMissingNames.prefix(3).joined(separator: ", "))" }
+        if slow { detail += "; line slow, polling backed off" }
+        await board.update(
+            "mbus:\(name)", kind: "wired M-Bus line", health: health, detail: detail,
+            counters: ["requests": stats.requests, "timeouts": stats.timeouts, "retries": stats.retries,
+                       "cycles": status?.cycles ?? 0, "slow_cycles": status?.slowCycles ?? 0, "skipped_ticks": status?.skippedTicks ?? 0])
     }
 
     private func readAll(line: MBusLine, kind: PollKind, progress: LineProgress) async {
@@ -182,24 +190,31 @@ struct ModbusLineRunner: BusRunner {
                     }
                 }
                 await progress.record(asked: devices.count, answered: answered, missing: missing)
+                await publish(line: line, progress: progress, conditions: [])
             } report: { status, conditions in
-                let stats = await line.statistics
-                let p = await progress.snapshot()
-                var detail = "\(p.lastAnswered) of \(p.lastAsked) devices answered"
-                if p.lastMissing > 0 { detail += "; no answer from \(p.lastMissingNames.joined(separator: ", "))" }
-                if status.isSlow { detail += "; line slow, polling backed off" }
-                await board.update(
-                    component, kind: "Modbus line",
-                    health: !conditions.isEmpty ? .degraded : (p.lastAsked > 0 && p.lastAnswered == 0 ? .failed : .healthy),
-                    detail: detail,
-                    counters: ["requests": stats.requests, "timeouts": stats.timeouts, "exceptions": stats.exceptions,
-                               "reconnects": stats.reconnects, "cycles": status.cycles])
                 _ = try? await pipeline.report(conditions: conditions, device: "line:\(name)", scope: "line", at: unixMilliseconds())
+                await publish(line: line, progress: progress, conditions: conditions)
             }
         } catch {
             logger.error("the Modbus line's schedule stopped", metadata: ["line": "\(name)", "error": "\(error)"])
         }
         await line.close()
         await board.update(component, kind: "Modbus line", health: .stopped, detail: "stopped")
+    }
+
+    private func publish(line: ModbusLine, progress: LineProgress, conditions: [AlarmCondition]) async {
+        let stats = await line.statistics
+        let p = await progress.snapshot()
+        let status = await scheduler.status(line: name)
+        let slow = status?.isSlow ?? false
+        var detail = "\(p.lastAnswered) of \(p.lastAsked) devices answered"
+        if p.lastMissing > 0 { detail += "; no answer from \(p.lastMissingNames.joined(separator: ", "))" }
+        if slow { detail += "; line slow, polling backed off" }
+        await board.update(
+            "modbus:\(name)", kind: "Modbus line",
+            health: slow || !conditions.isEmpty ? .degraded : (p.lastAsked > 0 && p.lastAnswered == 0 ? .failed : .healthy),
+            detail: detail,
+            counters: ["requests": stats.requests, "timeouts": stats.timeouts, "exceptions": stats.exceptions,
+                       "reconnects": stats.reconnects, "cycles": status?.cycles ?? 0])
     }
 }

@@ -21,6 +21,8 @@ final class Housekeeping: Service, Sendable {
     let logger: Logger
     let period: Duration
     private let group = Mutex<ServiceGroup?>(nil)
+    /// When each open alarm was first seen open, for the status table.
+    private let alarmSince = Mutex<[String: Date]>([:])
     /// Set by the loop on every round; the watchdog pings only while the loop goes round.
     private let lastRound = Atomic<Int64>(0)
 
@@ -106,10 +108,16 @@ final class Housekeeping: Service, Sendable {
             uplink?.uploader.raiseAlarm(alarm.portalAlarm)
         }
         let open = await pipeline.activeAlarms()
+        let since = alarmSince.withLock { seen -> [String: Date] in
+            let keys = Set(open.map { $0.device + "|" + $0.condition.code })
+            seen = seen.filter { keys.contains($0.key) }
+            for k in keys where seen[k] == nil { seen[k] = Date() }
+            return seen
+        }
         await board.setAlarms(open.map {
             DaemonStatus.OpenAlarm(device: $0.device, kind: $0.condition.code, priority: "\($0.condition.priority)",
-                                   since: Date(), detail: $0.condition.message)
-        })
+                                   since: since[$0.device + "|" + $0.condition.code] ?? Date(), detail: $0.condition.message)
+        }.sorted { ($0.priority, $0.device) < ($1.priority, $1.device) })
         metrics.set(.alarmsOpen, to: Double(open.count))
 
         if let uplink {
