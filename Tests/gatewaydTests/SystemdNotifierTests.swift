@@ -4,7 +4,7 @@ import Testing
 
 /// A stand-in for systemd's end of the notify socket: a bound SOCK_DGRAM unix socket that hands
 /// back each datagram as text.
-final class FakeNotifySocket {
+final class FakeNotifySocket: @unchecked Sendable {  // one fd; receive is only called from one thread at a time
     let fd: Int32
     /// What goes into NOTIFY_SOCKET.
     let environmentValue: String
@@ -190,7 +190,12 @@ struct SystemdNotifierTests {
             environment: ["NOTIFY_SOCKET": fake.environmentValue, "WATCHDOG_USEC": "40000"])  // ping every 20 ms
         let task = Task { await notifier.runWatchdog() }
         for _ in 0..<3 {
-            #expect(fake.receive(timeout: .seconds(2)) == "WATCHDOG=1\n")
+            // The blocking receive runs off the cooperative pool: on two cores, blocking a pool thread here
+            // can keep the watchdog task itself from running.
+            let datagram = await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
+                DispatchQueue.global().async { c.resume(returning: fake.receive(timeout: .seconds(10))) }
+            }
+            #expect(datagram == "WATCHDOG=1\n")
         }
         task.cancel()
         await task.value
