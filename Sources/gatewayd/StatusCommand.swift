@@ -62,7 +62,8 @@ enum StatusTable {
         let up = Int(now.timeIntervalSince(s.startedAt))
         out += "gatewayd \(s.version)  gateway \(s.gateway)  building \(s.building)\(s.demo ? "  (DEMO: simulated buses)" : "")\n"
         out += "overall: \(s.overall.rawValue.uppercased())  up \(duration(up))\n\n"
-        let rows = s.components.sorted { ($0.health, $0.name) > ($1.health, $1.name) }
+        // Worst first, then by name.
+        let rows = s.components.sorted { $0.health != $1.health ? $0.health > $1.health : $0.name < $1.name }
         let nameWidth = max(9, rows.map(\.name.count).max() ?? 0)
         out += pad("COMPONENT", nameWidth) + "  " + pad("HEALTH", 9) + "  DETAIL\n"
         for c in rows {

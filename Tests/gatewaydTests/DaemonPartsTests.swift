@@ -1,0 +1,61 @@
+import Foundation
+import Logging
+import Testing
+@testable import gatewayd
+
+@Suite("daemon parts")
+struct DaemonPartsTests {
+    @Test("metrics: cumulative snapshots advance counters; a restarted part never makes one go down")
+    func metricsFromSnapshots() {
+        let m = GatewayMetrics()
+        m.observe(.telegrams, labels: [("outcome", "heard")], cumulative: 5)
+        m.observe(.telegrams, labels: [("outcome", "heard")], cumulative: 8)
+        m.observe(.telegrams, labels: [("outcome", "heard")], cumulative: 3)  // the part restarted from zero
+        m.set(.bufferDepth, to: 42)
+        let text = m.exposition()
+        #expect(text.contains(#"gatewayd_telegrams_total{outcome="heard"} 11"#))
+        #expect(text.contains("gatewayd_buffer_pending_readings 42"))
+        #expect(text.contains("# HELP gatewayd_telegrams_total"))
+    }
+
+    @Test("metrics are served on loopback only")
+    func metricsLoopbackOnly() {
+        #expect(LocalEndpoints.isLoopback("127.0.0.1"))
+        #expect(LocalEndpoints.isLoopback("::1"))
+        #expect(!LocalEndpoints.isLoopback("0.0.0.0"))
+        #expect(!LocalEndpoints.isLoopback("192.168.1.10"))
+    }
+
+    @Test("journal lines: syslog priority under journald, keys and tokens redacted, one line per event")
+    func journalLines() {
+        let line = JournalLogHandler.format(
+            level: .warning, message: "dongle\nunplugged", metadata: ["key": "00112233445566778899AABBCCDDEEFF", "bus": "wmbus-1", "token": "s3cret"],
+            label: "gatewayd", underJournal: true, now: Date(timeIntervalSince1970: 0))
+        #expect(line == "<4>[gatewayd] dongle unplugged bus=wmbus-1 key=<redacted> token=<redacted>\n")
+        let terminal = JournalLogHandler.format(level: .info, message: "ready", metadata: [:], label: "gatewayd", underJournal: false,
+                                                now: Date(timeIntervalSince1970: 0))
+        #expect(terminal.hasSuffix(" INFO [gatewayd] ready\n"))
+    }
+
+    @Test("the status table puts the worst first and names open alarms")
+    func statusTable() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let s = DaemonStatus(
+            gateway: "gw-1", building: "7", version: "0.1.0", startedAt: now.addingTimeInterval(-3600), demo: false, overall: .degraded,
+            components: [
+                .init(name: "uplink", kind: "uplink", health: .healthy, detail: "idle", counters: [:], updatedAt: now),
+                .init(name: "wmbus:wmbus-1", kind: "wireless dongle", health: .degraded, detail: "dongle at /dev/x unplugged", counters: [:], updatedAt: now),
+            ],
+            buffer: .init(pending: 3, leased: 0, waitingForClock: 0, oldestPendingAgeSeconds: 90, evicted: 0, delivered: 10),
+            uplink: nil,
+            alarms: [.init(device: "wmbus:QDS:1", kind: "leak", priority: "critical", since: now, detail: "leak")])
+        let text = StatusTable.render(s, now: now)
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[1] == "overall: DEGRADED  up 60 min")
+        #expect(lines[3].hasPrefix("COMPONENT"))
+        #expect(lines[4].hasPrefix("wmbus:wmbus-1"))
+        #expect(lines[5].hasPrefix("uplink"))
+        #expect(text.contains("buffer: 3 pending, 0 in flight oldest 90 s"))
+        #expect(text.contains("[critical] wmbus:QDS:1 leak"))
+    }
+}
