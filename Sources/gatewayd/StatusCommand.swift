@@ -21,13 +21,13 @@ struct Status: AsyncParsableCommand {
     @Flag(name: .long, help: "Print the status as one JSON document.")
     var json = false
 
-    @Option(name: .long, help: "Seconds to wait for the daemon.")
-    var timeout: Double = 5
+    @Option(name: .long, help: "Milliseconds to wait for the daemon.")
+    var timeoutMs: Int = 5000
 
     func run() async throws {
         let status: DaemonStatus
         do {
-            status = try await Self.fetch(socket: socket, timeout: timeout)
+            status = try await Self.fetch(socket: socket, timeout: Double(timeoutMs) / 1000)
         } catch {
             FileHandleOutput.standardError(
                 "gatewayd status: cannot reach the daemon at \(socket): \(error)\n"

@@ -229,7 +229,8 @@ struct RegistryAndHealthTests {
                                                  diskUsedBytes: 1 << 20, diskFreeBytes: 1 << 30,
                                                  buses: [.init(name: "mbus:/dev/ttyAMA0", state: "ok", counters: ["timeouts": 3])])
                                 })
-        #expect(try await runUntil(uploader) { fake.store.healthReports.count >= 3 })
+        // The portal stores a report before the uploader has read the answer and counted it: wait for both.
+        #expect(try await runUntil(uploader) { fake.store.healthReports.count >= 3 && uploader.status.healthReportsSent >= 3 })
         struct Health: Decodable {
             struct Bus: Decodable { var name: String; var counters: [String: Int] }
             struct Uplink: Decodable { var state: String; var readings_sent: Int }
