@@ -92,7 +92,9 @@ struct Listen: AsyncParsableCommand {
         }
         defer { refresher.cancel() }
         let failed = Atomic<Bool>(false)
+        let sourceEnded = Atomic<Bool>(false)
         let work = Task {
+            defer { sourceEnded.store(true, ordering: .relaxed) }
             if let replay {
                 let entries: [ReplayEntry]
                 do {
@@ -133,7 +135,7 @@ struct Listen: AsyncParsableCommand {
         // Ends on Ctrl-C, on --seconds, or when the source ends (a replay, stdin).
         while !stop.isSet {
             if let deadline, ContinuousClock.now >= deadline { break }
-            if await isFinished(work) { break }
+            if sourceEnded.load(ordering: .relaxed) { break }
             try? await Task.sleep(for: .milliseconds(100))
         }
         work.cancel()
@@ -141,16 +143,6 @@ struct Listen: AsyncParsableCommand {
         view.finish()
         if failed.load(ordering: .relaxed) { throw ExitCode(1) }
         if view.sawWrongKey { throw ExitCode(2) }
-    }
-
-    private func isFinished(_ task: Task<Void, Never>) async -> Bool {
-        await withTaskGroup(of: Bool.self) { g in
-            g.addTask { await task.value; return true }
-            g.addTask { try? await Task.sleep(for: .milliseconds(50)); return false }
-            let first = await g.next() ?? false
-            g.cancelAll()
-            return first
-        }
     }
 }
 

@@ -1,0 +1,136 @@
+import ArgumentParser
+import DongleSimulator
+import Drivers
+import Foundation
+import PortalFake
+
+/// `gatewayd simulate dongle`: an iM871A or AMB8465 on a pty replaying a capture in a loop, so the
+/// daemon or `gatewayd listen` can be run against a radio without hardware (and measured on its own).
+struct SimulateDongle: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dongle",
+        abstract: "Simulate a wireless M-Bus dongle on a pseudo-terminal, replaying a capture in a loop.",
+        discussion: "Prints the device path; point `gatewayd listen --dongle PATH` or a [[buses.wmbus]] device at it.")
+
+    enum Kind: String, ExpressibleByArgument { case im871a, amb8465 }
+
+    @Option(help: "Dongle to simulate: im871a or amb8465.")
+    var type: Kind = .im871a
+
+    @Option(help: "Capture to replay (timestamped hex lines), e.g. seeds/demo-building/wmbus-replay.txt.")
+    var replay: String
+
+    @Option(help: "Seconds between telegrams.")
+    var interval: Double = 2
+
+    @Option(help: "Keep a symlink to the pty at this path (stable across a simulated replug).")
+    var link: String?
+
+    @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
+    var seconds: Int?
+
+    func run() async throws {
+        let telegrams: [SimulatedTelegram]
+        do {
+            telegrams = try ReplayFile.parse(String(contentsOfFile: replay, encoding: .utf8)).map {
+                SimulatedTelegram(bytes: $0.bytes, rssiDBm: $0.rssiDBm ?? -80, linkMode: $0.linkMode ?? .t1)
+            }
+        } catch {
+            throw CLIError("\(replay): \(error)")
+        }
+        let timing = DongleSimulatorTiming(interval: .milliseconds(Int64(interval * 1000)))
+        let path: String
+        let refill: @Sendable () -> Void
+        let stopAll: @Sendable () -> Void
+        switch type {
+        case .im871a:
+            let d = IM871ASimulator(telegrams: telegrams, linkPath: link, timing: timing)
+            do { try d.start() } catch { throw CLIError("cannot start the simulator: \(error)") }
+            path = d.devicePath
+            refill = { if d.pendingTelegrams == 0 { d.enqueue(telegrams) } }
+            stopAll = { d.stop() }
+        case .amb8465:
+            let d = AMB8465Simulator(telegrams: telegrams, linkPath: link, timing: timing)
+            do { try d.start() } catch { throw CLIError("cannot start the simulator: \(error)") }
+            path = d.devicePath
+            refill = { if d.pendingTelegrams == 0 { d.enqueue(telegrams) } }
+            stopAll = { d.stop() }
+        }
+        print("simulated \(type.rawValue): \(path), \(telegrams.count) telegrams replayed every \(interval) s in a loop")
+        print("try: gatewayd listen --dongle \(path) --type \(type.rawValue)")
+        FileHandleOutput.flush()
+        let stop = StopSignal()
+        let interrupt = InterruptHandler { stop.fire() }
+        defer { interrupt.restore() }
+        let loop = Task {
+            while !Task.isCancelled {
+                refill()
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+        await stop.wait(seconds: seconds)
+        loop.cancel()
+        stopAll()
+    }
+}
+
+/// `gatewayd simulate portal`: the loopback portal sink, to run the daemon against without a portal.
+struct SimulatePortal: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "portal",
+        abstract: "Run a portal sink on 127.0.0.1 that stores what the uplink sends (docs/portal-api.md).",
+        discussion: "Prints its base URL; Ctrl-C prints what it stored.")
+
+    @Option(help: "File holding the bearer token the sink requires (default: any token).")
+    var tokenFile: String?
+
+    @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
+    var seconds: Int?
+
+    func run() async throws {
+        var token: String?
+        if let tokenFile {
+            guard let t = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw CLIError("cannot read \(tokenFile)") }
+            token = t.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let sink = PortalFake(configuration: .init(token: token), countsDevices: true)
+        try await sink.start()
+        print("portal sink: \(sink.baseURL)")
+        FileHandleOutput.flush()
+        let stop = StopSignal()
+        let interrupt = InterruptHandler { stop.fire() }
+        defer { interrupt.restore() }
+        await stop.wait(seconds: seconds)
+        let s = sink.store
+        print("stored \(s.readingCount) readings from \(s.readingsPerDevice.count) devices (\(s.duplicateReceipts) resends deduplicated), \(s.alarms.count) alarms, \(s.healthReports.count) health reports")
+        await sink.stop()
+    }
+}
+
+/// `gatewayd simulate modbus`: a heat pump on Modbus TCP (127.0.0.1) answering with a profile's register dump.
+struct SimulateModbus: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "modbus",
+        abstract: "Simulate a heat pump on Modbus TCP at 127.0.0.1, serving a profile's test register dump.")
+
+    @Option(help: "Profile file, e.g. profiles/modbus/kaisai-r290-monoblock.json.")
+    var profile: String
+
+    @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
+    var seconds: Int?
+
+    func run() async throws {
+        let p: ModbusProfile
+        do { p = try ModbusProfile.load(path: profile) } catch { throw CLIError("\(profile): \(error)") }
+        let pump: DemoHeatPump
+        do { pump = try DemoHeatPump(profile: p) } catch { throw CLIError("\(error)") }
+        print("simulated heat pump (\(p.id), unit \(pump.unit)): \(pump.endpoint)")
+        FileHandleOutput.flush()
+        let stop = StopSignal()
+        let interrupt = InterruptHandler { stop.fire() }
+        defer { interrupt.restore() }
+        await stop.wait(seconds: seconds)
+        pump.stop()
+        print("stopped: \(pump.requestsServed) requests answered")
+    }
+}
