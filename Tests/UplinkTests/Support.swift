@@ -192,10 +192,12 @@ func testConfiguration(maxReadings: Int = 500, concurrency: Int = 2) -> Uploader
     return c
 }
 
-func transport(for fake: PortalFake, token: TokenFile, timeout: Duration = .seconds(2), logger: Logger = quietLogger()) throws -> HTTPSTransport {
+/// Generous timeouts by default: a loaded CI machine must not turn an answer into a timeout. Tests
+/// that are about timeouts pass their own.
+func transport(for fake: PortalFake, token: TokenFile, timeout: Duration = .seconds(10), logger: Logger = quietLogger()) throws -> HTTPSTransport {
     var c = HTTPSTransportConfiguration(baseURL: fake.baseURL, gatewayID: "gw-test-1", bearerTokenPath: token.path)
     c.requestTimeout = timeout
-    c.connectTimeout = .seconds(2)
+    c.connectTimeout = .seconds(10)
     return try HTTPSTransport(configuration: c, logger: logger)
 }
 
