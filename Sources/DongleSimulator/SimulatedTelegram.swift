@@ -13,6 +13,12 @@ public struct SimulatedTelegram: Hashable, Sendable {
         self.linkMode = linkMode
     }
 
+    /// A captured telegram (`ReplayFile`), sent again as the capture says; unknown RSSI or mode become
+    /// -80 dBm and T1.
+    public init(_ entry: ReplayEntry) {
+        self.init(bytes: entry.bytes, rssiDBm: entry.rssiDBm ?? -80, linkMode: entry.linkMode ?? .t1)
+    }
+
     /// Time on the air at 868 MHz (EN 13757-4): the frame in format A (with CRCs) plus preamble and sync.
     /// T1: 100 kchip/s, 3-out-of-6 (12 chips a byte); C1: 100 kchip/s NRZ (8 chips a byte); S1: 32.768
     /// kchip/s Manchester (16 chips a byte) with its long preamble.

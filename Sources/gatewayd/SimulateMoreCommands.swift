@@ -32,9 +32,7 @@ struct SimulateDongle: AsyncParsableCommand {
     func run() async throws {
         let telegrams: [SimulatedTelegram]
         do {
-            telegrams = try ReplayFile.parse(String(contentsOfFile: replay, encoding: .utf8)).map {
-                SimulatedTelegram(bytes: $0.bytes, rssiDBm: $0.rssiDBm ?? -80, linkMode: $0.linkMode ?? .t1)
-            }
+            telegrams = try ReplayFile.parse(String(contentsOfFile: replay, encoding: .utf8)).map(SimulatedTelegram.init)
         } catch {
             throw CLIError("\(replay): \(error)")
         }

@@ -28,7 +28,7 @@ struct BusContext: Sendable {
             }
             let runner = WiredLineRunner(
                 name: line.name, endpoint: endpoint, options: line.lineOptions, addressing: line.addressing,
-                plan: plan(line.name, jobs: [PollJob(name: "meters", intervalMilliseconds: milliseconds(schedule.interval))], schedule: schedule),
+                plan: plan(line.name, jobs: [PollJob(name: "meters", intervalMilliseconds: schedule.interval.milliseconds)], schedule: schedule),
                 pipeline: pipeline, scheduler: scheduler, board: board,
                 logger: logger.with("bus", line.name))
             out.append((runner, AnyHashable([AnyHashable(line), AnyHashable(schedule), AnyHashable(endpoint)])))
@@ -53,7 +53,7 @@ struct BusContext: Sendable {
             }
             let runner = ModbusLineRunner(
                 name: line.name, endpoint: endpoint, options: line.options, devices: line.devices,
-                plan: plan(line.name, jobs: [PollJob(name: "devices", intervalMilliseconds: milliseconds(schedule.interval))], schedule: schedule),
+                plan: plan(line.name, jobs: [PollJob(name: "devices", intervalMilliseconds: schedule.interval.milliseconds)], schedule: schedule),
                 pipeline: pipeline, scheduler: scheduler, board: board,
                 logger: logger.with("bus", line.name))
             out.append((runner, AnyHashable([AnyHashable(line), AnyHashable(schedule), AnyHashable(endpoint)])))
@@ -66,19 +66,15 @@ struct BusContext: Sendable {
         switch schedule.setDay {
         case .monthly(let day)?:
             rule = SetDayRule(month: nil, day: day, hour: schedule.setDayTime.hour, minute: schedule.setDayTime.minute,
-                              spreadMilliseconds: milliseconds(schedule.jitter))
+                              spreadMilliseconds: schedule.jitter.milliseconds)
         case .yearly(let month, let day)?:
             rule = SetDayRule(month: month, day: day, hour: schedule.setDayTime.hour, minute: schedule.setDayTime.minute,
-                              spreadMilliseconds: milliseconds(schedule.jitter))
+                              spreadMilliseconds: schedule.jitter.milliseconds)
         case nil:
             rule = nil
         }
         return LinePlan(line: line, jobs: jobs, setDay: rule)
     }
-}
-
-func milliseconds(_ d: Duration) -> Int64 {
-    d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
 }
 
 extension Logger {

@@ -10,8 +10,8 @@ protocol BusRunner: Sendable {
     func run() async
 }
 
-/// Unix milliseconds now, by the gateway's clock.
-func unixMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+/// Unix milliseconds now, by the gateway's clock (the scheduler's, so that both agree).
+func unixMilliseconds() -> Int64 { SystemSchedulingClock().now() }
 
 /// Hands one input to the pipeline and logs what became of it. A buffer failure (disk full even after
 /// eviction) is logged and counted by the pipeline; the bus goes on, so the next reading may fit.

@@ -66,9 +66,7 @@ final class DemoBuilding: Sendable {
             let telegrams: [SimulatedTelegram]
             do {
                 let text = try String(contentsOfFile: file, encoding: .utf8)
-                telegrams = try ReplayFile.parse(text).map {
-                    SimulatedTelegram(bytes: $0.bytes, rssiDBm: $0.rssiDBm ?? -80, linkMode: $0.linkMode ?? .t1)
-                }
+                telegrams = try ReplayFile.parse(text).map(SimulatedTelegram.init)
             } catch {
                 throw DaemonStartError("demo: cannot read the radio replay \(file): \(error)")
             }

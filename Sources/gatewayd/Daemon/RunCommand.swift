@@ -72,7 +72,6 @@ struct ConfigChoice {
 
     static func resolve(explicit: String?, demo: Bool) throws -> ConfigChoice {
         if demo || (explicit == nil && !FileManager.default.fileExists(atPath: GatewayConfig.defaultPath)) {
-            if let explicit, !demo { return ConfigChoice(path: explicit, isDemo: false) }
             guard let seeds = demoBuildingDirectory() else {
                 throw DaemonStartError(
                     "no configuration at \(GatewayConfig.defaultPath) and the demo building's seeds were not found; "

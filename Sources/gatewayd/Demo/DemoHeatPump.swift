@@ -1,6 +1,7 @@
 import CModbus
 import Drivers
 import Foundation
+import Synchronization
 
 /// The demo building's heat pump: a Modbus TCP server on 127.0.0.1, in process, built on libmodbus's
 /// own server side (modbus_receive / modbus_reply), serving the register dump that a profile carries
@@ -16,7 +17,7 @@ final class DemoHeatPump: @unchecked Sendable {
     private let stopFlag = StopFlag()
     private var thread: Thread?
     /// Counts answered requests, for the demo's status line.
-    private let served = Counter()
+    private let served = Atomic<Int>(0)
 
     /// Builds the register map from `profile.test` (its dump) and starts listening on an ephemeral port.
     init(profile: ModbusProfile) throws(DemoError) {
@@ -69,7 +70,7 @@ final class DemoHeatPump: @unchecked Sendable {
     }
 
     var endpoint: String { "tcp://127.0.0.1:\(port)" }
-    var requestsServed: Int { served.value }
+    var requestsServed: Int { served.load(ordering: .relaxed) }
 
     func stop() {
         stopFlag.set()
@@ -92,7 +93,7 @@ final class DemoHeatPump: @unchecked Sendable {
                 if n < 0 { break }  // client went away: accept the next one
                 if n == 0 { continue }  // a frame for another unit id: ignored, as on a real bus
                 _ = query.withUnsafeBufferPointer { modbus_reply(context, $0.baseAddress, n, mapping) }
-                served.increment()
+                served.add(1, ordering: .relaxed)
             }
             modbus_close(context)
         }
@@ -108,12 +109,4 @@ final class DemoHeatPump: @unchecked Sendable {
 struct DemoError: Error, CustomStringConvertible {
     let description: String
     init(_ d: String) { description = d }
-}
-
-/// A counter shared between a server thread and readers.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var n = 0
-    func increment() { lock.lock(); n += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return n }
 }
