@@ -93,12 +93,12 @@ struct HTTPSTransportTests {
     func outcomes() async throws {
         let fake = PortalFake(configuration: .init(token: "secret"))
         // The request timeout leaves room for a loaded two-core machine; the held request outlasts it.
-        fake.update { $0.holdDuration = .seconds(8); $0.rejectedReadingIDs = ["2"] }
+        fake.update { $0.holdDuration = .seconds(30); $0.rejectedReadingIDs = ["2"] }
         try await fake.start()
         defer { Task { await fake.stop() } }
         let token = TokenFile("secret")
         defer { token.remove() }
-        let t = try transport(for: fake, token: token, timeout: .seconds(3))
+        let t = try transport(for: fake, token: token, timeout: .seconds(10))
         defer { Task { await t.shutdown() } }
         let readings = (1...3).map { UplinkReading(id: "\($0)", device: "d", quantity: "Energy", value: 1, unit: "Wh", receivedAt: 1_790_000_000_000) }
         let batch = ReadingsBody.batch(id: "b", readings: readings)
