@@ -46,7 +46,12 @@ enum CommissioningFindings {
             default:
                 break
             }
-            if d.serialMatch == .mismatch {
+            if d.serialMatch == .mismatch, d.bus == BusKind.modbus.rawValue {
+                let hp = heatPumps.first { $0.key == d.key }
+                out.append(.init(severity: .action, code: "serial_mismatch",
+                                 message: "heat pump \(d.key) (unit \(hp?.modbusUnit ?? 0) on \(d.line ?? "its line")) \(d.serialDetail ?? "reports another serial than the registry"): check which heat pump is wired to this address and correct the registry or the wiring",
+                                 devices: [d.key]))
+            } else if d.serialMatch == .mismatch {
                 out.append(.init(severity: .action, code: "serial_mismatch",
                                  message: "\(place(d))\(shortKind(d.kind)) \(d.identification ?? d.key): \(d.serialDetail ?? "identity does not match the registry"): check which device is installed and correct the registry or the wiring",
                                  devices: [d.key]))

@@ -234,6 +234,9 @@ public struct CommissioningReport: Codable, Hashable, Sendable {
         public var heard: Int
         /// Telegrams or readouts received on it.
         public var telegrams: Int
+        /// Seconds from the start until every expected device on it was heard (radio), or until its first
+        /// full pass was done (wired lines, heat pumps); nil when that did not happen in the window.
+        public var completedAfterSeconds: Double?
         public init(name: String, kind: String, state: String, expected: Int, heard: Int, telegrams: Int) {
             self.name = name
             self.kind = kind

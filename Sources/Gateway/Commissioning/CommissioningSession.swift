@@ -62,6 +62,10 @@ public struct CommissioningSession: Sendable {
     private var buses: [String: CommissioningReport.BusResult] = [:]
     private var busOrder: [String] = []
     private var telegrams = 0
+    /// Milliseconds since the start when each bus was done (see `BusResult.completedAfterSeconds`).
+    private var completedAt: [String: Int64] = [:]
+    /// When the last radio device was heard for the first time, milliseconds since the start.
+    private var lastNewRadioDevice: Int64?
     /// Radio telegrams that did not decode at all (not even the link layer).
     public private(set) var undecodable = 0
 
@@ -120,6 +124,11 @@ public struct CommissioningSession: Sendable {
 
     private func busKind(_ r: CommissioningReport.DeviceResult) -> String { r.bus }
 
+    /// A wired or Modbus line finished its first full pass at `at` (Unix milliseconds).
+    public mutating func busCompleted(_ name: String, at: Int64) {
+        if completedAt[name] == nil { completedAt[name] = at - startedAt }
+    }
+
     /// One radio telegram as a dongle delivered it.
     public mutating func heard(_ t: ReceivedTelegram, bus: String) {
         telegrams += 1
@@ -138,7 +147,7 @@ public struct CommissioningSession: Sendable {
                 case .noKey: decryption = .noKey
                 case .unsupportedMode: decryption = .unsupported
                 }
-                markHeard(i, bus: bus, rssi: rssi, serial: .match, detail: nil)
+                markHeard(i, bus: bus, rssi: rssi, serial: .match, detail: nil, at: t.receivedAt.millisecondsSince1970)
                 // A device that was opened once stays "decrypted" even if a later telegram is of a plain kind.
                 if results[i].decryption != .decrypted || decryption == .decrypted { results[i].decryption = decryption }
                 if decryption == .plain || decryption == .decrypted { takeValues(i, telegram: w.telegram, wireless: w, device: device) }
@@ -169,7 +178,7 @@ public struct CommissioningSession: Sendable {
                 stranger(identification: a.identification.digits, manufacturer: a.manufacturer.letters, type: a.deviceType.name, rssi: rssi, on: bus)
                 return
             }
-            markHeard(i, bus: bus, rssi: rssi, serial: .match, detail: nil)
+            markHeard(i, bus: bus, rssi: rssi, serial: .match, detail: nil, at: t.receivedAt.millisecondsSince1970)
             if error.code == .wrongKey || error.code == .macMismatch {
                 if results[i].decryption != .decrypted { results[i].decryption = .wrongKey }
             } else if results[i].error == nil {
@@ -227,6 +236,12 @@ public struct CommissioningSession: Sendable {
             let reported = reading.identities.contains { !($0.serial ?? "").isEmpty }
             serial = reported ? .match : .unverified
             if !reported { detail = "the device does not report its serial over Modbus; the registry's is assumed" }
+        case .failure(.serialMismatch(_, let got, let want)):
+            serial = .mismatch
+            detail = "reports serial \(got), the registry expects \(want)"
+        case .failure(.serialPattern(_, let profile, let problem)):
+            serial = .mismatch
+            detail = "\(problem) (profile \(profile))"
         case .failure(let why):
             serial = .mismatch
             detail = "\(why)"
@@ -237,7 +252,8 @@ public struct CommissioningSession: Sendable {
         markHeard(i, bus: hp.line, rssi: nil, serial: serial, detail: detail)
         results[i].error = nil
         results[i].values = hp.values
-        results[i].reading = hp.values.first
+        // The meter-like value (energy) is the heat pump's "reading"; a temperature is not.
+        results[i].reading = values.first { ["kwh", "mwh", "wh", "gj"].contains($0.unit.lowercased()) } ?? hp.values.first
     }
 
     public mutating func heatPumpSilent(key: String, error: String) {
@@ -307,6 +323,12 @@ public struct CommissioningSession: Sendable {
             let mine = devices.filter { $0.bus == kind && (kind == BusKind.wirelessMBus.rawValue || $0.line == name) }
             busList[b].expected = mine.count
             busList[b].heard = mine.filter(\.heard).count
+            if kind == BusKind.wirelessMBus.rawValue {
+                // The radio is done when every device that was going to be heard was: the last first telegram.
+                busList[b].completedAfterSeconds = busList[b].heard == 0 ? nil : lastNewRadioDevice.map { Double($0) / 1000 }
+            } else {
+                busList[b].completedAfterSeconds = completedAt[name].map { Double($0) / 1000 }
+            }
         }
         let gateway = gatewayID ?? registry.gateway
         return CommissioningReport(
@@ -322,8 +344,12 @@ public struct CommissioningSession: Sendable {
 
     // MARK: - Internals
 
-    private mutating func markHeard(_ i: Int, bus: String, rssi: Double?, serial: CommissioningReport.SerialMatch, detail: String?) {
-        if !results[i].heard { buses[bus]?.heard += 1 }
+    private mutating func markHeard(_ i: Int, bus: String, rssi: Double?, serial: CommissioningReport.SerialMatch, detail: String?,
+                                    at: Int64? = nil) {
+        if !results[i].heard {
+            buses[bus]?.heard += 1
+            if let at { lastNewRadioDevice = max(lastNewRadioDevice ?? 0, at - startedAt) }
+        }
         results[i].heard = true
         results[i].telegrams += 1
         // A mismatch, once seen, is what the installer must know about.

@@ -306,6 +306,8 @@ struct ConfigDecoder {
         let command = r.nonEmptyString("command")
         let simulator = r.bool("simulator") ?? false
         let replay = r.nonEmptyString("replay")
+        let simulatorInterval = r.duration("simulator_interval", in: .milliseconds(1)...(.seconds(3600)))
+        let simulatorLoop = r.bool("simulator_loop")
         r.finish()
 
         var source: Dongle.Source?
@@ -319,9 +321,11 @@ struct ConfigDecoder {
                 replayFile = resolve(file, origin)
                 if options.checkPaths && !isFile(replayFile!) { sink.add(origin, "\(replayFile!) does not exist; give a file of telegrams to replay") }
             }
-            source = .simulator(replayFile: replayFile)
+            source = .simulator(replayFile: replayFile, interval: simulatorInterval?.0 ?? .seconds(2), loop: simulatorLoop ?? true)
         } else {
             if let (_, origin) = replay { sink.add(origin, "replay is for simulated dongles only (simulator = true)") }
+            if let (_, origin) = simulatorInterval { sink.add(origin, "simulator_interval is for simulated dongles only (simulator = true)") }
+            if simulatorLoop != nil { sink.add(fieldOrigin(t, "simulator_loop"), "simulator_loop is for simulated dongles only (simulator = true)") }
             if let (kind, _) = type {
                 if kind == .rtlwmbus {
                     if let (_, origin) = device {

@@ -88,8 +88,10 @@ struct GatewayConfig: Hashable, Sendable {
             case device(String)
             /// rtl_wmbus: the shell pipeline whose standard output carries rtl_wmbus lines.
             case command(String)
-            /// Demo mode: a simulated dongle replaying telegrams (from this file, or the demo building's own).
-            case simulator(replayFile: String?)
+            /// Demo mode: a simulated dongle replaying telegrams (from this file, or the demo building's own),
+            /// one every `interval`, again and again unless `loop` is false (a commissioning test wants each
+            /// meter heard a known number of times).
+            case simulator(replayFile: String?, interval: Duration, loop: Bool)
         }
 
         var name: String

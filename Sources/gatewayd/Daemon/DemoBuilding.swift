@@ -61,7 +61,7 @@ final class DemoBuilding: Sendable {
             }
         }
         for dongle in config.buses.wmbus {
-            guard case .simulator(let replayFile) = dongle.source else { continue }
+            guard case .simulator(let replayFile, let interval, let loop) = dongle.source else { continue }
             let file = replayFile ?? ConfigChoice.demoBuildingDirectory().map { $0 + "/wmbus-replay.txt" } ?? "wmbus-replay.txt"
             let telegrams: [SimulatedTelegram]
             do {
@@ -70,14 +70,14 @@ final class DemoBuilding: Sendable {
             } catch {
                 throw DaemonStartError("demo: cannot read the radio replay \(file): \(error)")
             }
-            let radio = IM871ASimulator(telegrams: telegrams, timing: DongleSimulatorTiming(interval: .seconds(2)))
+            let radio = IM871ASimulator(telegrams: telegrams, timing: DongleSimulatorTiming(interval: interval))
             do {
                 try radio.start()
             } catch {
                 throw DaemonStartError("demo: cannot start the dongle simulator for \(dongle.name): \(error)")
             }
             radios.append(radio)
-            replays.append((radio, telegrams))
+            if loop { replays.append((radio, telegrams)) }
             dongles[dongle.name] = radio.devicePath
             logger.notice("demo: simulated iM871A", metadata: ["bus": "\(dongle.name)", "pty": "\(radio.devicePath)", "telegrams": "\(telegrams.count)"])
         }

@@ -14,28 +14,7 @@ struct UplinkWiring: Sendable {
                      demo: DemoBuilding, logger: Logger) throws -> UplinkWiring? {
         let u = config.uplink
         let uplinkLogger = logger.with("component", "uplink")
-        let transport: any PortalTransport
-        switch u.transport {
-        case .https:
-            // In demo mode the portal sink runs on an ephemeral loopback port and takes the endpoint's place.
-            var https = HTTPSTransportConfiguration(baseURL: demo.portalURL ?? u.endpoint, gatewayID: config.gatewayID)
-            switch u.auth {
-            case .none: https.bearerTokenPath = demo.tokenFile
-            case .bearer(let file): https.bearerTokenPath = file
-            case .mutualTLS(let cert, let key):
-                https.clientCertificatePath = cert
-                https.clientPrivateKeyPath = key
-            }
-            https.caBundlePath = u.caFile
-            https.insecure = u.insecure
-            do {
-                transport = try HTTPSTransport(configuration: https, logger: uplinkLogger)
-            } catch {
-                throw DaemonStartError("cannot set up the HTTPS uplink to \(u.endpoint): \(error)")
-            }
-        case .mqtt:
-            transport = try MQTTWiring.transport(config: config, logger: uplinkLogger)
-        }
+        let transport = try Self.transport(config: config, demo: demo, logger: uplinkLogger)
 
         let quarantineDirectory = (config.buffer.path as NSString).deletingLastPathComponent
         let source = BufferUplinkSource(buffer: buffer, quarantine: { readings, reason in
@@ -71,6 +50,31 @@ struct UplinkWiring: Sendable {
                 await HealthSnapshot.report(config: config, board: board, buffer: buffer, started: started)
             })
         return UplinkWiring(uploader: uploader, transport: transport, source: source)
+    }
+    /// The configured way to the portal (also used by `gatewayd commission` to upload its report).
+    static func transport(config: GatewayConfig, demo: DemoBuilding, logger uplinkLogger: Logger) throws -> any PortalTransport {
+        let u = config.uplink
+        switch u.transport {
+        case .https:
+            // In demo mode the portal sink runs on an ephemeral loopback port and takes the endpoint's place.
+            var https = HTTPSTransportConfiguration(baseURL: demo.portalURL ?? u.endpoint, gatewayID: config.gatewayID)
+            switch u.auth {
+            case .none: https.bearerTokenPath = demo.tokenFile
+            case .bearer(let file): https.bearerTokenPath = file
+            case .mutualTLS(let cert, let key):
+                https.clientCertificatePath = cert
+                https.clientPrivateKeyPath = key
+            }
+            https.caBundlePath = u.caFile
+            https.insecure = u.insecure
+            do {
+                return try HTTPSTransport(configuration: https, logger: uplinkLogger)
+            } catch {
+                throw DaemonStartError("cannot set up the HTTPS uplink to \(u.endpoint): \(error)")
+            }
+        case .mqtt:
+            return try MQTTWiring.transport(config: config, logger: uplinkLogger)
+        }
     }
 }
 
