@@ -86,7 +86,7 @@ struct ConfigShippedFilesTests {
         #expect(config.demo)
         #expect(config.buses.mbus.map(\.name) == ["mbus-line-1"])
         #expect(config.buses.mbus[0].source == .simulator(slavesFile: Self.root.appendingPathComponent("seeds/demo-building/mbus-slaves.json").path))
-        #expect(config.buses.wmbus.first?.source == .simulator(replayFile: nil))
+        #expect(config.buses.wmbus.first?.source == .simulator(replayFile: nil, interval: .seconds(2), loop: true))
         #expect(config.buses.modbus.first?.source == .simulator)
         #expect(config.buses.modbus.first?.devices.first?.profile.id == "kaisai-r290-monoblock")
         #expect(config.registry == .file(path: Self.root.appendingPathComponent("seeds/demo-building/registry.json").path))

@@ -189,8 +189,9 @@ public struct CommissioningReport: Codable, Hashable, Sendable {
         public var manufacturer: String
         public var type: String
         public var telegrams: Int
-        public var bestRSSI: Double?
-        public var lastRSSI: Double?
+        // "Rssi", not "RSSI": the JSON is snake_case, and "best_rssi" must come back as the same property name.
+        public var bestRssi: Double?
+        public var lastRssi: Double?
         /// Set when the portal knows it in another building ("the neighbour's").
         public var note: String?
     }

@@ -393,11 +393,11 @@ public struct CommissioningSession: Sendable {
     private mutating func stranger(identification: String, manufacturer: String, type: String, rssi: Double?, on bus: String, note: String? = nil) {
         let key = manufacturer + identification
         var u = unknown[key] ?? CommissioningReport.UnknownDevice(
-            identification: identification, manufacturer: manufacturer, type: type, telegrams: 0, bestRSSI: nil, lastRSSI: nil, note: note)
+            identification: identification, manufacturer: manufacturer, type: type, telegrams: 0, bestRssi: nil, lastRssi: nil, note: note)
         u.telegrams += 1
         if let rssi, rssi.isFinite {
-            u.lastRSSI = rssi
-            u.bestRSSI = max(u.bestRSSI ?? rssi, rssi)
+            u.lastRssi = rssi
+            u.bestRssi = max(u.bestRssi ?? rssi, rssi)
         }
         if u.note == nil { u.note = note }
         unknown[key] = u

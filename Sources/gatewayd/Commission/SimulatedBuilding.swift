@@ -333,7 +333,10 @@ struct SimulatedBuilding {
         for p in catalog.profiles.sorted(by: { $0.id < $1.id }) where p.category == "heat_cost_allocator" || p.category == "water" {
             for t in p.tests where t.key == nil && (t.preceding ?? []).isEmpty {
                 let bytes = try Hex.decode(t.hex)
-                guard bytes.count > 11, let frame = try? WMBusFrameCodec.decode(bytes, format: .noCRC) else { continue }
+                // Plain telegrams only: the devices this building encrypts are made here with their keys.
+                var decoder = WirelessDecoder()
+                guard bytes.count > 11, let frame = try? WMBusFrameCodec.decode(bytes, format: .noCRC),
+                      let decoded = try? decoder.decode(frame), decoded.security.state == .none else { continue }
                 let template = RadioTemplate(bytes: bytes, manufacturer: frame.address.manufacturer.letters)
                 if p.category == "water" { water.append(template) } else { allocators.append(template) }
                 break
