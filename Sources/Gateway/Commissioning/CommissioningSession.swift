@@ -33,10 +33,17 @@ public struct CommissioningProgress: Hashable, Sendable {
         public var weakestRSSI: Double?
         /// Keys of the devices not heard yet, registry order.
         public var missing: [String] = []
+
+        public init(floor: String) { self.floor = floor }
     }
 
     public var floors: [Floor]
     public var summary: CommissioningReport.Summary
+
+    public init(floors: [Floor], summary: CommissioningReport.Summary) {
+        self.floors = floors
+        self.summary = summary
+    }
 }
 
 /// The tally of one commissioning run: the registry's expectations on one side, everything heard,

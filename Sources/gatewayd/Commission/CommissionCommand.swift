@@ -212,7 +212,7 @@ enum CommissionRegistry {
             switch await transport.fetchRegistry(ifNoneMatch: nil) {
             case .document(let body, _):
                 do {
-                    let document = try JSONDecoder().decode(RegistryDocument.self, from: Data(body))
+                    let document = try JSONDecoder().decode(Gateway.RegistryDocument.self, from: Data(body))
                     return .success(try DeviceRegistry(document), note: nil)
                 } catch {
                     return withNote(file(cache), "the portal's registry does not load (\(error)); using the cached copy \(cache)")
