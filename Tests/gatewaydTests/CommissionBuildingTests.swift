@@ -95,7 +95,7 @@ struct CommissionBuildingTests {
         #expect(report.unknownDevices.filter { $0.note != nil }.count == 5)
         let raw = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/reports/" + jsonName))) as? [String: Any]
         let strangers = try #require(raw?["unknown_devices"] as? [[String: Any]])
-        let allowed: Set<String> = ["identification", "manufacturer", "type", "telegrams", "best_rssi", "last_rssi", "note"]
+        let allowed: Set<String> = ["identification", "manufacturer", "type", "telegrams", "best_rssi", "last_rssi", "note", "heard_on"]
         #expect(strangers.allSatisfy { Set($0.keys).isSubset(of: allowed) }, "a stranger's entry carries more than identity and signal")
 
         // Heat pumps: both answered, the second reports another serial than the registry holds.
@@ -128,5 +128,45 @@ struct CommissionBuildingTests {
         #expect(log.contains("the demo portal sink holds 1 commissioning report(s)"))
         print("commissioning 500 devices: \(s.heard)/\(s.expected) heard, \(s.telegrams) telegrams; buses: "
               + report.buses.map { "\($0.name) done after \($0.completedAfterSeconds.map { String(format: "%.1f s", $0) } ?? "-")" }.joined(separator: ", "))
+    }
+
+    @Test("--blind-scan finds the meters wired to a line but missing from the registry, and only those")
+    func blindScanFindsWiredStrangers() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatewayd-blind-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var spec = SimulatedBuilding.Spec()
+        spec.floors = 2
+        spec.unitsPerFloor = 2
+        spec.allocatorsPerUnit = 1
+        spec.silent = 0
+        spec.wrongKey = 0
+        spec.weak = 0
+        spec.wiredMeters = 6
+        spec.wiredLines = 1
+        spec.wiredMissing = 0
+        spec.heatPumps = 1
+        spec.serialMismatches = 0
+        spec.strangers = 0
+        spec.wiredStrangers = 2
+        spec.mbusBaud = 9600
+        let profiles = try #require(ProfileCatalog.defaultDirectory())
+        let truth = try SimulatedBuilding(spec: spec).write(to: dir, profilesDirectory: profiles)
+        let process = try DaemonProcess(["commission", "--config", dir + "/gatewayd.toml", "--listen", "120s", "--blind-scan", "--no-upload",
+                                         "--out", dir + "/reports"], log: dir + "/commission.log")
+        let exit = process.wait(timeoutSeconds: 300)
+        let log = process.log()
+        // Everything registered answers; the two unregistered meters are warnings: exit 2.
+        #expect(exit == 2, "exit \(String(describing: exit)); output:\n\(log)")
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: dir + "/reports").first { $0.hasSuffix(".json") }, "\(log)")
+        let report = try Self.decodeReport(dir + "/reports/" + name)
+        #expect(Set(report.unknownDevices.map(\.identification)) == Set(truth.wiredStrangerIDs), "\(report.unknownDevices)")
+        #expect(report.unknownDevices.allSatisfy { $0.heardOn == "mbus-a" })
+        #expect(report.findings.filter { $0.code == "wired_unregistered" }.count == 2)
+        #expect(report.summary.heard == truth.heard && report.summary.missing == 0)
+        // Registered meters found again by the blind scan are not counted twice.
+        #expect(report.devices.filter { $0.bus == "mbus" && $0.heard }.allSatisfy { $0.telegrams == 1 })
+        // It ends once the blind scan is done, not at the end of the window.
+        #expect(report.endedBecause == .allHeard)
+        #expect(log.contains("not uploaded (--no-upload)"))
     }
 }

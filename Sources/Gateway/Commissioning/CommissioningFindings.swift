@@ -71,6 +71,13 @@ enum CommissioningFindings {
                              message: "weak signal (\(Int(weakest.rounded())) dBm) on \(count) \(whereText): consider a repeater",
                              devices: weak.map(\.key)))
         }
+        // A meter answering on our own wire but missing from the registry: the registry is incomplete.
+        let wiredLines = Set(buses.filter { $0.kind == BusKind.wiredMBus.rawValue }.map(\.name))
+        for u in unknown where wiredLines.contains(u.heardOn ?? "") {
+            out.append(.init(severity: .warning, code: "wired_unregistered",
+                             message: "\(u.type.lowercased()) \(u.identification) (\(u.manufacturer)) answers on \(u.heardOn!) but is not in the registry: add it to the registry, or disconnect it if it belongs elsewhere",
+                             devices: []))
+        }
         if !unknown.isEmpty {
             let elsewhere = unknown.filter { $0.note != nil }.count
             out.append(.init(severity: .info, code: "unknown_nearby",

@@ -194,6 +194,8 @@ public struct CommissioningReport: Codable, Hashable, Sendable {
         public var lastRssi: Double?
         /// Set when the portal knows it in another building ("the neighbour's").
         public var note: String?
+        /// The dongle or wired line it was heard on.
+        public var heardOn: String?
     }
 
     public struct Finding: Codable, Hashable, Sendable {

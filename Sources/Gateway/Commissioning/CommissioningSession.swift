@@ -400,7 +400,8 @@ public struct CommissioningSession: Sendable {
     private mutating func stranger(identification: String, manufacturer: String, type: String, rssi: Double?, on bus: String, note: String? = nil) {
         let key = manufacturer + identification
         var u = unknown[key] ?? CommissioningReport.UnknownDevice(
-            identification: identification, manufacturer: manufacturer, type: type, telegrams: 0, bestRssi: nil, lastRssi: nil, note: note)
+            identification: identification, manufacturer: manufacturer, type: type, telegrams: 0, bestRssi: nil, lastRssi: nil, note: note,
+            heardOn: bus)
         u.telegrams += 1
         if let rssi, rssi.isFinite {
             u.lastRssi = rssi
