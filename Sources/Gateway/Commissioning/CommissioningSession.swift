@@ -139,8 +139,13 @@ public struct CommissioningSession: Sendable {
                 case .unsupportedMode: decryption = .unsupported
                 }
                 markHeard(i, bus: bus, rssi: rssi, serial: .match, detail: nil)
-                // A device that was opened once stays "decrypted" even if a later telegram is of a plain kind.
-                if results[i].decryption != .decrypted || decryption == .decrypted { results[i].decryption = decryption }
+                // A device that was opened once stays "decrypted" even if a later telegram is of a plain kind; and a
+                // plain telegram (installation, status) does not hide a wrong or missing key seen before.
+                let previous = results[i].decryption
+                let refused = previous == .wrongKey || previous == .noKey || previous == .unsupported
+                if decryption == .decrypted || (previous != .decrypted && !(decryption == .plain && refused)) {
+                    results[i].decryption = decryption
+                }
                 if decryption == .plain || decryption == .decrypted { takeValues(i, telegram: w.telegram, wireless: w, device: device) }
             case .failure(.manufacturerMismatch(let id, let registered, let heardCode)):
                 if let i = results.firstIndex(where: { $0.identification == id && $0.bus == BusKind.wirelessMBus.rawValue }) {
