@@ -322,7 +322,7 @@ public struct CommissioningSession: Sendable {
             listenSeconds: listenSeconds, endedBecause: endedBecause, summary: summary,
             devices: devices, heatPumps: pumps, unknownDevices: unknownList,
             findings: CommissioningFindings.findings(devices: devices, heatPumps: pumps, unknown: unknownList, buses: busList, options: options),
-            buses: busList)
+            buses: busList, weakSignalBelow: options.weakSignalBelow)
     }
 
     // MARK: - Internals
