@@ -13,6 +13,7 @@ packages=(
   socat              # pseudo-terminal pairs for bus simulators
   python3-venv
   openssl            # test CA and broker certificates for the MQTT TLS tests
+  chromium           # headless rendering test of the commissioning report (gatewaydTests)
 )
 
 missing=()

@@ -126,6 +126,26 @@ struct CommissionBuildingTests {
         #expect(report.buses.filter { $0.kind == "mbus" }.allSatisfy { $0.completedAfterSeconds != nil })
         #expect(log.contains("upload: accepted by http://127.0.0.1:"), "\(log)")
         #expect(log.contains("the demo portal sink holds 1 commissioning report(s)"))
+        // The HTML report, as a phone's browser shows it: the summary counts and the findings.
+        if let browser = HeadlessChromium.locate() {
+            let html = try #require(files.first { $0.hasSuffix(".html") })
+            let page = try browser.render(file: dir + "/reports/" + html)
+            let counts = [("expected", s.expected), ("heard", s.heard), ("missing", s.missing), ("wrong-key", s.wrongKey), ("no-key", s.noKey),
+                          ("weak-signal", s.weakSignal), ("serial-mismatch", s.serialMismatch), ("unknown-nearby", s.unknownNearby)]
+            for (id, n) in counts {
+                #expect(CommissionReportRenderTests.number(id: "count-\(id)", in: page.dom) == n, "count-\(id) in the rendered page")
+            }
+            #expect(page.dom.contains("key rejected for "))
+            #expect(page.dom.contains("consider a repeater"))
+            // Kept for a person to look at when the test is run by hand.
+            let shot = FileManager.default.temporaryDirectory.appendingPathComponent("gatewayd-commission-500.png")
+            try Data(page.screenshot).write(to: shot)
+            print("commissioning report screenshot: \(shot.path) (\(page.screenshot.count) bytes)")
+        } else if ProcessInfo.processInfo.environment["CI"] != nil {
+            Issue.record("chromium is not installed: scripts/install-deps.sh installs it for this test")
+        } else {
+            print("note: chromium not found; the 500-device report was not rendered")
+        }
         print("commissioning 500 devices: \(s.heard)/\(s.expected) heard, \(s.telegrams) telegrams; buses: "
               + report.buses.map { "\($0.name) done after \($0.completedAfterSeconds.map { String(format: "%.1f s", $0) } ?? "-")" }.joined(separator: ", "))
     }

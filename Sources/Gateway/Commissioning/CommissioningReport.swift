@@ -31,6 +31,9 @@ public struct CommissioningReport: Codable, Hashable, Sendable {
     public var findings: [Finding]
     /// Per bus: what was asked and what answered.
     public var buses: [BusResult]
+    /// The median RSSI (dBm) below which a device counted as weak in this run, for the charts' threshold
+    /// line. Nil in reports written before it was recorded.
+    public var weakSignalBelow: Double? = nil
 
     public enum EndReason: String, Codable, Hashable, Sendable {
         /// Every expected device was heard (and `--full` was not given).

@@ -155,8 +155,13 @@ public struct CommissioningSession: Sendable {
                 case .unsupportedMode: decryption = .unsupported
                 }
                 markHeard(i, bus: bus, rssi: rssi, serial: .match, detail: nil, at: t.receivedAt.millisecondsSince1970)
-                // A device that was opened once stays "decrypted" even if a later telegram is of a plain kind.
-                if results[i].decryption != .decrypted || decryption == .decrypted { results[i].decryption = decryption }
+                // A device that was opened once stays "decrypted" even if a later telegram is of a plain kind; and a
+                // plain telegram (installation, status) does not hide a wrong or missing key seen before.
+                let previous = results[i].decryption
+                let refused = previous == .wrongKey || previous == .noKey || previous == .unsupported
+                if decryption == .decrypted || (previous != .decrypted && !(decryption == .plain && refused)) {
+                    results[i].decryption = decryption
+                }
                 if decryption == .plain || decryption == .decrypted { takeValues(i, telegram: w.telegram, wireless: w, device: device) }
             case .failure(.manufacturerMismatch(let id, let registered, let heardCode)):
                 if let i = results.firstIndex(where: { $0.identification == id && $0.bus == BusKind.wirelessMBus.rawValue }) {
@@ -346,7 +351,7 @@ public struct CommissioningSession: Sendable {
             listenSeconds: listenSeconds, endedBecause: endedBecause, summary: summary,
             devices: devices, heatPumps: pumps, unknownDevices: unknownList,
             findings: CommissioningFindings.findings(devices: devices, heatPumps: pumps, unknown: unknownList, buses: busList, options: options),
-            buses: busList)
+            buses: busList, weakSignalBelow: options.weakSignalBelow)
     }
 
     // MARK: - Internals
