@@ -20,10 +20,11 @@ struct BufferCommand: AsyncParsableCommand {
     }
 
     /// Unix milliseconds as local date and time, "2026-03-31 14:05:09".
-    static func time(_ ms: Int64?) -> String {
+    static func time(_ ms: Int64?, zone: TimeZone = .current) -> String {
         guard let ms else { return "-" }
         let f = DateFormatter()
         f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = zone
         f.dateFormat = "yyyy-MM-dd HH:mm:ss"
         return f.string(from: Date(timeIntervalSince1970: Double(ms) / 1000))
     }
@@ -59,19 +60,21 @@ struct BufferStats: AsyncParsableCommand {
         abstract: "Depth, age of the oldest pending reading, size on disk and readings per device.",
         discussion: """
             Exit status 0 when the buffer looks healthy, 2 when readings wait for the clock or the oldest \
-            pending reading is older than --max-age hours (the uplink is not delivering), 1 when the \
+            pending reading is older than --max-age (the uplink is not delivering), 1 when the \
             buffer cannot be read. Evictions and rejections are counted by the running daemon, not in \
             the buffer file: see `gatewayd status`.
             """)
 
-    @Option(help: "The reading buffer (SQLite; default /var/lib/gatewayd/buffer.sqlite).")
+    @Option(help: "The reading buffer (SQLite).")
     var buffer = BufferCommand.defaultPath
 
-    @Flag(help: "Print one JSON object (all devices).")
+    @Flag(help: "Print one JSON object on one line (snake_case keys, all devices) instead of a table.")
     var json = false
 
-    @Option(help: "Hours a pending reading may wait before it counts as a problem.")
-    var maxAge = 24
+    @Option(help: ArgumentHelp(
+        "How long a pending reading may wait before it counts as a problem: 12h, 2d (a bare number counts hours).",
+        valueName: "duration"))
+    var maxAge = DurationArgument<Hours>(.seconds(24 * 3600))
 
     struct JSON: Encodable {
         struct Device: Encodable {
@@ -104,7 +107,7 @@ struct BufferStats: AsyncParsableCommand {
         }
         let nowMs = Int64((Date().timeIntervalSince1970 * 1000).rounded())
         let age = s.oldestPendingReceivedAt.map { (nowMs - $0) / 1000 }
-        let problems = Self.problems(s, ageSeconds: age, maxAgeHours: maxAge)
+        let problems = Self.problems(s, ageSeconds: age, maxAge: maxAge.duration)
         if json {
             print(jsonLine(JSON(
                 buffer: buffer, stored: s.stored, pending: s.pending, leased: s.leased, waitingForClock: s.waitingForClock,
@@ -118,34 +121,33 @@ struct BufferStats: AsyncParsableCommand {
         if !problems.isEmpty { throw ExitCode(2) }
     }
 
-    static func problems(_ s: BufferInspection.Summary, ageSeconds: Int64?, maxAgeHours: Int) -> [String] {
+    static func problems(_ s: BufferInspection.Summary, ageSeconds: Int64?, maxAge: Duration) -> [String] {
         var out: [String] = []
         if s.waitingForClock > 0 {
             out.append("\(s.waitingForClock) \(s.waitingForClock == 1 ? "reading waits" : "readings wait") for the clock: check time synchronisation (timedatectl, NTP)")
         }
-        if let a = ageSeconds, a > Int64(maxAgeHours) * 3600 {
+        if let a = ageSeconds, a > maxAge.components.seconds {
             out.append("the oldest pending reading is \(BufferCommand.age(a)) old: check the uplink (gatewayd status)")
         }
         return out
     }
 
-    static func text(_ s: BufferInspection.Summary, path: String, ageSeconds: Int64?, problems: [String]) -> String {
+    static func text(_ s: BufferInspection.Summary, path: String, ageSeconds: Int64?, problems: [String], zone: TimeZone = .current) -> String {
         var out = "buffer \(path): \(BufferCommand.bytes(s.bytesOnDisk)) on disk\n"
         out += "  stored:             \(s.stored)\n"
         out += "  pending:            \(s.pending)\n"
         out += "  leased (in flight): \(s.leased)\n"
         out += "  waiting for clock:  \(s.waitingForClock)\n"
         out += "  oldest pending:     "
-            + (s.oldestPendingReceivedAt.map { "\(BufferCommand.time($0)) (\(BufferCommand.age(ageSeconds ?? 0)) ago)" } ?? "-") + "\n"
+            + (s.oldestPendingReceivedAt.map { "\(BufferCommand.time($0, zone: zone)) (\(BufferCommand.age(ageSeconds ?? 0)) ago)" } ?? "-") + "\n"
         out += "  evicted, rejected:  counted by the running daemon, see `gatewayd status`\n"
         if !s.devices.isEmpty {
             let shown = s.devices.prefix(20)
             out += "\n" + (s.devices.count > 20 ? "top 20 of \(s.devices.count) devices" : "\(s.devices.count) devices") + ":\n"
-            var rows = [["device", "readings", "oldest", "newest"]]
-            for d in shown {
-                rows.append([d.device, String(d.count), BufferCommand.time(d.oldestReceivedAt), BufferCommand.time(d.newestReceivedAt)])
+            let rows = shown.map { d in
+                [d.device, String(d.count), BufferCommand.time(d.oldestReceivedAt, zone: zone), BufferCommand.time(d.newestReceivedAt, zone: zone)]
             }
-            out += TelegramTable.table(rows, indent: "  ")
+            out += TextTable.render(header: ["device", "readings", "oldest", "newest"], rows: rows, indent: "  ")
         }
         for p in problems { out += "! \(p)\n" }
         return out
@@ -160,7 +162,7 @@ struct BufferPeek: AsyncParsableCommand {
         abstract: "Show the next pending readings, in upload order, without leasing them.",
         discussion: "Read-only: the readings stay pending and are uploaded as usual.")
 
-    @Option(help: "The reading buffer (SQLite; default /var/lib/gatewayd/buffer.sqlite).")
+    @Option(help: "The reading buffer (SQLite).")
     var buffer = BufferCommand.defaultPath
 
     @Option(help: "Only this device (registry key, e.g. mbus:KAM:06855817).")
@@ -169,7 +171,7 @@ struct BufferPeek: AsyncParsableCommand {
     @Option(help: "How many readings to show.")
     var limit = 20
 
-    @Flag(help: "Print one JSON object per reading.")
+    @Flag(help: "Print one JSON object per reading per line (snake_case keys) instead of a table.")
     var json = false
 
     func validate() throws {
@@ -185,17 +187,19 @@ struct BufferPeek: AsyncParsableCommand {
             for r in readings { print(jsonLine(ExportRow(r))) }
             return
         }
+        print(Self.render(readings, device: device), terminator: "")
+    }
+
+    static func render(_ readings: [BufferInspection.StoredReading], device: String?, zone: TimeZone = .current) -> String {
         guard !readings.isEmpty else {
-            print(device.map { "no pending readings of \($0)" } ?? "no pending readings")
-            return
+            return (device.map { "no pending readings of \($0)" } ?? "no pending readings") + "\n"
         }
-        var rows = [["id", "received", "device", "quantity", "value", "unit", "raw", "class", "state"]]
-        for s in readings {
+        let rows = readings.map { s in
             let r = s.reading
-            rows.append([String(r.id ?? 0), BufferCommand.time(r.receivedAt), r.device, r.quantity, BufferCommand.number(r.value),
-                         r.unit, r.raw, "\(r.readingClass)", s.state])
+            return [String(r.id ?? 0), BufferCommand.time(r.receivedAt, zone: zone), r.device, r.quantity, BufferCommand.number(r.value),
+                    r.unit, r.raw, "\(r.readingClass)", s.state]
         }
-        print(TelegramTable.table(rows, indent: ""), terminator: "")
+        return TextTable.render(header: ["id", "received", "device", "quantity", "value", "unit", "raw", "class", "state"], rows: rows)
     }
 }
 
@@ -277,8 +281,11 @@ struct BufferExport: AsyncParsableCommand {
             JSON is one object per line. Delivered readings are no longer in the buffer. Read-only.
             """)
 
-    @Option(help: "csv or json (JSON lines).")
-    var format: ExportFormat
+    @Option(help: "csv (when neither this nor --json is given) or json (JSON lines).")
+    var format: ExportFormat?
+
+    @Flag(help: "The same as --format json: one JSON object per reading per line (snake_case keys).")
+    var json = false
 
     @Option(help: "First day, YYYY-MM-DD (included).")
     var from: String?
@@ -289,7 +296,7 @@ struct BufferExport: AsyncParsableCommand {
     @Option(help: "Only this device (registry key, e.g. mbus:KAM:06855817).")
     var device: String?
 
-    @Option(help: "The reading buffer (SQLite; default /var/lib/gatewayd/buffer.sqlite).")
+    @Option(help: "The reading buffer (SQLite).")
     var buffer = BufferCommand.defaultPath
 
     @Option(help: "Write to this file instead of standard output.")
@@ -317,6 +324,7 @@ struct BufferExport: AsyncParsableCommand {
     }
 
     func validate() throws {
+        if json && format == .csv { throw ValidationError("--json and --format csv contradict each other; give one") }
         if let from, Self.day(from) == nil { throw ValidationError("--from \(from) is not a date; write YYYY-MM-DD, e.g. 2026-03-01") }
         if let to, Self.day(to) == nil { throw ValidationError("--to \(to) is not a date; write YYYY-MM-DD, e.g. 2026-03-31") }
         if let from, let to, let a = Self.day(from), let b = Self.day(to), a > b {
@@ -337,13 +345,20 @@ struct BufferExport: AsyncParsableCommand {
 
     func run() async throws {
         let readings: [BufferInspection.StoredReading]
+        let ticker = ProgressTicker("reading the buffer…")
         do {
             readings = try BufferCommand.open(buffer).readings(
                 receivedFrom: from.flatMap { Self.day($0) }, before: to.flatMap { Self.nextDay($0) }, device: device)
-        } catch let e as CLIError { throw e } catch {
+        } catch let e as CLIError {
+            ticker.stop()
+            throw e
+        } catch {
+            ticker.stop()
             throw CLIError("\(error)")
         }
-        let text = Self.render(readings, format: format)
+        ticker.update("writing \(readings.count) readings…")
+        let text = Self.render(readings, format: json ? .json : format ?? .csv)
+        ticker.stop()
         if let output {
             do { try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {
                 throw CLIError("cannot write \(output): \(error.localizedDescription); check the folder exists and is writable")

@@ -31,7 +31,7 @@ struct ConfigCheck: AsyncParsableCommand {
     @Option(help: "Also look up Modbus profile names in this directory.")
     var profiles: String?
 
-    @Flag(help: "Print one JSON object instead of text.")
+    @Flag(help: "Print one JSON object on one line (snake_case keys) instead of text.")
     var json = false
 
     func run() throws {

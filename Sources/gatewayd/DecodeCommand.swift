@@ -16,7 +16,8 @@ struct Decode: ParsableCommand {
             else is read as a wireless telegram, L-field first, with or without its CRCs (format A or B).
             Telegrams are decoded in order, so a compact frame finds the format of an earlier full frame.
             With --json, each frame becomes one JSON object on its own line (schema: docs/decode-json.md).
-            Exit status: 0 when every frame decoded, 1 when any frame failed, 64 for bad usage.
+            Exit status: 0 when every frame decoded, 1 when any frame failed or a file cannot be read, \
+            64 for bad usage.
             """)
 
     @Argument(help: "A frame in hex, e.g. 68 1F 1F 68 08 00 72 …")
@@ -25,7 +26,7 @@ struct Decode: ParsableCommand {
     @Option(name: .shortAndLong, help: "Read frames from this file, one per line.")
     var file: String?
 
-    @Flag(help: "Print one JSON object per frame instead of a table.")
+    @Flag(help: "Print one JSON object per frame per line (snake_case keys) instead of a table.")
     var json = false
 
     @Option(help: "AES-128 key (32 hex digits) for every encrypted wireless telegram.")
@@ -53,11 +54,11 @@ struct Decode: ParsableCommand {
             do {
                 text = try String(contentsOfFile: keys, encoding: .utf8)
             } catch {
-                throw ValidationError("cannot read \(keys): check the path and that you may read it")
+                throw CLIError("cannot read \(keys): check the path and that you may read it")
             }
             switch WMBusKeyring.parse(text) {
             case .success(let r): ring = r
-            case .failure(let e): throw ValidationError("\(keys): \(e)")
+            case .failure(let e): throw CLIError("\(keys): \(e)")
             }
         }
         if let key { ring.defaultKey = WMBusKey(hex: key) }
@@ -73,7 +74,7 @@ struct Decode: ParsableCommand {
             do {
                 text = try String(contentsOfFile: file, encoding: .utf8)
             } catch {
-                throw ValidationError("cannot read \(file): check the path and that you may read it")
+                throw CLIError("cannot read \(file): check the path and that you may read it")
             }
             inputs = DecodeInput.lines(text, source: file)
         } else {

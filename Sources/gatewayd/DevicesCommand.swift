@@ -18,12 +18,14 @@ struct Devices: AsyncParsableCommand {
             Configure buses by those names, never by /dev/ttyUSBn, which changes on replug.
             With --watch, arrivals and departures are printed as they happen (libusb hotplug, or a \
             look every 2 s where hotplug is unavailable) until Ctrl-C.
+            Without --watch, exit status 0 when every recognised adapter has its tty and its /dev/gatewayd \
+            name, 2 when one lacks either (the listing says what to do).
             """)
 
     @Flag(help: "Keep watching and print adapters as they are plugged in or pulled out.")
     var watch = false
 
-    @Flag(help: "Print JSON: one object for the listing; with --watch, one object per event.")
+    @Flag(help: "Print one JSON object per line (snake_case keys) instead of a table: the listing, then one per event with --watch.")
     var json = false
 
     @Option(help: ArgumentHelp("Read sysfs and /dev under this directory instead of /.", visibility: .hidden))
@@ -39,7 +41,10 @@ struct Devices: AsyncParsableCommand {
             print(DevicesText.listing(first, source: source.description), terminator: "")
         }
         FileHandleOutput.flush()
-        guard watch else { return }
+        guard watch else {
+            if DevicesText.needsAttention(first) { throw ExitCode(2) }
+            return
+        }
         try await watchLoop(source: source, from: first)
     }
 
@@ -57,6 +62,9 @@ struct Devices: AsyncParsableCommand {
         if !json {
             print("watching for adapters (\(mode)); Ctrl-C to stop")
             FileHandleOutput.flush()
+        } else if isatty(2) == 1 {
+            // JSON stays machine-readable on stdout; a person at the terminal still learns it is waiting.
+            FileHandleOutput.standardError("watching for adapters (\(mode)); Ctrl-C to stop\n")
         }
         let poller: Task<Void, Never>? = watcher == nil ? Task {
             while !Task.isCancelled {
@@ -163,7 +171,7 @@ enum DevicesText {
             return out
         }
         out += "\(look.adapters.count) recognised adapter\(look.adapters.count == 1 ? "" : "s") of \(look.deviceCount) plugged-in USB device\(look.deviceCount == 1 ? "" : "s"):\n"
-        var rows: [[String]] = [["port", "id", "kind", "serial", "tty", "use"]]
+        var rows: [[String]] = []
         for a in look.adapters {
             rows.append([
                 a.device.sysfsName, a.device.id.description, a.kind.rawValue, a.serial ?? "-",
@@ -171,7 +179,7 @@ enum DevicesText {
                 a.preferredPath,
             ])
         }
-        out += TelegramTable.table(rows, indent: "  ")
+        out += TextTable.render(header: ["port", "id", "kind", "serial", "tty", "use"], rows: rows, indent: "  ")
         for a in look.adapters {
             out += "  \(a.device.sysfsName): \(a.kind.summary)"
             if let p = a.product { out += ", product \"\(p)\"" }
@@ -185,6 +193,11 @@ enum DevicesText {
             }
         }
         return out
+    }
+
+    /// An adapter without its tty (driver not bound) or its /dev/gatewayd link (udev rules missing).
+    static func needsAttention(_ look: DeviceLook) -> Bool {
+        look.adapters.contains { !$0.stableLinks.contains($0.expectedLink) || ($0.ttys.isEmpty && $0.kind != .rtlsdr) }
     }
 
     static func event(_ a: USBAdapter, event: String) -> String {

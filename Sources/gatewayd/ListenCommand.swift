@@ -10,13 +10,14 @@ struct Listen: AsyncParsableCommand {
         discussion: """
             On a terminal: a table refreshed every second, one row per device (id, manufacturer, type, RSSI, \
             telegram count, last values, encryption state, profile). Piped: one line per telegram. --json: one \
-            JSON object per telegram. Ctrl-C (or --seconds) ends it with a summary.
+            JSON object per telegram. Ctrl-C (or --duration) ends it with a summary.
 
             Sources: a dongle's serial device (--dongle /dev/gatewayd/im871a-…), rtl_wmbus lines on standard \
             input (--type rtlwmbus, e.g. `rtl_sdr -f 868.95M -s 1.6e6 - | rtl_wmbus | gatewayd listen --type rtlwmbus`), \
             or a capture file (--replay FILE [--speed 10]).
 
-            Exit codes: 0 done; 1 the dongle could not be used; 2 something needs attention (a wrong key).
+            Exit codes: 0 done; 1 the dongle never became ready, or the capture or keys could not be read; \
+            2 something needs attention (a wrong key).
             """)
 
     enum SourceType: String, ExpressibleByArgument, CaseIterable {
@@ -44,11 +45,10 @@ struct Listen: AsyncParsableCommand {
     @Option(help: "File of wireless keys, one 'ID KEY' per line (8-digit id, 32 hex digits).")
     var keys: String?
 
-    @Flag(help: "One JSON object per telegram.")
+    @Flag(help: "Print one JSON object per telegram per line (snake_case keys) instead of a table.")
     var json = false
 
-    @Option(help: "Stop after this many seconds.")
-    var seconds: Int?
+    @OptionGroup var runLength: RunLengthOptions
 
     func validate() throws {
         if replay == nil && type != .rtlwmbus && dongle == nil {
@@ -63,11 +63,11 @@ struct Listen: AsyncParsableCommand {
         var ring = WMBusKeyring()
         if let keys {
             guard let text = try? String(contentsOfFile: keys, encoding: .utf8) else {
-                throw ValidationError("cannot read \(keys): check the path and that you may read it")
+                throw CLIError("cannot read \(keys): check the path and that you may read it")
             }
             switch WMBusKeyring.parse(text) {
             case .success(let r): ring = r
-            case .failure(let e): throw ValidationError("\(keys): \(e)")
+            case .failure(let e): throw CLIError("\(keys): \(e)")
             }
         }
         if let key { ring.defaultKey = WMBusKey(hex: key) }
@@ -79,15 +79,19 @@ struct Listen: AsyncParsableCommand {
                 FileHandleOutput.standardError("gatewayd listen: meter profiles in \(dir) not loaded (\(error)); decoding generically\n")
             }
         }
-        let view = ListenView(keyring: ring, catalog: catalog, mode: json ? .json : (isatty(1) == 1 ? .table : .lines))
+        let output: ListenView.Mode = json ? .json : (isatty(1) == 1 ? .table : .lines)
+        // The table redraws itself on the terminal; piped lines get a status line on a terminal's stderr.
+        let progress = ProgressLine(enabled: output != .table && isatty(2) == 1)
+        let view = ListenView(keyring: ring, catalog: catalog, mode: output, progress: progress)
         let stop = StopFlag()
         let interrupt = InterruptHandler { stop.set() }
         defer { interrupt.restore() }
-        let deadline = seconds.map { ContinuousClock.now + .seconds($0) }
+        let started = ContinuousClock.now
+        let deadline = runLength.limit.map { started + $0 }
         let refresher = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: .seconds(1))
-                view.refresh()
+                view.refresh(elapsed: ContinuousClock.now - started)
             }
         }
         defer { refresher.cancel() }
@@ -142,6 +146,10 @@ struct Listen: AsyncParsableCommand {
         refresher.cancel()
         view.finish()
         if failed.load(ordering: .relaxed) { throw ExitCode(1) }
+        if dongle != nil && replay == nil && type != .rtlwmbus && !view.dongleWasReady {
+            FileHandleOutput.standardError("gatewayd listen: the dongle at \(dongle!) never became ready; check the path, the --type and `gatewayd devices`\n")
+            throw ExitCode(1)
+        }
         if view.sawWrongKey { throw ExitCode(2) }
     }
 }
@@ -172,24 +180,34 @@ final class ListenView: Sendable {
         var lineProblems = 0
         var dongleState = "starting"
         var wrongKey = false
+        var dongleWasReady = false
         var dirty = false
+        /// Set by finish(): a refresh already under way must not draw over the summary.
+        var finished = false
     }
 
     let mode: Mode
     let catalog: ProfileCatalog?
+    let progress: ProgressLine
     private let shared: Mutex<State>
 
-    init(keyring: WMBusKeyring, catalog: ProfileCatalog?, mode: Mode) {
+    init(keyring: WMBusKeyring, catalog: ProfileCatalog?, mode: Mode, progress: ProgressLine = ProgressLine(enabled: false)) {
         self.mode = mode
         self.catalog = catalog
+        self.progress = progress
         shared = Mutex(State(decoder: WirelessDecoder(keyring: keyring)))
     }
 
     var sawWrongKey: Bool { shared.withLock { $0.wrongKey } }
+    var dongleWasReady: Bool { shared.withLock { $0.dongleWasReady } }
 
     func state(_ s: DongleState) {
-        shared.withLock { $0.dongleState = s.description; $0.dirty = true }
-        if mode != .table { FileHandleOutput.standardError("dongle: \(s)\n") }
+        shared.withLock {
+            $0.dongleState = s.description
+            $0.dirty = true
+            if case .ready = s { $0.dongleWasReady = true }
+        }
+        if mode != .table { progress.message("dongle: \(s)\n") }
     }
 
     /// For sources without a dongle session (a replay, rtl_wmbus on stdin).
@@ -207,7 +225,7 @@ final class ListenView: Sendable {
             if let t = line.receivedTelegram() { heard(t) }
         case .invalid(let e):
             shared.withLock { $0.lineProblems += 1 }
-            if mode != .table { FileHandleOutput.standardError("rtl_wmbus: \(e)\n") }
+            if mode != .table { progress.message("rtl_wmbus: \(e)\n") }
         }
     }
 
@@ -270,22 +288,43 @@ final class ListenView: Sendable {
                 return "\(t.receivedAt) \(key) \(row.type)\(rssi) \(encryption): \(row.values)"
             }
         }
-        if let out { print(out); FileHandleOutput.flush() }
+        if let out {
+            progress.clear()
+            print(out)
+            FileHandleOutput.flush()
+        }
     }
 
     /// Redraws the table on a terminal (cursor home, clear): at most once a second, only when changed.
-    func refresh() {
-        guard mode == .table else { return }
-        let text: String? = shared.withLock { s in
-            guard s.dirty else { return nil }
-            s.dirty = false
-            return "\u{1B}[H\u{1B}[2J" + Self.render(s, title: "listening (Ctrl-C to stop)")
+    /// Piped, it updates the progress line instead (when there is one).
+    func refresh(elapsed: Duration) {
+        guard mode == .table else {
+            shared.withLock { s in
+                guard !s.finished else { return }
+                progress.show("listening \(elapsed.components.seconds) s: \(s.telegrams) telegrams from \(s.rows.count) devices; Ctrl-C to stop")
+            }
+            return
         }
-        if let text { print(text, terminator: ""); FileHandleOutput.flush() }
+        // Drawn under the lock, so a redraw cannot land after finish() printed the summary.
+        shared.withLock { s in
+            guard s.dirty, !s.finished else { return }
+            s.dirty = false
+            print("\u{1B}[H\u{1B}[2J" + Self.render(s, title: "listening (Ctrl-C to stop)"), terminator: "")
+            FileHandleOutput.flush()
+        }
+    }
+
+    /// The table as it stands, without terminal codes.
+    func snapshot(title: String) -> String {
+        shared.withLock { s in Self.render(s, title: title) }
     }
 
     func finish() {
-        let text = shared.withLock { s in Self.render(s, title: "summary") }
+        let text = shared.withLock { s in
+            s.finished = true
+            return Self.render(s, title: "summary")
+        }
+        progress.clear()
         if mode == .json {
             FileHandleOutput.standardError(text)
         } else {
@@ -294,13 +333,13 @@ final class ListenView: Sendable {
     }
 
     static func render(_ s: State, title: String) -> String {
-        var rows: [[String]] = [["ID", "MAN", "TYPE", "RSSI", "BEST", "COUNT", "ENCRYPTION", "PROFILE", "LAST VALUES"]]
+        var rows: [[String]] = []
         for r in s.rows.values.sorted(by: { ($0.manufacturer, $0.id) < ($1.manufacturer, $1.id) }) {
             rows.append([r.id, r.manufacturer, r.type, r.lastRSSI.map { "\(Int($0))" } ?? "-",
                          r.bestRSSI.map { "\(Int($0))" } ?? "-", "\(r.count)", r.encryption, r.profile, r.values])
         }
         var out = "\(title): \(s.telegrams) telegrams from \(s.rows.count) devices; dongle: \(s.dongleState)\n"
-        out += TelegramTable.table(rows, indent: "")
+        out += TextTable.render(header: ["id", "man", "type", "rssi", "best", "count", "encryption", "profile", "last values"], rows: rows)
         if s.undecodable > 0 || s.lineProblems > 0 {
             out += "\(s.undecodable) undecodable telegrams, \(s.lineProblems) garbled dongle messages\n"
         }

@@ -34,23 +34,29 @@ struct MBusLineArguments: ParsableArguments {
     @Option(help: "Retries after silence or a garbled answer.")
     var retries: Int = 2
 
-    @Option(help: "Extra response time for USB adapters and TCP converters, in milliseconds.")
-    var allowanceMs: Int = 30
+    @Option(help: ArgumentHelp(
+        "Extra response time for USB adapters and TCP converters: 30ms, 0.2s (a bare number counts milliseconds). (default: 30ms)",
+        valueName: "duration"))
+    var allowance: TimeoutArgument?
 
-    @Flag(help: "Print JSON instead of a table.")
+    @Option(help: .hidden)
+    var allowanceMs: TimeoutArgument?
+
+    @Flag(help: "Print one JSON object per line (snake_case keys) instead of a table.")
     var json = false
 
     func validate() throws {
-        guard SerialSettings.supportedBaudRates.contains(baud) else {
-            throw ValidationError("--baud \(baud) is not a serial speed; use 300, 600, 1200, 2400, 4800, 9600, 19200 or 38400")
-        }
-        guard stopBits == 1 || stopBits == 2 else { throw ValidationError("--stop-bits must be 1 or 2") }
-        guard retries >= 0 && retries <= 10 else { throw ValidationError("--retries must be between 0 and 10") }
+        try SerialArguments.validate(baud: baud, stopBits: stopBits)
+        guard retries >= 0 && retries <= 10 else { throw ValidationError("--retries must be 0 to 10") }
+        let a = try TimeoutArgument.either(allowance, "--allowance", allowanceMs, "--allowance-ms")
+        try TimeoutArgument.check(a, "--allowance", within: .zero ... .seconds(10))
     }
+
+    var adapterAllowance: Duration { (allowance ?? allowanceMs)?.duration ?? .milliseconds(30) }
 
     var options: MBusLineOptions {
         MBusLineOptions(serial: SerialSettings(baudRate: baud, parity: parity, stopBits: stopBits),
-                        adapterAllowance: .milliseconds(allowanceMs), retries: retries, scanRetries: min(retries, 1))
+                        adapterAllowance: adapterAllowance, retries: retries, scanRetries: min(retries, 1))
     }
 
     func openLine() throws -> MBusLine {
@@ -63,6 +69,17 @@ struct MBusLineArguments: ParsableArguments {
 }
 
 extension SerialSettings.Parity: ExpressibleByArgument {}
+
+/// The serial line checks every command with --baud and --stop-bits makes, with the same words.
+enum SerialArguments {
+    static func validate(baud: Int, stopBits: Int) throws {
+        guard SerialSettings.supportedBaudRates.contains(baud) else {
+            throw ValidationError("--baud \(baud) is not a serial speed; use one of "
+                                  + SerialSettings.supportedBaudRates.map(String.init).joined(separator: ", "))
+        }
+        guard stopBits == 1 || stopBits == 2 else { throw ValidationError("--stop-bits must be 1 or 2") }
+    }
+}
 
 /// An error for the technician: printed as is, exit status 1.
 struct CLIError: Error, CustomStringConvertible {
@@ -79,6 +96,8 @@ struct MBusScan: AsyncParsableCommand {
             --secondary finds meters by secondary address with a collision-driven tree search (default). \
             --expected FILE selects each meter listed in FILE (one per line: id [manufacturer [version [medium]]]) \
             and, with --strangers, then looks for meters not in the list. Ctrl-C stops and prints what was found.
+            Exit status 0 when the scan is complete; 2 when expected meters are missing or collisions could \
+            not be resolved; 1 when the line cannot be used.
             """)
 
     @OptionGroup var line: MBusLineArguments
@@ -107,11 +126,11 @@ struct MBusScan: AsyncParsableCommand {
         let progress = ProgressLine()
         let task = Task { () throws -> ScanReport in
             if primary {
-                return try await mbusLine.scanPrimary(progress: progress.update)
+                return try await mbusLine.scanPrimary(progress: progress.scanUpdate)
             } else if let expectedMeters {
-                return try await mbusLine.verify(expectedMeters, lookForStrangers: strangers, progress: progress.update)
+                return try await mbusLine.verify(expectedMeters, lookForStrangers: strangers, progress: progress.scanUpdate)
             } else {
-                return try await mbusLine.scanSecondary(progress: progress.update)
+                return try await mbusLine.scanSecondary(progress: progress.scanUpdate)
             }
         }
         let interrupt = InterruptHandler { task.cancel() }
@@ -120,10 +139,10 @@ struct MBusScan: AsyncParsableCommand {
         do {
             report = try await task.value
         } catch let e as MBusError {
-            progress.finish()
+            progress.clear()
             throw CLIError(e.message)
         }
-        progress.finish()
+        progress.clear()
         let mode = primary ? "primary" : expectedMeters != nil ? "registry" : "secondary"
         if line.json {
             print(ScanJSON(report, mode: mode, port: line.port).line)
@@ -137,7 +156,12 @@ struct MBusScan: AsyncParsableCommand {
 struct MBusRead: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "read",
-        abstract: "Read one meter and print its telegram as `gatewayd decode` does.")
+        abstract: "Read one meter and print its telegram as `gatewayd decode` does.",
+        discussion: """
+            Exit status 0 when the meter answered; 2 when it answered with an application error or with \
+            error bits in its status byte (busy, error, power low, permanent or temporary error); 1 when \
+            it did not answer.
+            """)
 
     @OptionGroup var line: MBusLineArguments
 
@@ -164,25 +188,41 @@ struct MBusRead: AsyncParsableCommand {
         let target: MeterAddress = address.map { .primary(UInt8($0)) } ?? .secondary(Self.mask(id!)!)
         let mbusLine = try line.openLine()
         let started = ContinuousClock.now
+        let ticker = ProgressTicker("reading \(target) on \(line.port)…")
         let readout: Readout
         do {
             readout = try await mbusLine.read(target)
         } catch {
+            ticker.stop()
             let stats = await mbusLine.statistics
             FileHandleOutput.standardError("\(error.message)\n\(stats)\n")
             throw ExitCode(1)
         }
+        ticker.stop()
         let elapsed = ContinuousClock.now - started
-        let telegram = readout.assembled
         if line.json {
-            print(TelegramJSONWriter().line(TelegramReport(telegram)))
+            print(TelegramJSONWriter().line(TelegramReport(readout.assembled)))
         } else {
-            print(TelegramTable.render(telegram, label: "\(target) on \(line.port)"), terminator: "")
-            if readout.frames.count > 1 { print("  assembled from \(readout.frames.count) telegrams") }
-            if readout.truncated { print("  stopped at the telegram limit: the meter still announces more records") }
+            print(Self.render(readout, label: "\(target) on \(line.port)"), terminator: "")
         }
         let stats = await mbusLine.statistics
         FileHandleOutput.standardError("\(stats); elapsed \(elapsed.milliseconds) ms\n")
+        if Self.needsAttention(readout.assembled) { throw ExitCode(2) }
+    }
+
+    static func render(_ readout: Readout, label: String) -> String {
+        var out = TelegramTable.render(readout.assembled, label: label)
+        if readout.frames.count > 1 { out += "  assembled from \(readout.frames.count) telegrams\n" }
+        if readout.truncated { out += "  stopped at the telegram limit: the meter still announces more records\n" }
+        return out
+    }
+
+    /// The meter answered, but says it is in trouble: an application error, or error and alarm
+    /// bits in its status byte (the manufacturer-specific bits are not judged).
+    static func needsAttention(_ t: Telegram) -> Bool {
+        if t.applicationError != nil { return true }
+        guard let s = t.header.status else { return false }
+        return s.rawValue & 0x1F != 0
     }
 }
 
@@ -242,24 +282,6 @@ enum FileHandleOutput {
             if n <= 0 { return }
             offset += n
         }
-    }
-}
-
-/// A one-line progress display on stderr, only when stderr is a terminal.
-final class ProgressLine: Sendable {
-    let enabled = isatty(2) == 1
-
-    var update: ScanProgressHandler {
-        { [enabled] p in
-            guard enabled else { return }
-            var line = "\r\u{1B}[K\(p.probes) probes, \(p.found) found, at \(p.current), \(Int(p.fractionDone * 100))%"
-            if let left = p.estimatedRemaining { line += ", about \(left.components.seconds + 1) s left" }
-            FileHandleOutput.standardError(line)
-        }
-    }
-
-    func finish() {
-        if enabled { FileHandleOutput.standardError("\r\u{1B}[K") }
     }
 }
 

@@ -46,6 +46,18 @@ struct ReadingAdd: AsyncParsableCommand {
     @Option(help: "The reading buffer (SQLite).")
     var buffer = "/var/lib/gatewayd/buffer.sqlite"
 
+    @Flag(help: "Print the stored reading as one JSON object on one line (snake_case keys) instead of a sentence.")
+    var json = false
+
+    struct JSON: Encodable {
+        var device: String
+        var quantity: String
+        var value: Double
+        var unit: String
+        var raw: String
+        var source: String
+    }
+
     func validate() throws {
         if reason != nil && !force { throw ValidationError("--reason goes with --force") }
     }
@@ -71,6 +83,10 @@ struct ReadingAdd: AsyncParsableCommand {
             throw CLIError("the reading was not stored: \(error.message)")
         }
         let v = manual.value
+        if json {
+            print(jsonLine(JSON(device: manual.device, quantity: v.quantity, value: v.value, unit: v.unit, raw: v.raw, source: manual.source)))
+            return
+        }
         print("stored \(manual.device): \(v.raw) (\(v.quantity) \(ReadingAdd.format(v.value))\(v.unit.isEmpty ? "" : " " + v.unit))"
               + (manual.source == "manual" ? "" : ", \(manual.source)"))
     }

@@ -27,10 +27,10 @@ struct RegistryShow: AsyncParsableCommand {
         commandName: "show",
         abstract: "List the building, the gateway and the registered devices.")
 
-    @Option(help: "The building's registry (JSON; default /var/lib/gatewayd/registry.json).")
+    @Option(help: "The building's registry (JSON).")
     var registry = RegistryCommand.defaultPath
 
-    @Flag(help: "Print one JSON object.")
+    @Flag(help: "Print one JSON object on one line (snake_case keys) instead of a table.")
     var json = false
 
     struct JSON: Encodable {
@@ -68,14 +68,12 @@ struct RegistryShow: AsyncParsableCommand {
     }
 
     static func text(_ r: DeviceRegistry) -> String {
-        var out = "building \(r.building), gateway \(r.gateway): \(r.devices.count) devices\n"
+        let out = "building \(r.building), gateway \(r.gateway): \(r.devices.count) devices\n"
         guard !r.devices.isEmpty else { return out }
-        var rows = [["key", "bus", "address/line", "manufacturer", "unit", "serial", "replaced"]]
-        for d in r.devices {
-            rows.append([d.key, d.bus.rawValue, address(d).isEmpty ? "-" : address(d), d.manufacturer ?? "-", d.unit ?? "-",
-                         d.identification ?? d.serial ?? "-", replaced(d).isEmpty ? "-" : replaced(d)])
+        let rows = r.devices.map { d in
+            [d.key, d.bus.rawValue, address(d), d.manufacturer ?? "", d.unit ?? "", d.identification ?? d.serial ?? "", replaced(d)]
         }
-        return out + TelegramTable.table(rows, indent: "  ")
+        return out + TextTable.render(header: ["key", "bus", "address/line", "manufacturer", "unit", "serial", "replaced"], rows: rows, indent: "  ")
     }
 }
 
@@ -98,8 +96,11 @@ struct RegistryCheck: AsyncParsableCommand {
     @Option(help: "FLAG manufacturer code as the meter sends it (KAM, QDS, …).")
     var manufacturer: String?
 
-    @Option(help: "The building's registry (JSON; default /var/lib/gatewayd/registry.json).")
+    @Option(help: "The building's registry (JSON).")
     var registry = RegistryCommand.defaultPath
+
+    @Flag(help: "Print one JSON object on one line (snake_case keys) instead of a sentence.")
+    var json = false
 
     func validate() throws {
         if let m = manufacturer, ManufacturerCode(m) == nil {
@@ -167,10 +168,25 @@ struct RegistryCheck: AsyncParsableCommand {
         }
     }
 
+    struct JSON: Encodable {
+        var serial: String
+        var building: String
+        var belongs: Bool
+        var device: RegisteredDevice?
+        var verdict: String
+    }
+
+    static func json(_ outcome: Outcome, serial: String, building: String) -> String {
+        var device: RegisteredDevice?
+        if case .ours(let d) = outcome { device = d }
+        return jsonLine(JSON(serial: serial, building: building, belongs: device != nil, device: device,
+                             verdict: verdict(outcome, building: building)))
+    }
+
     func run() async throws {
         let r = try RegistryCommand.load(registry)
         let outcome = Self.check(serial, manufacturer: manufacturer, in: r)
-        print(Self.verdict(outcome, building: r.building))
+        print(json ? Self.json(outcome, serial: serial, building: r.building) : Self.verdict(outcome, building: r.building))
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }
 }

@@ -7,7 +7,7 @@ import Foundation
 
 enum ScanTable {
     static func render(_ r: ScanReport, mode: String, expected: Int?) -> String {
-        var rows: [[String]] = [["primary", "id", "manufacturer", "medium", "version"]]
+        var rows: [[String]] = []
         for m in r.found {
             let s = m.secondaryAddress
             rows.append([
@@ -21,9 +21,10 @@ enum ScanTable {
         var out = "\(mode) scan: \(r.found.count) meter\(r.found.count == 1 ? "" : "s") found"
         if let expected { out += " of \(expected) expected" }
         if r.cancelled { out += " (stopped early: the list is incomplete)" }
-        out += "\n" + TelegramTable.table(rows, indent: "  ")
+        out += "\n" + TextTable.render(header: ["primary", "id", "manufacturer", "medium", "version"], rows: rows, indent: "  ")
         for m in r.missing {
-            out += "  MISSING \(m.identification.digits) \(m.manufacturer.rawValue == 0xFFFF ? "" : m.manufacturer.letters): no answer to its selection; check it is wired to this line and powered by the bus\n"
+            let name = m.identification.digits + (m.manufacturer.rawValue == 0xFFFF ? "" : " " + m.manufacturer.letters)
+            out += "  MISSING \(name): no answer to its selection; check it is wired to this line and powered by the bus\n"
         }
         for c in r.collisions { out += "  COLLISION \(c)\n" }
         out += "  \(r.probes) probes, \(r.reads) reads in \(r.elapsed.milliseconds) ms\n"

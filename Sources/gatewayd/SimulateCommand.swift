@@ -28,8 +28,11 @@ struct SimulateMBus: AsyncParsableCommand {
     @Option(help: "Line speed; overrides the file's baudRate.")
     var baud: Int?
 
-    @Option(help: "Stop after this many seconds (default: run until Ctrl-C).")
-    var seconds: Int?
+    @OptionGroup var runLength: RunLengthOptions
+
+    func validate() throws {
+        if let baud { try SerialArguments.validate(baud: baud, stopBits: 1) }
+    }
 
     func run() async throws {
         var population: SlavePopulation
@@ -46,20 +49,26 @@ struct SimulateMBus: AsyncParsableCommand {
         } catch {
             throw CLIError("cannot start the simulator: \(error.message)")
         }
-        print("simulated M-Bus line: \(bus.devicePath) at \(population.baudRate) baud, \(population.slaves.count) slaves")
-        for s in population.slaves {
-            let id = s.secondaryAddress.map { $0.description } ?? "-"
-            print("  primary \(s.primaryAddress)  secondary \(id)  \(s.behaviour.rawValue)  \(s.frames.count) telegram\(s.frames.count == 1 ? "" : "s")  \(s.name)")
-        }
-        print("try: gatewayd mbus scan --port \(bus.devicePath) --baud \(population.baudRate) --primary")
+        print(Self.render(population, devicePath: bus.devicePath), terminator: "")
         FileHandleOutput.flush()
         let stop = StopSignal()
         let interrupt = InterruptHandler { stop.fire() }
         defer { interrupt.restore() }
-        await stop.wait(seconds: seconds)
+        await stop.wait(for: runLength.limit)
         bus.stop()
         let c = bus.counters
         print("stopped: \(c.requestsSeen) requests, \(c.responsesSent) responses, \(c.collisions) collisions, \(c.bytesReceived) bytes in, \(c.bytesSent) bytes out")
+    }
+}
+
+extension SimulateMBus {
+    static func render(_ population: SlavePopulation, devicePath: String) -> String {
+        var out = "simulated M-Bus line: \(devicePath) at \(population.baudRate) baud, \(population.slaves.count) slaves\n"
+        out += TextTable.render(header: ["primary", "secondary", "behaviour", "telegrams", "name"], rows: population.slaves.map { s in
+            [String(s.primaryAddress), s.secondaryAddress.map { $0.description } ?? "-", s.behaviour.rawValue, String(s.frames.count), s.name]
+        }, indent: "  ")
+        out += "try: gatewayd mbus scan --port \(devicePath) --baud \(population.baudRate) --primary\n"
+        return out
     }
 }
 
@@ -69,11 +78,11 @@ final class StopSignal: @unchecked Sendable {
 
     func fire() { semaphore.signal() }
 
-    func wait(seconds: Int?) async {
+    func wait(for limit: Duration?) async {
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             DispatchQueue.global().async { [semaphore] in
-                if let seconds {
-                    _ = semaphore.wait(timeout: .now() + .seconds(seconds))
+                if let limit {
+                    _ = semaphore.wait(timeout: .now() + .milliseconds(Int(limit.milliseconds)))
                 } else {
                     semaphore.wait()
                 }

@@ -20,14 +20,17 @@ struct SimulateDongle: AsyncParsableCommand {
     @Option(help: "Capture to replay (timestamped hex lines), e.g. seeds/demo-building/wmbus-replay.txt.")
     var replay: String
 
-    @Option(help: "Seconds between telegrams.")
-    var interval: Double = 2
+    @Option(help: ArgumentHelp("Time between telegrams: 500ms, 2s (a bare number counts seconds).", valueName: "duration"))
+    var interval = RunLengthArgument(.seconds(2))
+
+    func validate() throws {
+        guard interval.duration > .zero else { throw ValidationError("--interval must be above 0") }
+    }
 
     @Option(help: "Keep a symlink to the pty at this path (stable across a simulated replug).")
     var link: String?
 
-    @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
-    var seconds: Int?
+    @OptionGroup var runLength: RunLengthOptions
 
     func run() async throws {
         let telegrams: [SimulatedTelegram]
@@ -36,7 +39,7 @@ struct SimulateDongle: AsyncParsableCommand {
         } catch {
             throw CLIError("\(replay): \(error)")
         }
-        let timing = DongleSimulatorTiming(interval: .milliseconds(Int64(interval * 1000)))
+        let timing = DongleSimulatorTiming(interval: interval.duration)
         let path: String
         let refill: @Sendable () -> Void
         let stopAll: @Sendable () -> Void
@@ -54,7 +57,7 @@ struct SimulateDongle: AsyncParsableCommand {
             refill = { if d.pendingTelegrams == 0 { d.enqueue(telegrams) } }
             stopAll = { d.stop() }
         }
-        print("simulated \(type.rawValue): \(path), \(telegrams.count) telegrams replayed every \(interval) s in a loop")
+        print("simulated \(type.rawValue): \(path), \(telegrams.count) telegrams replayed every \(interval) in a loop")
         print("try: gatewayd listen --dongle \(path) --type \(type.rawValue)")
         FileHandleOutput.flush()
         let stop = StopSignal()
@@ -66,7 +69,7 @@ struct SimulateDongle: AsyncParsableCommand {
                 try? await Task.sleep(for: .seconds(1))
             }
         }
-        await stop.wait(seconds: seconds)
+        await stop.wait(for: runLength.limit)
         loop.cancel()
         stopAll()
     }
@@ -82,8 +85,7 @@ struct SimulatePortal: AsyncParsableCommand {
     @Option(help: "File holding the bearer token the sink requires (default: any token).")
     var tokenFile: String?
 
-    @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
-    var seconds: Int?
+    @OptionGroup var runLength: RunLengthOptions
 
     func run() async throws {
         var token: String?
@@ -98,7 +100,7 @@ struct SimulatePortal: AsyncParsableCommand {
         let stop = StopSignal()
         let interrupt = InterruptHandler { stop.fire() }
         defer { interrupt.restore() }
-        await stop.wait(seconds: seconds)
+        await stop.wait(for: runLength.limit)
         let s = sink.store
         print("stored \(s.readingCount) readings from \(s.readingsPerDevice.count) devices (\(s.duplicateReceipts) resends deduplicated), \(s.alarms.count) alarms, \(s.healthReports.count) health reports")
         await sink.stop()
@@ -114,8 +116,7 @@ struct SimulateModbus: AsyncParsableCommand {
     @Option(help: "Profile file, e.g. profiles/modbus/kaisai-r290-monoblock.json.")
     var profile: String
 
-    @Option(help: "Stop after this many seconds (default: until Ctrl-C).")
-    var seconds: Int?
+    @OptionGroup var runLength: RunLengthOptions
 
     func run() async throws {
         let p: ModbusProfile
@@ -127,7 +128,7 @@ struct SimulateModbus: AsyncParsableCommand {
         let stop = StopSignal()
         let interrupt = InterruptHandler { stop.fire() }
         defer { interrupt.restore() }
-        await stop.wait(seconds: seconds)
+        await stop.wait(for: runLength.limit)
         pump.stop()
         print("stopped: \(pump.requestsServed) requests answered")
     }

@@ -18,17 +18,29 @@ struct Status: AsyncParsableCommand {
     @Option(name: .long, help: "The daemon's status socket.")
     var socket: String = Status.defaultSocket
 
-    @Flag(name: .long, help: "Print the status as one JSON document.")
+    @Flag(name: .long, help: "Print one JSON object on one line (snake_case keys) instead of a table.")
     var json = false
 
-    @Option(name: .long, help: "Milliseconds to wait for the daemon.")
-    var timeoutMs: Int = 5000
+    @Option(help: ArgumentHelp(
+        "How long to wait for the daemon: 500ms, 5s (a bare number counts milliseconds). (default: 5s)", valueName: "duration"))
+    var timeout: TimeoutArgument?
+
+    @Option(help: .hidden)
+    var timeoutMs: TimeoutArgument?
+
+    func validate() throws {
+        let t = try TimeoutArgument.either(timeout, "--timeout", timeoutMs, "--timeout-ms")
+        try TimeoutArgument.check(t, "--timeout", within: .milliseconds(1) ... .seconds(600))
+    }
 
     func run() async throws {
         let status: DaemonStatus
+        let ticker = ProgressTicker("waiting for the daemon at \(socket)…")
         do {
-            status = try await Self.fetch(socket: socket, timeout: Double(timeoutMs) / 1000)
+            status = try await Self.fetch(socket: socket, timeout: (timeout ?? timeoutMs)?.seconds ?? 5)
+            ticker.stop()
         } catch {
+            ticker.stop()
             FileHandleOutput.standardError(
                 "gatewayd status: cannot reach the daemon at \(socket): \(error)\n"
                     + "  Is it running? `systemctl status gatewayd`. Not allowed? add yourself to the socket's group.\n")
@@ -63,12 +75,8 @@ enum StatusTable {
         out += "gatewayd \(s.version)  gateway \(s.gateway)  building \(s.building)\(s.demo ? "  (DEMO: simulated buses)" : "")\n"
         out += "overall: \(s.overall.rawValue.uppercased())  up \(duration(up))\n\n"
         // Worst first, then by name.
-        let rows = s.components.sorted { $0.health != $1.health ? $0.health > $1.health : $0.name < $1.name }
-        let nameWidth = max(9, rows.map(\.name.count).max() ?? 0)
-        out += pad("COMPONENT", nameWidth) + "  " + pad("HEALTH", 9) + "  DETAIL\n"
-        for c in rows {
-            out += pad(c.name, nameWidth) + "  " + pad(c.health.rawValue, 9) + "  " + c.detail + "\n"
-        }
+        let components = s.components.sorted { $0.health != $1.health ? $0.health > $1.health : $0.name < $1.name }
+        out += TextTable.render(header: ["component", "health", "detail"], rows: components.map { [$0.name, $0.health.rawValue, $0.detail] })
         if let b = s.buffer {
             let age = b.oldestPendingAgeSeconds.map { " oldest \(duration(Int($0)))" } ?? ""
             out += "\nbuffer: \(b.pending) pending, \(b.leased) in flight\(age), \(b.waitingForClock) waiting for the clock, \(b.evicted) evicted, \(b.delivered) delivered\n"
@@ -95,9 +103,5 @@ enum StatusTable {
         if seconds < 7200 { return "\(seconds / 60) min" }
         if seconds < 172_800 { return "\(seconds / 3600) h" }
         return "\(seconds / 86400) d"
-    }
-
-    private static func pad(_ s: String, _ w: Int) -> String {
-        s.count >= w ? s : s + String(repeating: " ", count: w - s.count)
     }
 }

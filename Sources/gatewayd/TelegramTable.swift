@@ -26,7 +26,7 @@ enum TelegramTable {
         if let sig = h.signature { state.append("signature \(Hex.encode([UInt8(sig >> 8), UInt8(sig & 0xFF)]))") }
         if !state.isEmpty { out += "  state:  " + state.joined(separator: ", ") + "\n" }
 
-        var rows: [[String]] = [["#", "function", "st", "ta", "su", "quantity", "value", "unit", "raw"]]
+        var rows: [[String]] = []
         var problems: [String] = []
         for (i, r) in t.records.enumerated() {
             let report = RecordReport(r)
@@ -42,7 +42,7 @@ enum TelegramTable {
                 quantity, text(report.value), r.unit, text(report.rawValue) + (r.rawUnit.isEmpty ? "" : " " + r.rawUnit),
             ])
         }
-        out += table(rows, indent: "  ")
+        out += TextTable.render(header: ["#", "function", "st", "ta", "su", "quantity", "value", "unit", "raw"], rows: rows, indent: "  ")
         for p in problems { out += p + "\n" }
         if let m = t.manufacturerData {
             out += "  manufacturer data (\(m.count) bytes): \(Hex.encode(m, separator: " "))\n"
@@ -62,22 +62,5 @@ enum TelegramTable {
         case .string(let s): return s
         case .null: return "-"
         }
-    }
-
-    static func table(_ rows: [[String]], indent: String) -> String {
-        guard let first = rows.first else { return "" }
-        var widths = [Int](repeating: 0, count: first.count)
-        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
-        var out = ""
-        for r in rows {
-            var line = indent
-            for (i, c) in r.enumerated() {
-                line += c
-                if i < r.count - 1 { line += String(repeating: " ", count: widths[i] - c.count + 2) }
-            }
-            while line.hasSuffix(" ") { line.removeLast() }
-            out += line + "\n"
-        }
-        return out
     }
 }

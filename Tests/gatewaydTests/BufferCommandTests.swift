@@ -49,7 +49,7 @@ struct BufferCommandTests {
 
         // A reading waits for the clock: done, but a problem (exit 2), and the text says what to check.
         #expect(try await Self.status(BufferStats.parse(["--buffer", path])) == 2)
-        let text = BufferStats.text(s, path: path, ageSeconds: 60, problems: BufferStats.problems(s, ageSeconds: 60, maxAgeHours: 24))
+        let text = BufferStats.text(s, path: path, ageSeconds: 60, problems: BufferStats.problems(s, ageSeconds: 60, maxAge: .seconds(24 * 3600)))
         #expect(text.contains("leased (in flight): 2"))
         #expect(text.contains("1 reading waits for the clock"))
         #expect(text.contains("  mbus:KAM:06855817   5         "))

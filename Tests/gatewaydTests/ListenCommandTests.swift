@@ -35,10 +35,10 @@ struct ListenCommandTests {
         let dir = NSTemporaryDirectory() + "listen-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let link = dir + "/im871a"
-        let dongle = try DaemonProcess(["simulate", "dongle", "--replay", Self.replay, "--interval", "0.1", "--link", link], log: dir + "/dongle.log")
+        let dongle = try DaemonProcess(["simulate", "dongle", "--replay", Self.replay, "--interval", "100ms", "--link", link], log: dir + "/dongle.log")
         defer { dongle.signal(SIGINT); _ = dongle.wait(timeoutSeconds: 10) }
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: link) { usleep(50_000) }
-        let (status, out) = try Self.run(["listen", "--dongle", link, "--type", "im871a", "--seconds", "5"])
+        let (status, out) = try Self.run(["listen", "--dongle", link, "--type", "im871a", "--duration", "5s"])
         #expect(status == 0, "\(out)")
         #expect(out.contains("dongle ready: iM871A"))
         #expect(out.contains("QDS:90919293"))

@@ -81,7 +81,7 @@ struct RegistryCommandTests {
         let text = RegistryShow.text(try DeviceRegistry.load(path: path))
         let lines = text.split(separator: "\n").map(String.init)
         #expect(lines[0] == "building 7, gateway gw-0007: 3 devices")
-        #expect(lines[1].hasPrefix("  key") && lines[1].contains("address/line") && lines[1].hasSuffix("replaced"))
+        #expect(lines[1].hasPrefix("  KEY") && lines[1].contains("ADDRESS/LINE") && lines[1].hasSuffix("REPLACED"), "the shared table style: upper-case header")
         #expect(lines[2].contains("address 3 @ mbus-line-1") && lines[2].contains("replaces mbus:KAM:01111111"))
         #expect(lines[3].contains("on 2025-11-02 by mbus:KAM:06855817"))
         #expect(lines[4].contains("unit 1 @ rs485-1") && lines[4].contains("NIBE-12345678"))

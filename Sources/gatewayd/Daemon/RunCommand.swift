@@ -22,14 +22,23 @@ struct Run: AsyncParsableCommand {
     @Flag(name: .long, help: "Run the demo building from seeds/ with simulated buses and a local portal sink.")
     var demo = false
 
-    @Option(name: .long, help: "Stop on its own after this many seconds (demos and tests).")
-    var runFor: Double?
+    @Option(help: ArgumentHelp(
+        "Stop on its own after this long, e.g. 10m (demos and tests; a bare number counts seconds).", valueName: "duration"))
+    var duration: RunLengthArgument?
+
+    @Option(help: .hidden)
+    var runFor: RunLengthArgument?
 
     @Option(name: .long, help: "Stop on its own once every bus finished this many read cycles and the buffer is drained (demos and tests).")
     var cycles: Int?
 
     @Option(name: .long, help: "At exit, write a JSON summary here: what the demo's portal sink stored, the buffer and the pipeline counters.")
     var summary: String?
+
+    func validate() throws {
+        let d = try RunLengthArgument.either(duration, "--duration", runFor, "--run-for")
+        try RunLengthArgument.check(d, "--duration", within: .milliseconds(1) ... .seconds(366 * 86400))
+    }
 
     func run() async throws {
         LoggingSystem.bootstrap { JournalLogHandler(label: $0) }
@@ -54,7 +63,7 @@ struct Run: AsyncParsableCommand {
         }
         if choice.isDemo { logger.notice("no configuration given: running the demo building", metadata: ["config": "\(choice.path)"]) }
         let daemon = Daemon(config: loaded, configPath: choice.path, logger: logger,
-                            stopAfter: runFor.map { .milliseconds(Int64($0 * 1000)) }, stopAfterCycles: cycles,
+                            stopAfter: (duration ?? runFor)?.duration, stopAfterCycles: cycles,
                             summaryPath: summary)
         do {
             try await daemon.run()
