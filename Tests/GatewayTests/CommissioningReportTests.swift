@@ -511,11 +511,11 @@ struct CommissioningReportTests {
         let warning = try #require(text.range(of: "  WARNING ")).lowerBound
         let info = try #require(text.range(of: "  INFO ")).lowerBound
         #expect(action < warning && warning < info)
-        let header = try #require(lines.firstIndex { $0.hasPrefix("floor ") })
+        let header = try #require(lines.firstIndex { $0.hasPrefix("FLOOR ") })
         let table = Array(lines[header...].prefix { !$0.isEmpty })
         #expect(table.count == 8, "header, six floors, total")
         #expect(Set(table.map(\.count)).count == 1, "aligned:\n\(table.joined(separator: "\n"))")
-        #expect(table[0] == "floor  expected  heard  missing  wrong key  no key  weak  mismatch")
+        #expect(table[0] == "FLOOR  EXPECTED  HEARD  MISSING  WRONG KEY  NO KEY  WEAK  MISMATCH")
         #expect(table.contains("5             5      5        0          1       1     3         0"))
         #expect(table.last == "total        12     10        2          1       1     3         1")
     }

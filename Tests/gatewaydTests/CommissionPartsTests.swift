@@ -63,16 +63,15 @@ struct CommissionPartsTests {
         }
     }
 
-    @Test("--listen takes seconds, minutes and hours")
-    func listenWindow() {
-        #expect(ListenWindow(argument: "10m")?.seconds == 600)
-        #expect(ListenWindow(argument: "90s")?.seconds == 90)
-        #expect(ListenWindow(argument: "1h")?.seconds == 3600)
-        #expect(ListenWindow(argument: "45")?.seconds == 45)
-        #expect(ListenWindow(argument: "1500ms")?.seconds == 2)
-        #expect(ListenWindow(argument: "ten") == nil)
-        #expect(ListenWindow(argument: "-5m") == nil)
-        #expect(ListenWindow(seconds: 600).defaultValueDescription == "10m")
+    @Test("--listen takes the shared durations; a bare number is seconds")
+    func listenWindow() throws {
+        #expect(try Commission.parse(["--listen", "10m"]).listen.duration == .seconds(600))
+        #expect(try Commission.parse(["--listen", "90s"]).listen.duration == .seconds(90))
+        #expect(try Commission.parse(["--listen", "45"]).listen.duration == .seconds(45))
+        #expect(try Commission.parse([]).listen.duration == .seconds(600))
+        #expect(throws: (any Error).self) { try Commission.parse(["--listen", "ten"]) }
+        #expect(throws: (any Error).self) { try Commission.parse(["--listen", "500ms"]) }
+        #expect(throws: (any Error).self) { try Commission.parse(["--demo", "--config", "x.toml"]) }
     }
 
     @Test("the live view: totals, bus states and one row per floor with what is still missing")
@@ -103,7 +102,7 @@ struct CommissionPartsTests {
 
             FLOOR  EXPECTED  HEARD  MISSING  WRONG KEY  WEAK          MISMATCH  STILL MISSING
             1      10        4      6        1          0             0         QDS 00000001, QDS 00000002, TCH 00000003, KAM 00000004, … +2
-            10     5         5      0        0          2 (-101 dBm)  0
+            10     5         5      0        0          2 (-101 dBm)  0         -
 
             """, "\(text)")
     }

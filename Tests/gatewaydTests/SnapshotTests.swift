@@ -325,4 +325,20 @@ struct SnapshotTests {
         let population = try SlavePopulation(contentsOfFile: Snapshot.repositoryPath("seeds/demo-building/mbus-slaves.json"))
         Snapshot.check(SimulateMBus.render(population, devicePath: "/dev/pts/7"), "tables/simulate-mbus.txt")
     }
+
+    // MARK: commission
+
+    @Test("commission: the summary of a fixed report, and the live view of its progress")
+    func commission() throws {
+        let report = CommissionReportRenderTests.report()
+        Snapshot.check(report.terminalSummary(), "tables/commission-summary.txt")
+        var floor = CommissioningProgress.Floor(floor: "2")
+        floor.expected = 3
+        floor.heard = 2
+        floor.missing = ["wmbus:TCH:41000203"]
+        floor.wrongKey = 1
+        Snapshot.check(CommissionView.render(CommissioningProgress(floors: [floor], summary: report.summary), elapsed: 301, window: 900,
+                                             buses: report.buses.map { "\($0.name) \($0.state)" }),
+                       "tables/commission-live.txt")
+    }
 }

@@ -38,7 +38,8 @@ extension CommissioningReport {
         let tallies = floorTallies()
         if !tallies.isEmpty {
             lines.append("")
-            var rows = [["floor", "expected", "heard", "missing", "wrong key", "no key", "weak", "mismatch"]]
+            // Upper-case headers like every gatewayd table (docs/cli.md); numbers right-aligned for totals.
+            var rows = [["FLOOR", "EXPECTED", "HEARD", "MISSING", "WRONG KEY", "NO KEY", "WEAK", "MISMATCH"]]
             var total = FloorTally(floor: "total")
             for t in tallies {
                 rows.append(Self.row(t))

@@ -37,7 +37,7 @@ struct Commission: AsyncParsableCommand {
     var keys: String?
 
     @Option(help: "How long to listen: e.g. 10m, 90s, 1h (a bare number is seconds).")
-    var listen: ListenWindow = ListenWindow(seconds: 600)
+    var listen: RunLengthArgument = RunLengthArgument(.seconds(600))
 
     @Flag(help: "Listen for the whole window even when every expected device has been heard (more RSSI samples).")
     var full = false
@@ -54,11 +54,11 @@ struct Commission: AsyncParsableCommand {
     @Flag(help: "Do not upload the report to the portal.")
     var noUpload = false
 
-    @Flag(help: "Print the JSON report on standard output instead of the summary.")
+    @Flag(help: "Print the report as one JSON object on one line (snake_case keys) instead of the summary.")
     var json = false
 
     func validate() throws {
-        if listen.seconds < 1 { throw ValidationError("--listen must be at least 1s") }
+        if listen.duration < .seconds(1) { throw ValidationError("--listen must be at least 1s") }
         if !weakBelow.isFinite || weakBelow > 0 || weakBelow < -150 { throw ValidationError("--weak-below takes dBm between -150 and 0, e.g. -95") }
         if demo && config != nil { throw ValidationError("give --config or --demo, not both") }
     }
@@ -127,9 +127,9 @@ struct Commission: AsyncParsableCommand {
         let catalog = ProfileCatalog.defaultDirectory().flatMap { try? ProfileCatalog.load(directory: $0) }
         let run = CommissioningRun(
             config: loaded, registry: deviceRegistry, keyring: keyring, catalog: catalog, demo: demoBuilding,
-            options: CommissioningOptions(weakSignalBelow: weakBelow), listenSeconds: listen.seconds,
+            options: CommissioningOptions(weakSignalBelow: weakBelow), listenSeconds: Int(listen.duration.components.seconds),
             full: full, blindScan: blindScan, logger: logger)
-        let view = CommissionView(enabled: !json && isatty(1) == 1, window: listen.seconds)
+        let view = CommissionView(enabled: !json && isatty(1) == 1, window: Int(listen.duration.components.seconds))
         let stop = StopFlag()
         let interrupt = InterruptHandler { stop.set() }
         let report = await run.run(stop: stop, view: view)
@@ -159,8 +159,10 @@ struct Commission: AsyncParsableCommand {
         await transport?.shutdown()
 
         if json {
-            FileHandle.standardOutput.write(Data(report.json()))
-            print("")
+            // One line, like every --json output (the file on disk keeps the readable, indented form).
+            let compact = (try? JSONSerialization.jsonObject(with: Data(report.json())))
+                .flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys, .withoutEscapingSlashes]) } ?? Data(report.json())
+            FileHandle.standardOutput.write(compact + Data("\n".utf8))
         } else {
             print(report.terminalSummary(), terminator: "")
         }
@@ -168,29 +170,6 @@ struct Commission: AsyncParsableCommand {
         if json { FileHandleOutput.standardError(files) } else { print(files, terminator: "") }
         FileHandleOutput.flush()
         if report.findings.contains(where: { $0.severity != .info }) { throw ExitCode(2) }
-    }
-}
-
-/// `--listen 10m`: seconds, minutes or hours.
-struct ListenWindow: ExpressibleByArgument, Hashable, Sendable {
-    var seconds: Int
-
-    init(seconds: Int) { self.seconds = seconds }
-
-    init?(argument: String) {
-        let text = argument.trimmingCharacters(in: .whitespaces).lowercased()
-        let units: [(String, Int)] = [("ms", 0), ("s", 1), ("m", 60), ("h", 3600)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            guard let n = Double(text.dropLast(suffix.count)), n.isFinite, n >= 0 else { return nil }
-            seconds = factor == 0 ? Int((n / 1000).rounded(.up)) : Int((n * Double(factor)).rounded())
-            return
-        }
-        guard let n = Int(text), n >= 0 else { return nil }
-        seconds = n
-    }
-
-    var defaultValueDescription: String {
-        seconds % 3600 == 0 ? "\(seconds / 3600)h" : (seconds % 60 == 0 ? "\(seconds / 60)m" : "\(seconds)s")
     }
 }
 

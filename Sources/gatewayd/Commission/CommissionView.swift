@@ -37,7 +37,8 @@ final class CommissionView: Sendable {
         out += flags.joined(separator: ", ") + "\n"
         if !buses.isEmpty { out += "buses: " + buses.joined(separator: "; ") + "\n" }
         out += "\n"
-        var rows: [[String]] = [["FLOOR", "EXPECTED", "HEARD", "MISSING", "WRONG KEY", "WEAK", "MISMATCH", "STILL MISSING"]]
+        let header = ["FLOOR", "EXPECTED", "HEARD", "MISSING", "WRONG KEY", "WEAK", "MISMATCH", "STILL MISSING"]
+        var rows: [[String]] = []
         for f in p.floors {
             let missing = f.missing.count
             var still = f.missing.prefix(4).map(Self.shortKey).joined(separator: ", ")
@@ -45,7 +46,7 @@ final class CommissionView: Sendable {
             rows.append([f.floor, "\(f.expected)", "\(f.heard)", "\(missing)", "\(f.wrongKey)",
                          f.weak > 0 ? "\(f.weak) (\(Int((f.weakestRSSI ?? 0).rounded())) dBm)" : "0", "\(f.serialMismatch)", still])
         }
-        out += TelegramTable.table(rows, indent: "")
+        out += TextTable.render(header: header, rows: rows)
         return out
     }
 
