@@ -276,6 +276,11 @@ public struct CommissioningSession: Sendable {
 
     // MARK: - Questions
 
+    /// Each bus and its state ("ok", or what is wrong), in the order they started: the live view's line.
+    public var busStates: [(name: String, state: String)] {
+        busOrder.compactMap { name in buses[name].map { (name, $0.state) } }
+    }
+
     /// Every expected device has been heard (wrong keys and mismatches included: they were heard).
     public var everythingHeard: Bool { results.allSatisfy(\.heard) }
 

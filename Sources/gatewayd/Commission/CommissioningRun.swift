@@ -70,7 +70,7 @@ final class CommissioningRun: Sendable {
     }
 
     private func busStates() -> [String] {
-        session.withLock { s in s.report(finishedAt: 0, endedBecause: .windowOver).buses.map { "\($0.name) \($0.state)" } }
+        session.withLock { $0.busStates.map { "\($0.name) \($0.state)" } }
     }
 
     /// Registry devices on lines this configuration does not have cannot be checked: say so per device.
