@@ -468,6 +468,28 @@ struct SimulateBuilding: ParsableCommand {
     @Option(help: "Seed for the generator (the same seed gives the same building).")
     var seed: UInt64 = 0x0C0_FFEE
 
+    @Option(help: "Radio devices that never send.")
+    var silent: Int = 20
+
+    @Option(help: "Encrypted allocators whose key on file is wrong.")
+    var wrongKeys: Int = 5
+
+    @Option(help: "Radio devices with a weak signal (on the top two floors).")
+    var weak: Int = 10
+
+    @Option(help: "Wired meters that never answer.")
+    var wiredMissing: Int = 3
+
+    @Option(help: "M-Bus line speed of the simulated lines.")
+    var baud: Int = 2400
+
+    func validate() throws {
+        for (name, n) in [("--silent", silent), ("--wrong-keys", wrongKeys), ("--weak", weak), ("--wired-missing", wiredMissing)] where n < 0 {
+            throw ValidationError("\(name) cannot be negative")
+        }
+        if ![300, 600, 1200, 2400, 4800, 9600, 19200, 38400].contains(baud) { throw ValidationError("--baud must be an M-Bus speed, 300 to 38400") }
+    }
+
     func run() throws {
         guard let profiles = ProfileCatalog.defaultDirectory() else {
             throw CLIError("no wireless meter profiles found (profiles/wmbus); set GATEWAYD_PROFILES")
@@ -475,6 +497,11 @@ struct SimulateBuilding: ParsableCommand {
         var spec = SimulatedBuilding.Spec()
         spec.radioIntervalMilliseconds = max(1, radioIntervalMs)
         spec.seed = seed
+        spec.silent = silent
+        spec.wrongKey = wrongKeys
+        spec.weak = weak
+        spec.wiredMissing = wiredMissing
+        spec.mbusBaud = baud
         let directory = URL(fileURLWithPath: out).standardizedFileURL.path
         let truth = try SimulatedBuilding(spec: spec).write(to: directory, profilesDirectory: profiles)
         print("""
