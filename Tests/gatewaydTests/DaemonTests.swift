@@ -200,30 +200,7 @@ final class DaemonProcess: @unchecked Sendable {
     init(_ arguments: [String], log: String) throws {
         let exe = try #require(DecodeCommandTests.executable, "gatewayd binary not found")
         logPath = log
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Test threads may block signals; the child must start with none blocked and default handlers.
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGTERM, SIGHUP, SIGINT] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv: [UnsafeMutablePointer<CChar>?] = ([exe.path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, exe.path, &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw DaemonStartError("posix_spawn failed: \(rc)") }
-        pid = child
+        pid = try ChildProcess.spawn(exe.path, arguments, stdout: log)
     }
 
     func signal(_ s: Int32) { kill(pid, s) }
@@ -241,7 +218,7 @@ final class DaemonProcess: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
             if !isRunning, let st = status {
-                return (st & 0x7F) == 0 ? (st >> 8) & 0xFF : -(st & 0x7F)
+                return ChildProcess.exitCode(st)
             }
             usleep(100_000)
         }
