@@ -35,6 +35,24 @@ func feed(_ pipeline: ReadingPipeline, _ input: PipelineInput, logger: Logger) a
     }
 }
 
+/// A batch of inputs in one buffer transaction; a buffer failure is logged and the bus goes on.
+func feed(_ pipeline: ReadingPipeline, _ inputs: [PipelineInput], logger: Logger) async -> [PipelineOutcome] {
+    do {
+        let outcomes = try await pipeline.ingest(inputs)
+        for outcome in outcomes {
+            switch outcome {
+            case .failed(let why): logger.notice("telegram not stored", metadata: ["reason": "\(why)"])
+            case .rejected(let reason): logger.notice("reading rejected", metadata: ["reason": "\(reason)"])
+            default: break
+            }
+        }
+        return outcomes
+    } catch {
+        logger.error("reading buffer refused a batch of readings", metadata: ["error": "\(error)", "telegrams": "\(inputs.count)"])
+        return []
+    }
+}
+
 /// One wired M-Bus line: on its schedule, reads every meter the registry places on it, one after another
 /// (one master per line), and feeds the answers to the pipeline.
 ///

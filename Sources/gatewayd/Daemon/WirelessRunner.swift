@@ -42,6 +42,19 @@ struct WirelessRunner: BusRunner {
     func run() async {
         let counters = Tally()
         let component = "wmbus:\(name)"
+        let batcher = TelegramBatcher()
+        let flusher = Task { [self] in
+            // One transaction per batch, not per telegram: on a busy channel (a whole street's meters) the
+            // commit is what costs, and an SD card wears with every one. A batch waits at most `window`.
+            for await _ in batcher.signals {
+                try? await Task.sleep(for: TelegramBatcher.window)
+                let batch = batcher.takeAll()
+                if !batch.isEmpty { await handle(batch, counters: counters) }
+            }
+            let rest = batcher.takeAll()
+            if !rest.isEmpty { await handle(rest, counters: counters) }
+        }
+        defer { flusher.cancel() }
         switch source {
         case .dongle(let configuration):
             await board.update(component, kind: "wireless dongle", health: .starting, detail: "opening \(configuration.path)")
@@ -53,7 +66,7 @@ struct WirelessRunner: BusRunner {
                     await board.update(component, kind: "wireless dongle", health: health(of: state), detail: state.description,
                                        counters: counters.m.withLock { $0 })
                 case .telegram(let telegram):
-                    await handle(telegram, counters: counters)
+                    batcher.add(telegram)
                 case .problem(let problem):
                     counters.m.withLock { $0["problems", default: 0] += 1 }
                     logger.debug("dongle line problem", metadata: ["problem": "\(problem)"])
@@ -69,34 +82,39 @@ struct WirelessRunner: BusRunner {
                 case .exited(let why):
                     await board.update(component, kind: "rtl_wmbus receiver", health: .degraded, detail: "\(why); restarting", counters: counters.m.withLock { $0 })
                 case .telegram(let t):
-                    await handle(t, counters: counters)
+                    batcher.add(t)
                 case .badLine:
                     counters.m.withLock { $0["problems", default: 0] += 1 }
                 }
             }
         }
+        // What was heard before the end is stored before the runner says it stopped.
+        batcher.finish()
+        await flusher.value
         await board.update(component, kind: "wireless dongle", health: .stopped, detail: "stopped", counters: counters.m.withLock { $0 })
     }
 
-    private func handle(_ telegram: ReceivedTelegram, counters: Tally) async {
-        counters.m.withLock { $0["telegrams", default: 0] += 1 }
-        let rssi = telegram.rssiDBm.map { Int16(clamping: Int($0.rounded())) }
-        let input = WirelessInput(.frame(telegram.bytes, format: .noCRC, linkMode: telegram.linkMode),
-                                  dongle: name, rssi: rssi, receivedAt: telegram.receivedAt.millisecondsSince1970)
-        let outcome = await feed(pipeline, .wireless(input), logger: logger)
+    private func handle(_ telegrams: [ReceivedTelegram], counters: Tally) async {
+        counters.m.withLock { $0["telegrams", default: 0] += telegrams.count }
+        let inputs = telegrams.map { t -> PipelineInput in
+            let rssi = t.rssiDBm.map { Int16(clamping: Int($0.rounded())) }
+            return .wireless(WirelessInput(.frame(t.bytes, format: .noCRC, linkMode: t.linkMode),
+                                           dongle: name, rssi: rssi, receivedAt: t.receivedAt.millisecondsSince1970))
+        }
+        let outcomes = await feed(pipeline, inputs, logger: logger)
         counters.m.withLock { c in
-            switch outcome {
-            case .buffered?: c["stored", default: 0] += 1
-            case .duplicate?: c["duplicates", default: 0] += 1
-            case .unknownDevice?: c["strangers", default: 0] += 1
-            default: break
+            for outcome in outcomes {
+                switch outcome {
+                case .buffered: c["stored", default: 0] += 1
+                case .duplicate: c["duplicates", default: 0] += 1
+                case .unknownDevice: c["strangers", default: 0] += 1
+                default: break
+                }
             }
         }
-        // Every few telegrams is often enough for the status line.
-        let n = counters.m.withLock { $0["telegrams", default: 0] }
-        if n % 5 == 1 {
+        if let last = telegrams.last {
             await board.update("wmbus:\(name)", kind: "wireless dongle", health: .healthy,
-                               detail: "receiving; last \(telegram.description)", counters: counters.m.withLock { $0 })
+                               detail: "receiving; last \(last.description)", counters: counters.m.withLock { $0 })
         }
     }
 
@@ -194,4 +212,33 @@ final class LineProcess: Sendable {
             c.yield(.badLine)
         }
     }
+}
+
+/// Telegrams heard and not yet handed to the pipeline, with a coalescing wake-up for the flusher.
+final class TelegramBatcher: Sendable {
+    /// How long the first telegram of a batch waits for others: short next to a meter's send interval
+    /// (minutes), long next to a telegram's airtime (milliseconds).
+    static let window: Duration = .milliseconds(200)
+
+    let signals: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+    private let pending = Mutex<[ReceivedTelegram]>([])
+
+    init() {
+        (signals, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func add(_ telegram: ReceivedTelegram) {
+        pending.withLock { $0.append(telegram) }
+        wake.yield()
+    }
+
+    func takeAll() -> [ReceivedTelegram] {
+        pending.withLock { p in
+            defer { p.removeAll(keepingCapacity: true) }
+            return p
+        }
+    }
+
+    func finish() { wake.finish() }
 }
