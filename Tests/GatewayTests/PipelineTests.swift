@@ -187,3 +187,34 @@ struct PipelineTests {
     }
 }
 
+
+@Suite("reading pipeline: meter keys")
+struct PipelineKeyTests {
+    @Test("a key added while running (SIGHUP) opens the next telegram of a meter that had none")
+    func keyAddedWhileRunning() async throws {
+        let id = IdentificationNumber("12345678")!
+        let registry = try DeviceRegistry(RegistryDocument(gateway: "gw", building: "b", devices: [
+            RegisteredDevice(key: "wmbus:QDS:12345678", bus: .wirelessMBus, identification: "12345678", manufacturer: "QDS")]))
+        let key = WMBusKey((0..<16).map { UInt8($0 * 7 + 3) })!
+        let address = WMBusAddress(manufacturer: ManufacturerCode("QDS")!, identification: id, version: 0x34, deviceType: .heatCostAllocator)
+        // Current HCA value (VIF 6E), 151 units.
+        let records = try Hex.decode("0b6e970000")
+        let buffer = MemoryReadingBuffer()
+        let pipeline = ReadingPipeline(registry: registry, buffer: buffer)
+        func telegram(_ access: UInt8) -> PipelineInput {
+            .wireless(WirelessInput(.frame(ProfileTelegramEncoder.modeFive(address: address, accessNumber: access, records: records, key: key)!,
+                                           format: .noCRC, linkMode: .t1), dongle: "d", rssi: -70, receivedAt: 1_780_000_000_000 + Int64(access)))
+        }
+        _ = try await pipeline.ingest(telegram(1))
+        #expect(try await buffer.all().filter { $0.readingClass != .alarm }.isEmpty, "no key: nothing to store")
+        var ring = WMBusKeyring()
+        ring.keys[id] = key
+        await pipeline.replaceKeyring(ring)
+        let outcome = try await pipeline.ingest(telegram(2))
+        guard case .buffered(let device, let n, _) = outcome else {
+            Issue.record("not buffered after the key was added: \(outcome)")
+            return
+        }
+        #expect(device == "wmbus:QDS:12345678" && n >= 1)
+    }
+}

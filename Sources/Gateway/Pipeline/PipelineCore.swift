@@ -30,7 +30,7 @@ public struct PipelineOptions: Sendable {
 /// duplicate of something that was never stored.
 public struct PipelineCore: Sendable {
     public private(set) var registry: DeviceRegistry
-    public let options: PipelineOptions
+    public private(set) var options: PipelineOptions
     public private(set) var counters = PipelineCounters()
     public private(set) var alarms = AlarmTracker()
     public private(set) var deduplicator: Deduplicator
@@ -57,6 +57,13 @@ public struct PipelineCore: Sendable {
     }
 
     public mutating func replaceRegistry(_ r: DeviceRegistry) { registry = r }
+
+    /// New meter keys (a key added after commissioning found "no key"): the next telegram uses them. The
+    /// decoder's cache of compact-frame formats stays; it does not depend on keys.
+    public mutating func replaceKeyring(_ k: WMBusKeyring) {
+        options.keyring = k
+        wireless.keyring = k
+    }
 
     public mutating func process(_ input: PipelineInput) -> Staged {
         switch input {

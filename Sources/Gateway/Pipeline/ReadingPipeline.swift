@@ -95,6 +95,8 @@ public actor ReadingPipeline {
 
     /// A new registry (from the portal): identification uses it from the next input on.
     public func replaceRegistry(_ registry: DeviceRegistry) { core.replaceRegistry(registry) }
+
+    public func replaceKeyring(_ keyring: WMBusKeyring) { core.replaceKeyring(keyring) }
     public var registry: DeviceRegistry { core.registry }
 
     /// Readings from now on carry this (boards without RTC boot in 1970; see the buffer's clock rule).

@@ -7,7 +7,8 @@ import UnixSignals
 
 /// SIGHUP: read the configuration again. A broken file changes nothing and says why; a good one is
 /// applied: the registry is re-read, buses whose settings changed are restarted (the others keep
-/// running), and what cannot change without a restart (buffer path, uplink, endpoints) is named.
+/// running), new meter keys apply to the next telegram, and what cannot change without a restart
+/// (buffer path, uplink, endpoints) is named.
 final class ReloadListener: Service, Sendable {
     let configPath: String
     let supervisor: BusSupervisor
@@ -73,7 +74,11 @@ final class ReloadListener: Service, Sendable {
         if new.buffer != old.buffer { restartNeeded.append("buffer") }
         if new.uplink != old.uplink { restartNeeded.append("uplink") }
         if new.metrics != old.metrics || new.status != old.status { restartNeeded.append("local endpoints") }
-        if new.keys != old.keys { restartNeeded.append("meter keys") }
+        if new.keys != old.keys {
+            // Keys apply at once: the usual reload is an installer adding the key of a meter that showed "no key".
+            await pipeline.replaceKeyring(new.keys)
+            logger.notice("SIGHUP: meter keys reloaded", metadata: ["keys": "\(new.keys.keys.count)"])
+        }
         logger.notice("SIGHUP: configuration reloaded", metadata: [
             "changes": "\(changes)",
             "buses_started": "\(result.started.joined(separator: ","))",
