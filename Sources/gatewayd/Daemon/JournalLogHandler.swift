@@ -75,7 +75,21 @@ struct JournalLogHandler: LogHandler {
             ? "\"" + v.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : v
     }
 
+    /// "2026-11-21T11:28:59.468", UTC, milliseconds truncated: the form Foundation's ISO 8601 style gave.
+    ///
+    /// Built from gmtime_r by hand: that style builds a Calendar (in the current time zone, through ICU)
+    /// and runs a general formatter for every line, none of which a UTC timestamp needs.
     private static func timestamp(_ d: Date) -> String {
-        d.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        let milliseconds = Int64((d.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000)
+        let fraction = Int(milliseconds - Int64(seconds) * 1000)
+        var t = tm()
+        guard gmtime_r(&seconds, &t) != nil else { return "-" }
+        func pad(_ v: Int32, _ width: Int) -> String {
+            let digits = String(v)
+            return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        }
+        return pad(t.tm_year + 1900, 4) + "-" + pad(t.tm_mon + 1, 2) + "-" + pad(t.tm_mday, 2) + "T"
+            + pad(t.tm_hour, 2) + ":" + pad(t.tm_min, 2) + ":" + pad(t.tm_sec, 2) + "." + pad(Int32(fraction), 3)
     }
 }

@@ -41,6 +41,7 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ProcessTuning.apply(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap { JournalLogHandler(label: $0) }
         let logger = Logger(label: "gatewayd")
         let choice: ConfigChoice
