@@ -81,11 +81,13 @@ struct CommissionPartsTests {
         ground.heard = 4
         ground.missing = ["wmbus:QDS:00000001", "wmbus:QDS:00000002", "wmbus:TCH:00000003", "mbus:KAM:00000004", "wmbus:EFE:00000005", "wmbus:QDS:00000006"]
         ground.wrongKey = 1
+        ground.medians = [-71.5, -88, -64]
         var top = CommissioningProgress.Floor(floor: "10")
         top.expected = 5
         top.heard = 5
         top.weak = 2
         top.weakestRSSI = -101.4
+        top.medians = [-101.4, -99, -80, -79, -75]
         var summary = CommissioningReport.Summary()
         summary.expected = 15
         summary.heard = 9
@@ -100,9 +102,9 @@ struct CommissionPartsTests {
             1 WRONG KEY, 2 weak, 3 unknown nearby
             buses: wmbus-1 ok; mbus-a ok
 
-            FLOOR  EXPECTED  HEARD  MISSING  WRONG KEY  WEAK          MISMATCH  STILL MISSING
-            1      10        4      6        1          0             0         QDS 00000001, QDS 00000002, TCH 00000003, KAM 00000004, … +2
-            10     5         5      0        0          2 (-101 dBm)  0         -
+            FLOOR  EXPECTED  HEARD  RSSI          MISSING  WRONG KEY  WEAK          MISMATCH  STILL MISSING
+            1      10        4      -88…-64 dBm   6        1          0             0         QDS 00000001, QDS 00000002, TCH 00000003, KAM 00000004, … +2
+            10     5         5      -101…-75 dBm  0        0          2 (-101 dBm)  0         -
 
             """, "\(text)")
     }

@@ -31,6 +31,8 @@ public struct CommissioningProgress: Hashable, Sendable {
         public var serialMismatch = 0
         /// The weakest median RSSI heard on this floor.
         public var weakestRSSI: Double?
+        /// The median RSSI of each radio device heard on this floor (for "-91 … -68 dBm").
+        public var medians: [Double] = []
         /// Keys of the devices not heard yet, registry order.
         public var missing: [String] = []
 
@@ -297,6 +299,7 @@ public struct CommissioningSession: Sendable {
             if r.decryption == .wrongKey { floors[r.floor]!.wrongKey += 1 }
             if r.decryption == .noKey { floors[r.floor]!.noKey += 1 }
             if r.serialMatch == .mismatch { floors[r.floor]!.serialMismatch += 1 }
+            if let median = median(of: r.key) { floors[r.floor]!.medians.append(median) }
             if let median = median(of: r.key), median < options.weakSignalBelow {
                 floors[r.floor]!.weak += 1
                 floors[r.floor]!.weakestRSSI = min(floors[r.floor]!.weakestRSSI ?? median, median)

@@ -37,13 +37,15 @@ final class CommissionView: Sendable {
         out += flags.joined(separator: ", ") + "\n"
         if !buses.isEmpty { out += "buses: " + buses.joined(separator: "; ") + "\n" }
         out += "\n"
-        let header = ["FLOOR", "EXPECTED", "HEARD", "MISSING", "WRONG KEY", "WEAK", "MISMATCH", "STILL MISSING"]
+        let header = ["FLOOR", "EXPECTED", "HEARD", "RSSI", "MISSING", "WRONG KEY", "WEAK", "MISMATCH", "STILL MISSING"]
         var rows: [[String]] = []
         for f in p.floors {
             let missing = f.missing.count
             var still = f.missing.prefix(4).map(Self.shortKey).joined(separator: ", ")
             if missing > 4 { still += ", … +\(missing - 4)" }
-            rows.append([f.floor, "\(f.expected)", "\(f.heard)", "\(missing)", "\(f.wrongKey)",
+            // The floor's radio devices by their median signal: weakest … strongest.
+            let rssi = f.medians.isEmpty ? "" : "\(Int(f.medians.min()!.rounded()))…\(Int(f.medians.max()!.rounded())) dBm"
+            rows.append([f.floor, "\(f.expected)", "\(f.heard)", rssi, "\(missing)", "\(f.wrongKey)",
                          f.weak > 0 ? "\(f.weak) (\(Int((f.weakestRSSI ?? 0).rounded())) dBm)" : "0", "\(f.serialMismatch)", still])
         }
         out += TextTable.render(header: header, rows: rows)
