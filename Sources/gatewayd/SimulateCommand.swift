@@ -9,7 +9,7 @@ import Glibc
 struct Simulate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run simulated buses for demos and tests (no hardware).",
-        subcommands: [SimulateMBus.self, SimulateDongle.self, SimulateModbus.self, SimulatePortal.self, SimulateBuilding.self])
+        subcommands: [SimulateMBus.self, SimulateDongle.self, SimulateModbus.self, SimulatePortal.self, SimulateDemo.self, SimulateBuilding.self])
 }
 
 struct SimulateMBus: AsyncParsableCommand {

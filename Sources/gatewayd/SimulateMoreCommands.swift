@@ -2,6 +2,7 @@ import ArgumentParser
 import DongleSimulator
 import Drivers
 import Foundation
+import Logging
 import PortalFake
 
 /// `gatewayd simulate dongle`: an iM871A or AMB8465 on a pty replaying a capture in a loop, so the
@@ -131,5 +132,50 @@ struct SimulateModbus: AsyncParsableCommand {
         await stop.wait(for: runLength.limit)
         pump.stop()
         print("stopped: \(pump.requestsServed) requests answered")
+    }
+}
+
+/// `gatewayd simulate demo`: every simulator of a demo configuration (M-Bus lines, dongles, heat pumps,
+/// the portal sink) in one process, without the daemon: to run a daemon of your own against them, and to
+/// measure what the simulators cost on their own (docs/benchmarks.md, issue 8).
+struct SimulateDemo: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the simulators of a demo configuration (default: the demo building) without the daemon.",
+        discussion: "Prints where each simulator listens; Ctrl-C (or --duration) stops them.")
+
+    @Option(help: "A demo configuration (default: seeds/demo-building/gatewayd.toml).")
+    var config: String?
+
+    @OptionGroup var runLength: RunLengthOptions
+
+    func run() async throws {
+        let choice: ConfigChoice
+        do { choice = try ConfigChoice.resolve(explicit: config, demo: config == nil) } catch { throw CLIError("\(error)") }
+        guard case .success(var loaded) = GatewayConfig.load(path: choice.path) else {
+            throw CLIError("\(choice.path) does not load; check it with: gatewayd config check \(choice.path)")
+        }
+        // The portal sink's token file goes beside the buffer path: a directory of its own, so that a
+        // daemon running the same demo beside these simulators keeps its own token.
+        loaded.buffer.path = NSTemporaryDirectory() + "gatewayd-simulate-demo-\(getpid())/buffer"
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .warning
+            return h
+        }
+        let building: DemoBuilding
+        do { building = try await DemoBuilding.start(config: loaded, logger: Logger(label: "gatewayd.simulate")) } catch { throw CLIError("\(error)") }
+        defer { building.stop() }
+        var rows: [[String]] = []
+        for (bus, path) in building.mbusLines.sorted(by: { $0.key < $1.key }) { rows.append([bus, "M-Bus line", path]) }
+        for (bus, path) in building.dongles.sorted(by: { $0.key < $1.key }) { rows.append([bus, "iM871A", path]) }
+        for (bus, port) in building.modbusLines.sorted(by: { $0.key < $1.key }) { rows.append([bus, "heat pump", "tcp://127.0.0.1:\(port)"]) }
+        if let url = building.portalURL { rows.append(["portal", "portal sink", url]) }
+        print(TextTable.render(header: ["BUS", "SIMULATOR", "WHERE"], rows: rows), terminator: "")
+        FileHandleOutput.flush()
+        let stop = StopSignal()
+        let interrupt = InterruptHandler { stop.fire() }
+        defer { interrupt.restore() }
+        await stop.wait(for: runLength.limit)
     }
 }
