@@ -406,7 +406,7 @@ public struct CommissioningSession: Sendable {
     /// Energy, volume and allocation units are what a bill is made of (not temperatures or flows).
     static func isBillingQuantity(_ v: NormalisedValue) -> Bool {
         let u = v.unit.lowercased()
-        return u == "wh" || u == "kwh" || u == "mwh" || u == "j" || u == "gj" || u == "m3" || u == "l" || u == "hca" || u == "units"
+        return u == "wh" || u == "kwh" || u == "mwh" || u == "j" || u == "gj" || u == "m3" || u == "m^3" || u == "l" || u == "hca" || u == "units"
             || v.quantity.lowercased().contains("energy") || v.quantity.lowercased().contains("volume") || v.quantity.lowercased().contains("allocat")
     }
 
