@@ -73,14 +73,23 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
         // at once, and every connection keeps a page cache of its own.
         config.maximumReaderCount = 2
         config.prepareDatabase { db in
-            // FULL: every commit is fsynced before append returns, so "accepted" survives a power cut,
-            // not only a process crash (NORMAL in WAL mode may lose the last commits on power loss).
-            try db.execute(sql: "PRAGMA synchronous = FULL")
             // 1 MiB of page cache per connection instead of SQLite's 2 MiB: appends touch the table's last
             // pages and the index's right edge; the rest is read once per lease and can come from the OS.
             try db.execute(sql: "PRAGMA cache_size = -1024")
         }
         let pool = try DatabasePool(path: path, configuration: config)
+        // FULL: every commit is fsynced before append returns, so "accepted" survives a power cut, not
+        // only a process crash (NORMAL in WAL mode may lose the last commits on power loss). Set on the
+        // writer after the pool is open: GRDB's WAL set-up runs after `prepareDatabase` and sets NORMAL, so
+        // FULL set there never took effect (strace: no fsync at all on commit). Read back: this is the
+        // buffer's durability promise, so a connection that did not take it is refused.
+        try pool.barrierWriteWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
+            guard level == 2 else {
+                throw DatabaseError(resultCode: .SQLITE_ERROR, message: "synchronous is \(level.map(String.init) ?? "unknown"), not FULL")
+            }
+        }
         let check = try pool.read { db in try String.fetchOne(db, sql: "PRAGMA quick_check") }
         guard check == "ok" else {
             throw DatabaseError(resultCode: .SQLITE_CORRUPT, message: "integrity check: \(check ?? "no answer")")
