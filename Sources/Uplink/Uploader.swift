@@ -256,6 +256,9 @@ public final class Uploader: Service, Sendable {
         while let wire = pending.popLast() {
             attempts: while true {
                 if Task.isCancelled { return }
+                // The credentials this attempt goes out with: a 401 waits for a change from these, so a fix
+                // made while the request was in flight is not missed.
+                let credentialStamps = configuration.credentialFiles.map(FileStamp.of)
                 let outcome = await transport.deliver(.readings(wire))
                 switch outcome {
                 case .accepted:
@@ -305,7 +308,7 @@ public final class Uploader: Service, Sendable {
                     break attempts
                 case .unauthorized(let reason):
                     markUnauthorized(reason)
-                    await waitForCredentials()
+                    await waitForCredentials(since: credentialStamps)
                     if draining { return }
                     shared.withLock { $0.status.retries += 1 }
                 case .transient(let reason, let retryAfter):
@@ -365,6 +368,7 @@ public final class Uploader: Service, Sendable {
     /// False when the alarms went back to the queue (transient failure, credentials).
     private func deliverAlarms(_ alarms: [PortalAlarm], rng: inout SystemRandomNumberGenerator) async -> Bool {
         let id = alarms.count == 1 ? alarms[0].id : "\(alarms[0].id)..\(alarms[alarms.count - 1].id)"
+        let credentialStamps = configuration.credentialFiles.map(FileStamp.of)
         let outcome = await transport.deliver(.alarms(id: id, body: PortalAlarm.body(alarms)))
         switch outcome {
         case .accepted:
@@ -383,7 +387,7 @@ public final class Uploader: Service, Sendable {
         case .unauthorized(let reason):
             requeueAlarms(alarms)
             markUnauthorized(reason)
-            if !draining { await waitForCredentials() }
+            if !draining { await waitForCredentials(since: credentialStamps) }
             return false
         case .transient(let reason, let retryAfter):
             requeueAlarms(alarms)
@@ -437,21 +441,21 @@ public final class Uploader: Service, Sendable {
         }
     }
 
-    /// Waits for a credential change or the slow retry period (or shutdown).
-    private func waitForCredentials() async {
+    /// Waits for the credential files to differ from `stamps` (what the refused request went out with),
+    /// a credentials-changed call, the slow retry period, or shutdown.
+    private func waitForCredentials(since stamps: [FileStamp?]) async {
         let clock = ContinuousClock()
         let deadline = clock.now + configuration.unauthorizedRetry
         let generation = shared.withLock { $0.credentialGeneration }
-        let stamps = configuration.credentialFiles.map(FileStamp.of)
         while !draining {
-            let now = clock.now
-            if now >= deadline { return }
-            await work.sleep(for: min(configuration.credentialPoll, deadline - now))
-            if shared.withLock({ $0.credentialGeneration }) != generation { return }
             if configuration.credentialFiles.map(FileStamp.of) != stamps {
                 logger.notice("credentials changed on disk: retrying the portal now")
                 return
             }
+            let now = clock.now
+            if now >= deadline { return }
+            await work.sleep(for: min(configuration.credentialPoll, deadline - now))
+            if shared.withLock({ $0.credentialGeneration }) != generation { return }
         }
     }
 
