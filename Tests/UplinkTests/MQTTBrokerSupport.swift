@@ -221,7 +221,12 @@ final class TestMQTTClient: Sendable {
         }
         _ = mosquitto_reconnect_delay_set(mosq, 1, 2, false)
         if let username { _ = mosquitto_username_pw_set(mosq, username, password) }
-        let rc = mosquitto_connect(mosq, "127.0.0.1", Int32(port), 30)
+        // A broker just started may not listen yet on a loaded machine: refused connects are retried for 10 s.
+        var rc = mosquitto_connect(mosq, "127.0.0.1", Int32(port), 30)
+        for _ in 0..<100 where rc == MOSQ_ERR_ERRNO.rawValue && errno == ECONNREFUSED {
+            usleep(100_000)
+            rc = mosquitto_connect(mosq, "127.0.0.1", Int32(port), 30)
+        }
         guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw MQTTTestError("test client cannot connect: \(String(cString: mosquitto_strerror(rc)))") }
         _ = mosquitto_loop_start(mosq)
         // Subscribed once the SUBACK is back; a short settle is simpler than tracking it here.
