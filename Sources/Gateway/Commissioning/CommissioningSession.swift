@@ -388,8 +388,9 @@ public struct CommissioningSession: Sendable {
         // The first decoded values are the record: later telegrams only fill what is still missing.
         guard results[i].reading == nil || results[i].setDay == nil else { return }
         let normalised = normaliser.normalise(NormaliserInput(telegram: telegram, wireless: wireless, device: device))
-        if let w = wireless, let p = catalog?.evaluate(w) { results[i].profile = p.profileID } else if results[i].profile == nil {
-            results[i].profile = "generic EN 13757-3"
+        // The profile is looked up once per device (the normaliser has just evaluated it for the values).
+        if results[i].profile == nil {
+            results[i].profile = wireless.flatMap { catalog?.evaluate($0)?.profileID } ?? "generic EN 13757-3"
         }
         let values = normalised.values.filter { $0.value.isFinite }
         if results[i].values.isEmpty {
