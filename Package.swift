@@ -110,7 +110,10 @@ let package = Package(
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
             resources: [.copy("Fixtures")]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "buffer-crash-probe"]),
+        // Test support: the whole-path fuzz harness, shared by Fuzz/pipeline-fuzz and GatewayTests' replay of
+        // its kept inputs. Never linked into gatewayd.
+        .target(name: "PipelineFuzzing", dependencies: ["Drivers", "Gateway"], path: "Fuzz/PipelineFuzzing"),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "PipelineFuzzing", "buffer-crash-probe"], exclude: ["Fixtures"]),
         .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"], exclude: ["Fixtures"]),
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
         .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),
@@ -133,4 +136,7 @@ if ProcessInfo.processInfo.environment["GATEWAYD_FUZZ"] != nil {
     package.targets.append(
         .executableTarget(name: "dongle-fuzz", dependencies: ["Drivers"], path: "Fuzz/dongle-fuzz"))
     package.products.append(.executable(name: "dongle-fuzz", targets: ["dongle-fuzz"]))
+    package.targets.append(
+        .executableTarget(name: "pipeline-fuzz", dependencies: ["PipelineFuzzing"], path: "Fuzz/pipeline-fuzz"))
+    package.products.append(.executable(name: "pipeline-fuzz", targets: ["pipeline-fuzz"]))
 }

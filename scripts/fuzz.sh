@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Fuzzes a decoder with libFuzzer + AddressSanitizer: the wired M-Bus decoder (Fuzz/mbus-fuzz, the
 # default), the wireless M-Bus stack (Fuzz/wmbus-fuzz) or the dongle stream codecs (Fuzz/dongle-fuzz:
-# iM871A HCI, Amber CMD, rtl_wmbus lines).
+# iM871A HCI, Amber CMD, rtl_wmbus lines) or the whole readout path (Fuzz/pipeline-fuzz: decode, registry,
+# security check, meter profile, normaliser, dedup and alarms in PipelineCore, on wired frames, radio
+# telegrams and Modbus register words).
 #
 #   scripts/fuzz.sh                 # mbus-fuzz, 600 s
 #   scripts/fuzz.sh wmbus-fuzz      # the wireless stack
 #   scripts/fuzz.sh dongle-fuzz     # the dongle protocols
+#   scripts/fuzz.sh pipeline-fuzz   # decode -> profile -> normaliser -> PipelineCore
 #   FUZZ_SECONDS=60 scripts/fuzz.sh # shorter run
 #   scripts/fuzz.sh -runs=1000      # extra arguments go to libFuzzer
 #
@@ -18,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 TARGET=mbus-fuzz
 case "${1:-}" in
-    mbus-fuzz|wmbus-fuzz|dongle-fuzz) TARGET="$1"; shift ;;
+    mbus-fuzz|wmbus-fuzz|dongle-fuzz|pipeline-fuzz) TARGET="$1"; shift ;;
 esac
 
 SECONDS_TO_RUN="${FUZZ_SECONDS:-600}"
@@ -30,6 +33,10 @@ if [ "$TARGET" = mbus-fuzz ]; then
 elif [ "$TARGET" = wmbus-fuzz ]; then
     CORPUS=fuzz-corpus-wmbus
     ARTIFACTS=Tests/WirelessTests/Fixtures/fuzz-regressions
+elif [ "$TARGET" = pipeline-fuzz ]; then
+    # Its kept inputs are replayed by GatewayTests (PipelineFuzzRegressionTests) on every swift test.
+    CORPUS=fuzz-corpus-pipeline
+    ARTIFACTS=Tests/GatewayTests/Fixtures/pipeline-fuzz
 else
     # The dongle codecs take the same radio telegrams as seeds: the target frames them itself.
     CORPUS=fuzz-corpus-dongle
@@ -47,7 +54,31 @@ BIN="$(GATEWAYD_FUZZ=1 swift build -c release --scratch-path "$SCRATCH" --show-b
 
 mkdir -p "$CORPUS" "$ARTIFACTS"
 seeded=0
-if [ "$TARGET" = mbus-fuzz ]; then
+if [ "$TARGET" = pipeline-fuzz ]; then
+    # The first byte picks the path (see Fuzz/PipelineFuzzing): 0 wired frame, 1 radio telegram as heard,
+    # 2 radio telegram with the L-field fitted, 3 + 4k Modbus words for the k-th profile.
+    echo "==> seeding $CORPUS/ from $FRAMES/*.hex, $TELEGRAMS and the Modbus profiles' dumps"
+    for f in "$FRAMES"/*.hex; do
+        { printf '\x00'; xxd -r -p "$f"; } > "$CORPUS/wired-$(basename "$f" .hex).bin"
+        seeded=$((seeded + 1))
+    done
+    for hex in $(grep -o '"telegram_hex": "[0-9A-Fa-f]*"' "$TELEGRAMS" | sed 's/.*: "//; s/"$//'); do
+        { printf '\x01'; printf '%s' "$hex" | xxd -r -p; } > "$CORPUS/radio-$seeded.bin"
+        seeded=$((seeded + 1))
+    done
+    k=0
+    for p in profiles/modbus/*.json; do
+        python3 - "$p" "$k" "$CORPUS/modbus-$(basename "$p" .json).bin" <<'PY'
+import json, sys
+profile = json.load(open(sys.argv[1]))
+words = [w for block in (profile.get("test") or {}).get("dump", {}).get("holding", []) for w in block["values"]]
+words += [w for block in (profile.get("test") or {}).get("dump", {}).get("input", []) for w in block["values"]]
+out = bytes([3 + 4 * int(sys.argv[2])]) + b"".join(int(w & 0xFFFF).to_bytes(2, "big") for w in words)
+open(sys.argv[3], "wb").write(out)
+PY
+        k=$((k + 1)); seeded=$((seeded + 1))
+    done
+elif [ "$TARGET" = mbus-fuzz ]; then
     echo "==> seeding $CORPUS/ from $FRAMES/*.hex"
     for f in "$FRAMES"/*.hex; do
         xxd -r -p "$f" > "$CORPUS/frame-$(basename "$f" .hex).bin"

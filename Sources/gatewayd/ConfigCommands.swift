@@ -1,4 +1,5 @@
 import ArgumentParser
+import Gateway
 
 struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -38,17 +39,26 @@ struct ConfigCheck: AsyncParsableCommand {
         var options = ConfigLoadOptions(checkPaths: !skipPathChecks)
         if let profiles { options.profileDirectories.insert(profiles, at: 0) }
         let result = GatewayConfig.load(path: path, dropInDirectory: dropIns, options: options)
-        print(json ? ConfigCheckReport.json(result) : ConfigCheckReport.text(result, path: path), terminator: "")
+        let warnings = (try? result.get()).map(ConfigCheckReport.warnings) ?? []
+        print(json ? ConfigCheckReport.json(result, warnings: warnings) : ConfigCheckReport.text(result, path: path, warnings: warnings),
+              terminator: "")
         if case .failure = result { throw ExitCode(1) }
     }
 }
 
 /// What `gatewayd config check` prints, kept apart from the command so tests compare it directly.
 enum ConfigCheckReport {
-    static func text(_ result: Result<GatewayConfig, ConfigProblems>, path: String) -> String {
+    /// Things that load but will not work as meant (a registry entry without manufacturer matches no
+    /// telegram): printed as warnings, the exit status stays 0.
+    static func warnings(_ config: GatewayConfig) -> [String] {
+        guard case .file(let path) = config.registry, let registry = try? DeviceRegistry.load(path: path) else { return [] }
+        return registry.warnings.map { "\(path): \($0)" }
+    }
+
+    static func text(_ result: Result<GatewayConfig, ConfigProblems>, path: String, warnings: [String] = []) -> String {
         switch result {
         case .success(let config):
-            return "ok: \(files(config.sources)): \(config)\n"
+            return warnings.map { "warning: \($0)\n" }.joined() + "ok: \(files(config.sources)): \(config)\n"
         case .failure(let failure):
             var out = failure.problems.map { $0.description + "\n" }.joined()
             out += "\(configCount(failure.problems.count, "problem")) in \(files(failure.files)); the configuration was not loaded\n"
@@ -66,6 +76,7 @@ enum ConfigCheckReport {
         var ok: Bool
         var files: [String]
         var problems: [ConfigProblem]
+        var warnings: [String] = []
         var summary: Summary?
     }
 
@@ -81,14 +92,14 @@ enum ConfigCheckReport {
         var meterKeys: Int
     }
 
-    static func json(_ result: Result<GatewayConfig, ConfigProblems>) -> String {
+    static func json(_ result: Result<GatewayConfig, ConfigProblems>, warnings: [String] = []) -> String {
         switch result {
         case .success(let c):
             let summary = Summary(gatewayId: c.gatewayID, building: c.building, demo: c.demo, mbus: c.buses.mbus.map(\.name),
                                   wmbus: c.buses.wmbus.map(\.name), modbus: c.buses.modbus.map(\.name),
                                   modbusDevices: c.buses.modbus.flatMap { $0.devices.map(\.name) },
                                   uplink: "\(c.uplink.transport.rawValue) \(c.uplink.endpoint)", meterKeys: c.keys.keys.count)
-            return jsonLine(JSONReport(ok: true, files: c.sources, problems: [], summary: summary)) + "\n"
+            return jsonLine(JSONReport(ok: true, files: c.sources, problems: [], warnings: warnings, summary: summary)) + "\n"
         case .failure(let f):
             return jsonLine(JSONReport(ok: false, files: f.files, problems: f.problems, summary: nil)) + "\n"
         }

@@ -130,8 +130,13 @@ struct RegistryCheck: AsyncParsableCommand {
         if let id = identification(serial), let number = IdentificationNumber(id) {
             var header = TelegramHeader()
             header.identification = number
-            header.manufacturer = manufacturer.flatMap { ManufacturerCode($0) }
-            switch registry.identify(header) {
+            // A technician may give the serial alone: look it up on the bus and with the maker the registry
+            // holds for it (the pipeline itself matches both strictly).
+            let registered = registry.devices(identification: id)
+            let entry = registered.first(where: { $0.replacedBy == nil && (manufacturer == nil || $0.manufacturer == manufacturer) })
+                ?? registered.first
+            header.manufacturer = (manufacturer ?? entry?.manufacturer).flatMap { ManufacturerCode($0) }
+            switch registry.identify(header, bus: entry?.bus ?? .wirelessMBus) {
             case .success(let d): return .ours(d)
             case .failure(let why): return .rejected(why)
             }
@@ -163,6 +168,9 @@ struct RegistryCheck: AsyncParsableCommand {
             case .manufacturerMismatch: kind = "manufacturer does not match"
             case .invalidIdentity: kind = "not a valid identity"
             case .serialPattern, .serialMismatch: kind = "serial does not match"
+            case .wrongBus: kind = "registered on another bus"
+            case .registryEntryWithoutManufacturer: kind = "registry entry incomplete"
+            case .securityDowngrade: kind = "refused as a forgery"
             }
             return "\(kind): \(why)"
         }

@@ -31,17 +31,17 @@ struct RegistryTests {
 
     @Test func acceptsRegisteredDevices() throws {
         let registry = try DeviceRegistry(Self.document)
-        #expect(try registry.identify(header(0x0685_5817, "KAM")).get().key == "mbus:KAM:06855817")
-        #expect(try registry.identify(header(0x2222_2222, "QDS")).get().unit == "4.12")
+        #expect(try registry.identify(header(0x0685_5817, "KAM"), bus: .wiredMBus).get().key == "mbus:KAM:06855817")
+        #expect(try registry.identify(header(0x2222_2222, "QDS"), bus: .wirelessMBus).get().unit == "4.12")
     }
 
     @Test func rejectsWithPreciseReasons() throws {
         let registry = try DeviceRegistry(Self.document)
-        #expect(reason(registry.identify(header(0x4444_4444, "QDS"))) == "QDS 44444444: no such device in the registry")
-        #expect(reason(registry.identify(header(0x3333_3333, "QDS"))) == "33333333: serial belongs to building 12, this gateway serves 7")
-        #expect(reason(registry.identify(header(0x1111_1111, "QDS"))) == "11111111: replaced on 2026-03-02 by wmbus:QDS:22222222")
-        #expect(reason(registry.identify(header(0x0685_5817, "ZRM")))?.contains("registry says manufacturer KAM") == true)
-        #expect(reason(registry.identify(header(0x0500_02E5, "KAM")))?.contains("not 8 decimal digits") == true)
+        #expect(reason(registry.identify(header(0x4444_4444, "QDS"), bus: .wirelessMBus)) == "QDS 44444444: no such device in the registry")
+        #expect(reason(registry.identify(header(0x3333_3333, "QDS"), bus: .wirelessMBus)) == "33333333: serial belongs to building 12, this gateway serves 7")
+        #expect(reason(registry.identify(header(0x1111_1111, "QDS"), bus: .wirelessMBus)) == "11111111: replaced on 2026-03-02 by wmbus:QDS:22222222")
+        #expect(reason(registry.identify(header(0x0685_5817, "ZRM"), bus: .wiredMBus))?.contains("registry says manufacturer KAM") == true)
+        #expect(reason(registry.identify(header(0x0500_02E5, "KAM"), bus: .wirelessMBus))?.contains("not 8 decimal digits") == true)
     }
 
     @Test func refusesBrokenDocuments() {
@@ -86,7 +86,7 @@ struct DemoRegistryTests {
         var h = TelegramHeader()
         h.identification = IdentificationNumber("31425083")
         h.manufacturer = ManufacturerCode("ZRM")
-        #expect((try? registry.identify(h).get())?.key == "mbus:ZRM:31425083")
+        #expect((try? registry.identify(h, bus: .wiredMBus).get())?.key == "mbus:ZRM:31425083")
         #expect(registry.devices.filter { $0.bus == .wirelessMBus }.count == 8)
     }
 }

@@ -70,7 +70,9 @@ public enum RegisterDecoder {
             number = d
         }
         if let labels = r.enum {
-            let key = String(Int64(number))
+            // A float or 64-bit register can hold values no Int64 takes (3.4e38, 2^63): checked, never a trap.
+            guard let code = CheckedNumber.exactInt64(number) else { return .text("unknown (\(ModbusValue.number(number).description))") }
+            let key = String(code)
             return .text(labels[key] ?? "unknown (\(key))")
         }
         if r.faults != nil { return .number(number) }
@@ -81,7 +83,12 @@ public enum RegisterDecoder {
     public static func alarms(_ value: ModbusValue, _ r: RegisterDefinition) -> [ModbusAlarm] {
         let label = r.label ?? r.name
         if let faults = r.faults, case .number(let n) = value {
-            let code = Int64(n)
+            guard let code = CheckedNumber.exactInt64(n) else {
+                // Not an integer code (a float register, 2^63): a fault all the same, named by its value.
+                let shown = ModbusValue.number(n).description
+                return [ModbusAlarm(code: "\(r.name):invalid", register: r.name,
+                                    message: "\(label): the register holds \(shown), which is not a fault code; check the profile's data type")]
+            }
             if (r.okValues ?? [0]).contains(code) { return [] }
             let text = faults[String(code)] ?? "fault code \(code), not in the profile's table; look it up in the manual"
             return [ModbusAlarm(code: "\(r.name):\(code)", register: r.name, message: "\(label): \(text) (code \(code))")]

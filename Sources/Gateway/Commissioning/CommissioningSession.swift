@@ -146,7 +146,7 @@ public struct CommissioningSession: Sendable {
         switch Self.decode(&decoder, t) {
         case .success(let w):
             let header = w.telegram.header
-            switch registry.identify(header) {
+            switch registry.identify(header, bus: .wirelessMBus) {
             case .success(let device):
                 guard let i = index[device.key] else { return }
                 var decryption: CommissioningReport.Decryption
@@ -188,7 +188,7 @@ public struct CommissioningSession: Sendable {
             header.manufacturer = a.manufacturer
             header.version = a.version
             header.deviceType = a.deviceType
-            guard case .success(let device) = registry.identify(header), let i = index[device.key] else {
+            guard case .success(let device) = registry.identify(header, bus: .wirelessMBus), let i = index[device.key] else {
                 stranger(identification: a.identification.digits, manufacturer: a.manufacturer.letters, type: a.deviceType.name, rssi: rssi, on: bus)
                 return
             }
@@ -206,7 +206,7 @@ public struct CommissioningSession: Sendable {
         telegrams += 1
         buses[line]?.telegrams += 1
         let header = telegram.header
-        switch registry.identify(header) {
+        switch registry.identify(header, bus: .wiredMBus) {
         case .success(let device):
             guard let i = index[device.key] else { return }
             markHeard(i, bus: line, rssi: nil, serial: .match, detail: device.line.map { $0 == line ? nil : "registered on \($0), found on \(line)" } ?? nil)

@@ -42,9 +42,14 @@ public struct NormalisedTelegram: Hashable, Sendable {
     public var evaluatesFlags: Bool
     /// Other conditions (heat-pump faults, error-flag records) (scope "faults").
     public var extraConditions: [AlarmCondition]
+    /// Values the normaliser could not turn into a reading (a non-integer flags record, a value out of
+    /// range); counted by the pipeline, never stored.
+    public var refused: [ValueRefusal]
 
     public init(values: [NormalisedValue] = [], status: UInt16 = 0, statusByte: MeterStatus? = nil,
-                alarmFlags: Set<MeterAlarmFlag> = [], evaluatesFlags: Bool = false, extraConditions: [AlarmCondition] = []) {
+                alarmFlags: Set<MeterAlarmFlag> = [], evaluatesFlags: Bool = false, extraConditions: [AlarmCondition] = [],
+                refused: [ValueRefusal] = []) {
+        self.refused = refused
         self.values = values
         self.status = status
         self.statusByte = statusByte
@@ -52,6 +57,19 @@ public struct NormalisedTelegram: Hashable, Sendable {
         self.evaluatesFlags = evaluatesFlags
         self.extraConditions = extraConditions
     }
+}
+
+/// A value of a telegram or register read that is not stored, and why (for the log and a counter).
+public struct ValueRefusal: Hashable, Sendable, CustomStringConvertible {
+    public var quantity: String
+    public var reason: String
+
+    public init(quantity: String, reason: String) {
+        self.quantity = quantity
+        self.reason = reason
+    }
+
+    public var description: String { "\(quantity): \(reason)" }
 }
 
 /// What a normaliser gets: the decoded telegram, the wireless layers where it came by radio, and the device.
@@ -114,15 +132,23 @@ public struct EN13757Normaliser: ReadingNormaliser {
         var values: [NormalisedValue] = []
         values.reserveCapacity(t.records.count)
         var conditions: [AlarmCondition] = []
+        var refused: [ValueRefusal] = []
         for r in t.records {
             switch r.vif {
             case .manufacturerSpecific, .any: continue
             default: break
             }
             if r.descriptor.kind == .flags {
-                if let n = r.value.number, n != 0 {
+                // Flags are bits, not a quantity: a signed one-byte record with bit 7 set is 0x80, not -128, and
+                // a real or text in a flags record has no bits to report (refused, counted, never converted).
+                guard let bits = r.value.bitPattern(bytes: r.dataField.size ?? 8) else {
+                    if case .none = r.value { continue }
+                    refused.append(ValueRefusal(quantity: r.quantity, reason: "an error-flags record that is not an integer (\(Self.rawText(r)))"))
+                    continue
+                }
+                if bits != 0 {
                     conditions.append(AlarmCondition(code: "error_flags", priority: .major,
-                                                     message: "the meter reports error flags \(UInt64(n)) (\(r.quantity)): see the meter's manual"))
+                                                     message: "the meter reports error flags 0x\(String(bits, radix: 16, uppercase: true)) (\(r.quantity)): see the meter's manual"))
                 }
                 continue
             }
@@ -137,7 +163,7 @@ public struct EN13757Normaliser: ReadingNormaliser {
                 readingClass: setDay ? .setDay : .routine))
         }
         return NormalisedTelegram(values: values, status: UInt16(t.header.status?.rawValue ?? 0), statusByte: t.header.status,
-                                  extraConditions: conditions)
+                                  extraConditions: conditions, refused: refused)
     }
 
     static func rawText(_ r: DataRecord) -> String {
@@ -157,7 +183,7 @@ public struct EN13757Normaliser: ReadingNormaliser {
 public enum MeterClock {
     /// Local meter time in `zone` (or the telegram's own UTC offset, type M) to Unix seconds.
     public static func unixSeconds(_ t: MBusDateTime, zone: TimeZone) -> Int64? {
-        guard (1...12).contains(t.month), (1...31).contains(t.day) else { return nil }
+        guard (1...12).contains(t.month), (1...31).contains(t.day), (1...9999).contains(t.year) else { return nil }
         let naive = civilSeconds(year: t.year, month: t.month, day: t.day) + Int64((t.hour ?? 0) * 3600 + (t.minute ?? 0) * 60 + (t.second ?? 0))
         if let off = t.utcOffsetMinutes { return naive - Int64(off * 60) }
         // The zone's offset at (about) that moment; a DST edge is off by at most the hour it moves.

@@ -52,6 +52,8 @@ public struct PipelineCore: Sendable {
         public var alarms: [Alarm] = []
         /// A stranger heard: identity and signal only, for `UnknownDevices`.
         public var sighting: (header: TelegramHeader, rssi: Int?)?
+        /// Values not stored and why (non-finite, not convertible), already counted in `refusedValues`.
+        public var refusals: [ValueRefusal] = []
         var digest: (device: String, value: UInt64)?
         var alarmUndo: [(device: String, scope: String, state: [String: AlarmCondition]?)] = []
     }
@@ -82,7 +84,14 @@ public struct PipelineCore: Sendable {
 
     /// Counts a committed or refused store (the actor calls this after the buffer answered).
     public mutating func committed(_ staged: Staged, stored: Bool) {
-        guard case .buffered(_, let n, let a) = staged.outcome else { return }
+        guard case .buffered(_, let n, let a) = staged.outcome else {
+            // A refused telegram may still carry an alarm edge of its own (security_downgrade).
+            if stored {
+                counters.alarmsRaised += staged.alarms.filter { $0.state == .raised }.count
+                counters.alarmsCleared += staged.alarms.filter { $0.state == .cleared }.count
+            }
+            return
+        }
         if stored {
             counters.buffered += 1
             counters.bufferedReadings += n
@@ -116,7 +125,7 @@ public struct PipelineCore: Sendable {
            let d = registry.devices.first(where: { $0.bus == .wiredMBus && $0.line == w.line && $0.primaryAddress == Int(a) && $0.replacedBy == nil }) {
             identified = .success(d)  // short header: the primary address on this line names it
         } else {
-            identified = registry.identify(telegram.header)
+            identified = registry.identify(telegram.header, bus: .wiredMBus)
         }
         return identifiedTelegram(identified, telegram: telegram, wireless: nil, bus: .wiredMBus, source: "mbus:" + w.line,
                                   rssi: nil, receivedAt: w.receivedAt, flags: nil)
@@ -134,7 +143,7 @@ public struct PipelineCore: Sendable {
             }
         }
         counters.decoded += 1
-        return identifiedTelegram(registry.identify(wt.telegram.header), telegram: wt.telegram, wireless: wt, bus: .wirelessMBus,
+        return identifiedTelegram(registry.identify(wt.telegram.header, bus: .wirelessMBus), telegram: wt.telegram, wireless: wt, bus: .wirelessMBus,
                                   source: "wmbus:" + w.dongle, rssi: w.rssi, receivedAt: w.receivedAt, flags: w.alarmFlags)
     }
 
@@ -162,6 +171,16 @@ public struct PipelineCore: Sendable {
                 return Staged(outcome: .rejected(reason))
             }
         }
+        if let wt = wireless, let found = downgrade(wt, device: device) {
+            // Refused before normalising: nothing of its content is trusted, not even its status byte.
+            counters.rejected += 1
+            counters.securityDowngrades += 1
+            let reason = RejectionReason.securityDowngrade(device: device.key, found: found)
+            var staged = stage(conditions: [AlarmCondition(code: "security_downgrade", priority: .critical, message: reason.description)],
+                               device: device.key, scope: "security", at: receivedAt, source: source)
+            staged.outcome = .rejected(reason)
+            return staged
+        }
         if let wt = wireless, wt.security.state == .noKey || wt.security.state == .unsupportedMode {
             counters.failed += 1
             let what = wt.security.state == .noKey
@@ -172,6 +191,21 @@ public struct PipelineCore: Sendable {
         return stage(device: device, telegram: telegram, wireless: wireless, source: source, rssi: rssi, receivedAt: receivedAt, flags: flags)
     }
 
+    /// What gives a telegram away as forged or downgraded, or nil when its security is what the device's
+    /// registration calls for. A meter "must encrypt" when the key file holds its key or the registry names
+    /// one: then a telegram in the clear (mode 0), or one that announces mode 5/7 but carries plain data
+    /// (nothing decrypted, nothing authenticated), is refused. A genuine telegram clears the alarm again.
+    func downgrade(_ wt: WirelessTelegram, device: RegisteredDevice) -> String? {
+        let mustEncrypt = device.keyReference != nil
+            || wt.telegram.header.identification.map { options.keyring.keys[$0] != nil } == true
+        guard mustEncrypt else { return nil }
+        switch wt.security.state {
+        case .none: return "the telegram came in the clear (security mode \(wt.security.mode))"
+        case .alreadyDecrypted: return "the telegram announces security mode \(wt.security.mode) but carries plain data"
+        case .decrypted, .noKey, .unsupportedMode: return nil
+        }
+    }
+
     mutating func stage(device: RegisteredDevice, telegram: Telegram, wireless: WirelessTelegram?, source: String, rssi: Int16?,
                         receivedAt: Int64, flags: Set<MeterAlarmFlag>?) -> Staged {
         var n = options.normaliser.normalise(NormaliserInput(telegram: telegram, wireless: wireless, device: device))
@@ -179,7 +213,17 @@ public struct PipelineCore: Sendable {
             n.alarmFlags.formUnion(flags)
             n.evaluatesFlags = true
         }
-        return finish(device: device.key, n, access: telegram.header.accessNumber, source: source, rssi: rssi, receivedAt: receivedAt)
+        var staged = finish(device: device.key, n, access: telegram.header.accessNumber, source: source, rssi: rssi, receivedAt: receivedAt)
+        // An authentic telegram of a device that must encrypt ends a downgrade alarm raised before.
+        if let wt = wireless, wt.security.state == .decrypted, case .buffered = staged.outcome,
+           alarms.snapshot(device: device.key, scope: "security") != nil {
+            let cleared = stage(conditions: [], device: device.key, scope: "security", at: receivedAt, source: source)
+            staged.readings += cleared.readings
+            staged.alarms += cleared.alarms
+            staged.alarmUndo += cleared.alarmUndo
+            if case .buffered(let d, let n, let a) = staged.outcome { staged.outcome = .buffered(device: d, readings: n, alarms: a + cleared.alarms) }
+        }
+        return staged
     }
 
     mutating func processModbus(_ m: ModbusInput) -> Staged {
@@ -199,12 +243,34 @@ public struct PipelineCore: Sendable {
 
     mutating func processManual(_ m: ManualReading) -> Staged {
         counters.manual += 1
+        guard m.value.value.isFinite else {
+            counters.refusedValues += 1
+            return Staged(outcome: .failed("\(m.device): value \(m.value.value) is not a finite number: not stored"))
+        }
         let r = reading(m.device, m.value, status: 0, source: m.source, rssi: nil, receivedAt: m.receivedAt)
         return Staged(outcome: .buffered(device: m.device, readings: 1, alarms: []), readings: [r])
     }
 
     /// Deduplicate, evaluate alarms, make readings.
-    mutating func finish(device: String, _ n: NormalisedTelegram, access: UInt8? = nil, source: String, rssi: Int16?, receivedAt: Int64) -> Staged {
+    mutating func finish(device: String, _ normalised: NormalisedTelegram, access: UInt8? = nil, source: String, rssi: Int16?, receivedAt: Int64) -> Staged {
+        // The one gate before the buffer: a value that is not finite (a NaN real, an overflowing scale) is
+        // refused alone and counted; SQLite would store NaN as NULL and refuse the whole transaction, and JSON
+        // cannot carry it. Every normaliser (generic, profile, Modbus, manual) passes here.
+        var n = normalised
+        var refusals = n.refused
+        if n.values.contains(where: { !$0.value.isFinite }) {
+            for v in n.values where !v.value.isFinite {
+                refusals.append(ValueRefusal(quantity: v.quantity, reason: "value \(v.value) is not a finite number (raw \(v.raw))"))
+            }
+            n.values.removeAll { !$0.value.isFinite }
+        }
+        counters.refusedValues += refusals.count
+        var staged = finishFinite(device: device, n, access: access, source: source, rssi: rssi, receivedAt: receivedAt)
+        staged.refusals = refusals
+        return staged
+    }
+
+    private mutating func finishFinite(device: String, _ n: NormalisedTelegram, access: UInt8?, source: String, rssi: Int16?, receivedAt: Int64) -> Staged {
         let digest = ContentDigest.of(n)
         if deduplicator.isDuplicate(device: device, digest: digest, access: access, at: receivedAt) {
             counters.deduplicated += 1

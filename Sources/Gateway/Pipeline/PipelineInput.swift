@@ -125,6 +125,10 @@ public struct PipelineCounters: Hashable, Sendable {
     public var manual = 0
     /// Inputs whose readings the buffer refused (disk full); see the buffer's events.
     public var bufferFailures = 0
+    /// Values refused alone (not finite, not convertible); the rest of their telegram is stored.
+    public var refusedValues = 0
+    /// Telegrams refused because a meter that must encrypt sent them in the clear (also in `rejected`).
+    public var securityDowngrades = 0
 
     public init() {}
 }

@@ -17,6 +17,7 @@ public actor ReadingPipeline {
     private var busy = false
     private var waiting: [CheckedContinuation<Void, Never>] = []
     private var recentAlarms: [Alarm] = []
+    private var recentRefusals: [(device: String, refusal: ValueRefusal)] = []
     /// Most alarm edges kept for `drainAlarms`; older ones are in the buffer anyway.
     public let alarmBacklog = 1024
 
@@ -77,8 +78,10 @@ public actor ReadingPipeline {
         for s in staged {
             core.committed(s, stored: true)
             recentAlarms += s.alarms
+            if case .buffered(let device, _, _) = s.outcome { recentRefusals += s.refusals.map { (device, $0) } }
         }
         if recentAlarms.count > alarmBacklog { recentAlarms.removeFirst(recentAlarms.count - alarmBacklog) }
+        if recentRefusals.count > alarmBacklog { recentRefusals.removeFirst(recentRefusals.count - alarmBacklog) }
         return staged.map(\.outcome)
     }
 
@@ -86,6 +89,12 @@ public actor ReadingPipeline {
 
     /// Conditions active now, highest priority first.
     public func activeAlarms() -> [(device: String, condition: AlarmCondition)] { core.alarms.activeAlarms }
+
+    /// Values refused alone since the last call, by device (for the log; the count is in `counters()`).
+    public func drainRefusals() -> [(device: String, refusal: ValueRefusal)] {
+        defer { recentRefusals.removeAll() }
+        return recentRefusals
+    }
 
     /// Alarm edges stored since the last call (for the log and the health report).
     public func drainAlarms() -> [Alarm] {

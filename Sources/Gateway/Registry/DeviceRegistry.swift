@@ -11,6 +11,16 @@ public enum BusKind: String, Codable, Hashable, Sendable {
 
     /// Read by the gateway itself: manual entry is refused unless forced with a reason.
     public var isReadAutomatically: Bool { self != .manual }
+
+    /// The bus in a technician's words.
+    public var wording: String {
+        switch self {
+        case .wiredMBus: "a wired M-Bus line"
+        case .wirelessMBus: "radio (wireless M-Bus)"
+        case .modbus: "a Modbus bus"
+        case .manual: "manual entry"
+        }
+    }
 }
 
 /// One device as the building's registry knows it.
@@ -109,6 +119,13 @@ public enum RejectionReason: Error, Hashable, Sendable, CustomStringConvertible 
     case serialPattern(device: String, profile: String, problem: String)
     /// The heat pump reports another serial than the registry holds: another device is wired to this address.
     case serialMismatch(device: String, reported: String, registered: String)
+    /// A telegram carries the id of a device registered on another bus (a radio telegram naming a wired meter).
+    case wrongBus(device: String, registered: BusKind, heard: BusKind)
+    /// The registry entry with this id names no manufacturer, so it cannot be told from another maker's meter.
+    case registryEntryWithoutManufacturer(device: String, heard: String?)
+    /// A meter whose key is known (or that the registry says encrypts) sent a telegram in the clear, or one
+    /// that announces encryption but carries plain data: a forgery or a downgrade, never filed.
+    case securityDowngrade(device: String, found: String)
 
     public var description: String {
         switch self {
@@ -122,6 +139,12 @@ public enum RejectionReason: Error, Hashable, Sendable, CustomStringConvertible 
         case .serialPattern(let d, let p, let why): return "\(d): \(why) (profile \(p)): check the profile or the register map"
         case .serialMismatch(let d, let got, let want):
             return "\(d): the device reports serial \(got), the registry expects \(want): check which heat pump is wired to this address"
+        case .wrongBus(let d, let registered, let heard):
+            return "\(d) is registered on \(registered.wording), but this telegram came by \(heard.wording): refused (the bus is part of a device's identity); if the meter really moved, correct the registry"
+        case .registryEntryWithoutManufacturer(let d, let heard):
+            return "\(d): the registry entry names no manufacturer\(heard.map { " (the meter says \($0))" } ?? ""): add its three-letter FLAG code to the registry"
+        case .securityDowngrade(let d, let found):
+            return "\(d): \(found), but its key is known and it must send encrypted telegrams: refused as a possible forgery (security_downgrade)"
         }
     }
 }
@@ -199,6 +222,9 @@ public struct DeviceRegistry: Sendable {
         return try DeviceRegistry(document)
     }
 
+    /// Every entry with this identification number, on any bus, replaced or not (for lookups by people).
+    public func devices(identification: String) -> [RegisteredDevice] { byIdentification[identification] ?? [] }
+
     /// The device filed under `key` ("mbus:KAM:06855817"), replaced or not.
     public func device(key: String) -> RegisteredDevice? { byKey[key] }
 
@@ -227,30 +253,55 @@ public struct DeviceRegistry: Sendable {
     /// Serials compare without case, spaces and dashes (nameplates and registers format them differently).
     static func comparable(_ s: String) -> String { String(s.uppercased().filter { !$0.isWhitespace && $0 != "-" }) }
 
-    /// Identifies the sender of a telegram and decides whether its readings belong to this building.
-    public func identify(_ header: TelegramHeader) -> Result<RegisteredDevice, RejectionReason> {
+    /// Identifies the sender of a telegram heard on `bus` and decides whether its readings belong to this building.
+    ///
+    /// The bus is part of a device's identity: a radio telegram is never filed under a meter registered on a
+    /// wired line or a Modbus bus (anyone with a transmitter could otherwise overwrite a wired meter's
+    /// readings). The manufacturer must match exactly: a registry entry without one matches nothing, so an
+    /// incomplete entry cannot adopt every maker's meter with the same eight digits (`warnings` names it).
+    public func identify(_ header: TelegramHeader, bus: BusKind) -> Result<RegisteredDevice, RejectionReason> {
         let problems = IdentityValidation.problems(in: header)
         guard problems.isEmpty, let id = header.identification?.digits else { return .failure(.invalidIdentity(problems)) }
         let manufacturer = header.manufacturer?.letters
         let candidates = byIdentification[id] ?? []
+        let onBus = candidates.filter { $0.bus == bus }
+        let matching = onBus.filter { $0.manufacturer != nil && $0.manufacturer == manufacturer }
         // The current device first; a replaced one only to say so.
-        let matching = candidates.filter { $0.manufacturer == nil || manufacturer == nil || $0.manufacturer == manufacturer }
         if let current = matching.first(where: { $0.replacedBy == nil }) { return .success(current) }
         if let old = matching.first, let on = old.replacedOn, let by = old.replacedBy {
             return .failure(.replaced(identification: id, on: on, by: by))
         }
-        if let other = candidates.first, let registered = other.manufacturer, let heard = manufacturer {
+        if let incomplete = onBus.first(where: { $0.manufacturer == nil && $0.replacedBy == nil }) {
+            return .failure(.registryEntryWithoutManufacturer(device: incomplete.key, heard: manufacturer))
+        }
+        if let other = onBus.first, let registered = other.manufacturer, let heard = manufacturer {
             return .failure(.manufacturerMismatch(identification: id, registered: registered, heard: heard))
+        }
+        if let elsewhereOnOtherBus = candidates.first(where: { $0.bus != bus && ($0.manufacturer == nil || $0.manufacturer == manufacturer) }) {
+            return .failure(.wrongBus(device: elsewhereOnOtherBus.key, registered: elsewhereOnOtherBus.bus, heard: bus))
         }
         if let away = elsewhere[id], away.building != building {
             return .failure(.otherBuilding(identification: id, building: away.building, ours: building))
         }
         return .failure(.notInRegistry(identification: id, manufacturer: manufacturer))
     }
+
+    /// Entries that are valid but will not work as the operator expects, in words for `config check` and
+    /// `registry check`: a wired or radio meter without a manufacturer matches no telegram.
+    public var warnings: [String] {
+        devices.compactMap { d in
+            guard d.bus == .wiredMBus || d.bus == .wirelessMBus, d.replacedBy == nil, d.manufacturer == nil else { return nil }
+            return "device \(d.key): no manufacturer: its telegrams will be refused until the registry names its three-letter FLAG code (e.g. \"KAM\")"
+        }
+    }
 }
 
 /// Devices heard that the registry does not know (neighbours' radio meters). Only identity, type and
 /// signal are kept, never values: their readings are personal data of other households (GDPR).
+///
+/// Bounded: anyone with a transmitter can invent ids faster than the gateway can forget them, so at most
+/// `capacity` sightings are kept and the one heard longest ago makes room (least recently used). Evictions
+/// are counted; a real neighbour heard again simply comes back.
 public actor UnknownDevices {
     public struct Sighting: Hashable, Sendable {
         public var identification: String
@@ -261,23 +312,57 @@ public actor UnknownDevices {
         public var lastRSSI: Int?
     }
 
-    private var seen: [String: Sighting] = [:]
-    public init() {}
+    /// Default bound: a dense city block hears a few hundred strangers; 2,048 leaves room and stays small
+    /// (about 200 bytes each).
+    public static let defaultCapacity = 2048
+
+    public nonisolated let capacity: Int
+    /// Sightings dropped to stay within `capacity` since start.
+    public private(set) var evicted = 0
+    private var seen: [String: Entry] = [:]
+    /// Recency: a counter stamp per entry; the smallest stamp is the least recently heard.
+    private var clock: UInt64 = 0
+    private struct Entry {
+        var sighting: Sighting
+        var lastHeard: UInt64
+    }
+
+    public init(capacity: Int = UnknownDevices.defaultCapacity) {
+        self.capacity = max(1, capacity)
+    }
 
     public func record(_ header: TelegramHeader, rssi: Int?) {
         guard let id = header.identification?.digits else { return }
         let m = header.manufacturer?.letters ?? "?"
         let key = m + id
-        var s = seen[key] ?? Sighting(identification: id, manufacturer: m, deviceType: header.deviceType?.name ?? "?",
-                                      count: 0, bestRSSI: nil, lastRSSI: nil)
-        s.count += 1
-        s.lastRSSI = rssi
-        if let r = rssi { s.bestRSSI = max(s.bestRSSI ?? r, r) }
-        seen[key] = s
+        clock &+= 1
+        if var e = seen[key] {
+            e.sighting.count += 1
+            e.sighting.lastRSSI = rssi
+            if let r = rssi { e.sighting.bestRSSI = max(e.sighting.bestRSSI ?? r, r) }
+            e.lastHeard = clock
+            seen[key] = e
+            return
+        }
+        if seen.count >= capacity { evictLeastRecent() }
+        seen[key] = Entry(sighting: Sighting(identification: id, manufacturer: m, deviceType: header.deviceType?.name ?? "?",
+                                             count: 1, bestRSSI: rssi, lastRSSI: rssi), lastHeard: clock)
+    }
+
+    /// Drops the least recently heard eighth at once, so a flood of new ids costs one O(n) pass per
+    /// capacity/8 insertions instead of one per insertion.
+    private func evictLeastRecent() {
+        let drop = max(1, capacity / 8)
+        let oldest = seen.sorted { $0.value.lastHeard < $1.value.lastHeard }.prefix(drop)
+        for (key, _) in oldest { seen.removeValue(forKey: key) }
+        evicted += oldest.count
     }
 
     /// Most often heard first.
     public func sightings() -> [Sighting] {
-        seen.values.sorted { ($0.count, $0.identification) > ($1.count, $1.identification) }
+        seen.values.map(\.sighting).sorted { ($0.count, $0.identification) > ($1.count, $1.identification) }
     }
+
+    /// How many strangers are held now.
+    public var count: Int { seen.count }
 }

@@ -30,6 +30,10 @@ final class GatewayMetrics: Sendable {
         case uploadReadings = "gatewayd_upload_readings_total"
         case alarmsRaised = "gatewayd_alarms_raised_total"
         case alarmsOpen = "gatewayd_alarms_open"
+        case valuesRefused = "gatewayd_values_refused_total"
+        case securityDowngrades = "gatewayd_security_downgrades_total"
+        case strangers = "gatewayd_unknown_devices"
+        case strangersEvicted = "gatewayd_unknown_devices_evicted_total"
 
         var help: String {
             switch self {
@@ -46,6 +50,10 @@ final class GatewayMetrics: Sendable {
             case .uploadReadings: "Readings the portal acknowledged."
             case .alarmsRaised: "Alarms raised (each onset once)."
             case .alarmsOpen: "Alarms currently open."
+            case .valuesRefused: "Values refused alone (not a finite number, not convertible); the rest of their telegram is stored."
+            case .securityDowngrades: "Telegrams refused because a meter with a known key sent them unencrypted (alarm security_downgrade)."
+            case .strangers: "Devices heard that are not in the registry, held as identity and signal only."
+            case .strangersEvicted: "Unknown-device sightings dropped to stay within the table's bound (least recently heard first)."
             }
         }
     }

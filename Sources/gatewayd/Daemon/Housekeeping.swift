@@ -87,6 +87,10 @@ final class Housekeeping: Service, Sendable {
             metrics.observe(.telegrams, labels: [("outcome", outcome)], cumulative: value)
         }
         metrics.observe(.alarmsRaised, cumulative: c.alarmsRaised)
+        metrics.observe(.valuesRefused, cumulative: c.refusedValues)
+        metrics.observe(.securityDowngrades, cumulative: c.securityDowngrades)
+        metrics.set(.strangers, to: Double(await pipeline.unknownDevices.count))
+        metrics.observe(.strangersEvicted, cumulative: await pipeline.unknownDevices.evicted)
 
         let s = await buffer.statistics()
         let now = unixMilliseconds()
@@ -102,6 +106,9 @@ final class Housekeeping: Service, Sendable {
                 conditions: [bufferCondition(event)], device: "gateway", scope: "buffer", at: now)
         }
 
+        for (device, refusal) in await pipeline.drainRefusals() {
+            logger.warning("value refused", metadata: ["device": "\(device)", "value": "\(refusal)"])
+        }
         let alarms = await pipeline.drainAlarms()
         for alarm in alarms {
             logger.notice("alarm", metadata: ["device": "\(alarm.device)", "alarm": "\(alarm)"])

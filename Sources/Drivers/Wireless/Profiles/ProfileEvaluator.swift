@@ -239,8 +239,9 @@ public enum ProfileEvaluator {
     static func statusFlags(_ w: WirelessTelegram, _ spec: StatusSpec?, _ r: inout ProfileReading) {
         func apply(_ bits: [StatusBit], _ value: UInt64, _ source: String) {
             for b in bits {
-                let mask = UInt64(b.mask.value)
-                let want = UInt64((b.match ?? b.mask).value)
+                // Masks come from a profile file: bit patterns, never a trap on a negative number.
+                let mask = UInt64(truncatingIfNeeded: b.mask.value)
+                let want = UInt64(truncatingIfNeeded: (b.match ?? b.mask).value)
                 let set = b.any == true ? value & mask != 0 : value & mask == want
                 if set && !r.alarms.contains(where: { $0.flag == b.flag }) {
                     r.alarms.append(ProfileAlarm(flag: b.flag, severity: b.severity, text: b.text ?? b.flag, source: source))
@@ -316,14 +317,15 @@ enum LayoutInterpreter {
             let raw = unsigned()
             func part(_ p: LayoutField.Bits?) -> Int? {
                 guard let p else { return nil }
-                return Int((raw >> UInt64(max(0, min(63, p.shift)))) & ((1 << UInt64(max(0, min(32, p.bits)))) - 1)) + (p.add ?? 0)
+                // `add` comes from a profile file; a wrapped sum is refused by the date check that follows.
+                return Int((raw >> UInt64(max(0, min(63, p.shift)))) & ((1 << UInt64(max(0, min(32, p.bits)))) - 1)) &+ (p.add ?? 0)
             }
             guard let day = part(f.day), let month = part(f.month) else { return .absent }
             var year: Int
             if let y = part(f.year) {
                 year = y
             } else if let a = f.after, case .date(let ref)? = dates.first(where: { $0.name == a })?.value {
-                year = (month, day) >= (ref.month, ref.day) ? ref.year : ref.year + 1
+                year = (month, day) >= (ref.month, ref.day) ? ref.year : ref.year &+ 1
             } else {
                 return .absent
             }
@@ -337,6 +339,8 @@ enum LayoutInterpreter {
     static func checked(_ t: MBusDateTime) -> Outcome {
         // All-ones dates (FFFF) are how meters say "no date yet".
         guard (1...12).contains(t.month), (1...31).contains(t.day) else { return .absent }
+        // Years outside the calendar's four digits are garbage bits, and date arithmetic on them could overflow.
+        guard (1...9999).contains(t.year) else { return .problem("year \(t.year) is not a calendar year") }
         return .value(.date(t))
     }
 }
