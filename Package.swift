@@ -47,6 +47,8 @@ let package = Package(
         .systemLibrary(
             name: "CMosquitto", pkgConfig: "libmosquitto",
             providers: [.apt(["libmosquitto-dev"])]),
+        // The kernel's clock synchronisation state (adjtimex), which Glibc's Swift module does not export.
+        .target(name: "CClock"),
 
         // Bytes in, typed values out: frame codecs, telegram decoders, bus masters, dongles, Modbus.
         .target(
@@ -85,7 +87,7 @@ let package = Package(
         .executableTarget(
             name: "gatewayd",
             dependencies: [
-                "Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake", "CUSB", "CModbus",
+                "Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake", "CUSB", "CModbus", "CClock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 // The status socket and the metrics endpoint are served by Hummingbird; `gatewayd status`
                 // asks the socket through async-http-client.

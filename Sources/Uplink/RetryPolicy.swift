@@ -41,7 +41,21 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 }
 
-/// A sleep that ends early when signalled (new readings, credentials changed, shutdown) or cancelled.
+/// How the uploader waits: real time in the daemon, a clock the test controls in virtual-time tests.
+/// `sleep` returns early (without throwing) when the task is cancelled.
+public protocol UplinkSleeper: Sendable {
+    func sleep(for duration: Duration) async
+}
+
+/// Real time: `Task.sleep`.
+public struct TaskSleeper: UplinkSleeper {
+    public init() {}
+    public func sleep(for duration: Duration) async { try? await Task.sleep(for: duration) }
+}
+
+/// A sleep that ends early when signalled or cancelled. The uploader keeps two: one that new readings
+/// wake (idle workers), and one that only shutdown and new credentials wake (backoff, Retry-After), so
+/// a steady stream of readings cannot cut the wait the portal asked for.
 final class Wakeup: Sendable {
     private struct State {
         var generation = 0
@@ -49,8 +63,11 @@ final class Wakeup: Sendable {
         var nextID = 0
     }
     private let state = Mutex(State())
+    private let sleeper: any UplinkSleeper
 
-    init() {}
+    init(sleeper: any UplinkSleeper = TaskSleeper()) {
+        self.sleeper = sleeper
+    }
 
     /// Wakes every current sleeper.
     func signal() {
@@ -67,7 +84,7 @@ final class Wakeup: Sendable {
     func sleep(for duration: Duration) async {
         let generation = state.withLock { $0.generation }
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: duration) }
+            group.addTask { await self.sleeper.sleep(for: duration) }
             group.addTask { await self.waitForSignal(after: generation) }
             await group.next()
             group.cancelAll()

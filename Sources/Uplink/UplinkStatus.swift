@@ -59,6 +59,8 @@ public struct UplinkStatus: Sendable, Hashable {
     public var authorizationFailures = 0
     /// Batches split after a 413.
     public var splits = 0
+    /// HTTP 400 answers that named no reading of the batch: the batch was held, not deleted.
+    public var batchesHeld = 0
     public var alarmsSent = 0
     public var alarmsDropped = 0
     public var healthReportsSent = 0

@@ -25,6 +25,8 @@ public struct UploaderConfiguration: Sendable {
     public var healthInterval: Duration? = .seconds(300)
     /// Alarms held in memory while the portal is unreachable; the oldest are dropped beyond this.
     public var maxQueuedAlarms = 1_000
+    /// How the uploader waits (idle polls, backoff, Retry-After): real time unless a test injects a clock.
+    public var sleeper: any UplinkSleeper = TaskSleeper()
 
     public init() {}
 }
@@ -46,7 +48,8 @@ public struct RegistryDocument: Sendable, Hashable {
 /// - Transient failures (5xx, 429, timeouts, resets) retry the same batch (same id: idempotent) with
 ///   full-jitter exponential backoff, never shorter than the portal's Retry-After.
 /// - A 400 naming readings rejects those at the source (quarantine) and reports them; the rest are
-///   acknowledged.
+///   acknowledged. A 400 naming none of the batch's readings holds the batch (retried with backoff, an
+///   alarm through `onBatchHeld`): a proxy or WAF can answer 400, and that must not delete readings.
 /// - A 401/403 pauses uploading (state `.unauthorized`), keeps the lease, retries slowly and at once
 ///   when a credential file changes. The source keeps buffering meanwhile.
 /// - Queued alarms go first, then alarm readings, then fresh readings, then the backlog.
@@ -57,6 +60,8 @@ public final class Uploader: Service, Sendable {
     public typealias ApplyRegistry = @Sendable (RegistryDocument) async throws -> Void
     public typealias HealthProvider = @Sendable () async -> HealthReport
     public typealias RejectedReadings = @Sendable (_ readingIDs: [String], _ reason: String) async -> Void
+    /// A batch is held (`held` true, with the reason) or released again (`held` false).
+    public typealias BatchHeld = @Sendable (_ reason: String, _ held: Bool) async -> Void
 
     private let transport: any PortalTransport
     private let source: any UplinkBatchSource
@@ -65,6 +70,7 @@ public final class Uploader: Service, Sendable {
     private let applyRegistry: ApplyRegistry?
     private let healthProvider: HealthProvider?
     private let onReadingsRejected: RejectedReadings?
+    private let onBatchHeld: BatchHeld?
 
     private struct Shared {
         var status: UplinkStatus
@@ -73,17 +79,23 @@ public final class Uploader: Service, Sendable {
         var alarms: [PortalAlarm] = []
         var learnedMaxBytes: Int
         var failureStreak = 0
+        /// Consecutive 400s that named no reading (the batch is held meanwhile).
+        var heldStreak = 0
     }
     private let shared: Mutex<Shared>
-    /// Wakes idle and backing-off workers.
-    private let work = Wakeup()
+    /// Wakes idle workers: new readings, new alarms, new credentials, shutdown.
+    private let work: Wakeup
+    /// Wakes workers waiting out a backoff or a Retry-After: only shutdown and new credentials. New
+    /// readings must not: they arrive every few seconds and would turn a 30 s Retry-After into 2 s.
+    private let backoff: Wakeup
     /// Wakes the registry and health loops.
-    private let periodic = Wakeup()
+    private let periodic: Wakeup
 
     public init(transport: any PortalTransport, source: any UplinkBatchSource,
                 configuration: UploaderConfiguration = UploaderConfiguration(), logger: Logger,
                 registryETag: String? = nil, applyRegistry: ApplyRegistry? = nil,
-                healthProvider: HealthProvider? = nil, onReadingsRejected: RejectedReadings? = nil) {
+                healthProvider: HealthProvider? = nil, onReadingsRejected: RejectedReadings? = nil,
+                onBatchHeld: BatchHeld? = nil) {
         self.transport = transport
         self.source = source
         self.configuration = configuration
@@ -91,9 +103,13 @@ public final class Uploader: Service, Sendable {
         self.applyRegistry = applyRegistry
         self.healthProvider = healthProvider
         self.onReadingsRejected = onReadingsRejected
+        self.onBatchHeld = onBatchHeld
         var status = UplinkStatus(endpoint: transport.endpointDescription)
         status.registryETag = registryETag
         shared = Mutex(Shared(status: status, learnedMaxBytes: configuration.maxBytes))
+        work = Wakeup(sleeper: configuration.sleeper)
+        backoff = Wakeup(sleeper: configuration.sleeper)
+        periodic = Wakeup(sleeper: configuration.sleeper)
     }
 
     // MARK: Public controls
@@ -101,13 +117,14 @@ public final class Uploader: Service, Sendable {
     /// A snapshot for `gatewayd status`, metrics and health.
     public var status: UplinkStatus { shared.withLock { $0.status } }
 
-    /// New readings were buffered: wake idle workers.
+    /// New readings were buffered: wake idle workers (never one waiting out a backoff or Retry-After).
     public func readingsAvailable() { work.signal() }
 
     /// Credentials were replaced (SIGHUP, a new token): end an unauthorized pause now.
     public func credentialsChanged() {
         shared.withLock { $0.credentialGeneration += 1 }
         work.signal()
+        backoff.signal()
         periodic.signal()
     }
 
@@ -196,6 +213,7 @@ public final class Uploader: Service, Sendable {
             s.status.state = .draining
         }
         work.signal()
+        backoff.signal()
         periodic.signal()
     }
 
@@ -221,7 +239,7 @@ public final class Uploader: Service, Sendable {
                 sourceFailures += 1
                 logger.error("reading buffer failed to hand out a batch: \(error)")
                 noteFailure("reading buffer: \(error)")
-                await work.sleep(for: configuration.retry.delay(failures: sourceFailures, retryAfter: nil, using: &rng))
+                await backoff.sleep(for: configuration.retry.delay(failures: sourceFailures, retryAfter: nil, using: &rng))
                 continue
             }
             guard let batch else {
@@ -262,6 +280,7 @@ public final class Uploader: Service, Sendable {
                 let outcome = await transport.deliver(.readings(wire))
                 switch outcome {
                 case .accepted:
+                    endHold()
                     await acknowledge(leased.id, wire.readingIDs, rng: &rng)
                     failures = 0
                     // A limit learned from a 413 grows back slowly, so a one-off refusal does not
@@ -277,9 +296,30 @@ public final class Uploader: Service, Sendable {
                     break attempts
                 case .rejectedReadings(let ids, let reason):
                     let inBatch = Set(wire.readingIDs)
-                    var bad = ids.filter { inBatch.contains($0) }
-                    // A 400 that names none of this batch's readings refuses the whole batch.
-                    if bad.isEmpty { bad = wire.readingIDs }
+                    let bad = ids.filter { inBatch.contains($0) }
+                    // A 400 that names none of this batch's readings is not the portal judging readings: a
+                    // proxy, a WAF or a portal bug can answer that. Deleting the batch would lose readings
+                    // for good, so it is held (same batch, slow backoff) and an alarm says why.
+                    if bad.isEmpty {
+                        failures += 1
+                        let why = "the portal answered 400 without naming any reading of batch \(wire.id) (\(reason)); the batch is held and retried. Check a proxy or firewall between the gateway and the portal"
+                        let first = shared.withLock { s -> Bool in
+                            s.status.batchesHeld += 1
+                            defer { s.heldStreak += 1 }
+                            return s.heldStreak == 0
+                        }
+                        noteFailure(why)
+                        if first {
+                            logger.critical("\(why)", metadata: ["batch": "\(wire.id)", "readings": "\(wire.readingIDs.count)"])
+                            await onBatchHeld?(why, true)
+                        }
+                        if draining { return }
+                        await backoff.sleep(for: configuration.retry.delay(failures: failures, retryAfter: nil, using: &rng))
+                        if draining { return }
+                        shared.withLock { $0.status.retries += 1 }
+                        continue attempts
+                    }
+                    endHold()
                     let badSet = Set(bad)
                     let good = wire.readingIDs.filter { !badSet.contains($0) }
                     await rejectReadings(leased.id, bad, reason: reason, rng: &rng)
@@ -316,7 +356,7 @@ public final class Uploader: Service, Sendable {
                     noteFailure(reason)
                     if draining { return }
                     let delay = configuration.retry.delay(failures: failures, retryAfter: retryAfter, using: &rng)
-                    await work.sleep(for: delay)
+                    await backoff.sleep(for: delay)
                     if draining { return }
                     shared.withLock { $0.status.retries += 1 }
                 }
@@ -331,7 +371,7 @@ public final class Uploader: Service, Sendable {
                 return
             } catch {
                 logger.error("could not mark \(ids.count) delivered readings in the buffer (attempt \(attempt)): \(error)")
-                await work.sleep(for: configuration.retry.delay(failures: attempt, retryAfter: nil, using: &rng))
+                await backoff.sleep(for: configuration.retry.delay(failures: attempt, retryAfter: nil, using: &rng))
             }
         }
         // They stay leased and go again after a restart; the portal deduplicates them.
@@ -347,7 +387,7 @@ public final class Uploader: Service, Sendable {
                 break
             } catch {
                 logger.error("could not quarantine \(ids.count) rejected readings (attempt \(attempt)): \(error)")
-                await work.sleep(for: configuration.retry.delay(failures: attempt, retryAfter: nil, using: &rng))
+                await backoff.sleep(for: configuration.retry.delay(failures: attempt, retryAfter: nil, using: &rng))
             }
         }
         await onReadingsRejected?(ids, reason)
@@ -393,7 +433,7 @@ public final class Uploader: Service, Sendable {
             requeueAlarms(alarms)
             let streak = noteFailure(reason)
             if !draining {
-                await work.sleep(for: configuration.retry.delay(failures: streak, retryAfter: retryAfter, using: &rng))
+                await backoff.sleep(for: configuration.retry.delay(failures: streak, retryAfter: retryAfter, using: &rng))
             }
             return false
         }
@@ -454,7 +494,7 @@ public final class Uploader: Service, Sendable {
             }
             let now = clock.now
             if now >= deadline { return }
-            await work.sleep(for: min(configuration.credentialPoll, deadline - now))
+            await backoff.sleep(for: min(configuration.credentialPoll, deadline - now))
             if shared.withLock({ $0.credentialGeneration }) != generation { return }
         }
     }
@@ -509,6 +549,18 @@ public final class Uploader: Service, Sendable {
             return streak
         }
         if recovered > 0 { logger.info("portal reachable again after \(recovered) failed attempts") }
+    }
+
+    /// A held batch (400 naming no reading) finally went through: clear its alarm.
+    private func endHold() {
+        let wasHeld = shared.withLock { s -> Bool in
+            defer { s.heldStreak = 0 }
+            return s.heldStreak > 0
+        }
+        if wasHeld {
+            logger.notice("the portal accepted readings again after a 400 that named none: hold ended")
+            Task { await onBatchHeld?("", false) }
+        }
     }
 
     @discardableResult

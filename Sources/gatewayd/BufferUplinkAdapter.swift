@@ -11,7 +11,9 @@ import Uplink
 final class BufferUplinkSource: UplinkBatchSource, Sendable {
     /// Readings the portal refused for good (HTTP 400 naming them), with its reason: the daemon keeps
     /// them in a quarantine file and raises an alarm. They are deleted from the buffer.
-    typealias Quarantine = @Sendable (_ readings: [Reading], _ reason: String) async -> Void
+    /// It must throw when the readings are not safely on disk: they are deleted from the buffer only
+    /// after it returns.
+    typealias Quarantine = @Sendable (_ readings: [Reading], _ reason: String) async throws -> Void
 
     private struct Lease {
         var bufferBatch: Int64
@@ -68,9 +70,16 @@ final class BufferUplinkSource: UplinkBatchSource, Sendable {
         _ = try await settle(batchID, readingIDs)
     }
 
+    /// Quarantines first, settles after: a reading leaves the buffer only once the quarantine file holds
+    /// it. A failed quarantine throws (the uploader retries; the readings stay leased, and go out again
+    /// after a restart).
     func reject(batchID: String, readingIDs: [String], reason: String) async throws {
-        let refused = try await settle(batchID, readingIDs)
-        await quarantine?(refused, reason)
+        let refused: [Reading] = state.withLock { s in
+            guard let lease = s.leases[batchID] else { return [] }
+            return readingIDs.compactMap { lease.outstanding[$0] }
+        }
+        if !refused.isEmpty { try await quarantine?(refused, reason) }
+        _ = try await settle(batchID, readingIDs)
     }
 
     /// Takes the readings off the lease; deletes the buffer batch when nothing of it is outstanding.

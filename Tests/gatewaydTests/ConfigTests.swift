@@ -370,6 +370,26 @@ struct ConfigDiffTests {
         #expect(back.removedBuses == ["wmbus-1"])
     }
 
+    @Test("reload names what it does not apply: uplink, buffer, metrics, status need a restart; buses and keys do not")
+    func restartNeeded() throws {
+        let a = try load(baseConfig)
+        let uplink = try load(baseConfig.replacingOccurrences(of: "insecure = true", with: "insecure = true\nbatch_readings = 50"))
+        #expect(a.changes(to: uplink).needsRestart == [.uplink])
+        #expect(a.changes(to: uplink).appliedNow.isEmpty)
+        let buses = try load(baseConfig.replacingOccurrences(of: "kaisai-r290-monoblock", with: "nibe-s-series")
+                             + "\n[schedules.bus.line-1]\ninterval = \"1h\"\n")
+        #expect(buses.changes(to: a).needsRestart.isEmpty)
+        #expect(a.changes(to: buses).appliedNow == [.buses, .schedules])
+        var moved = a
+        moved.buffer.path = "/var/lib/gatewayd/other.sqlite"
+        moved.metrics.enabled.toggle()
+        moved.status.path = "/run/gatewayd/other.sock"
+        #expect(a.changes(to: moved).needsRestart == [.buffer, .metrics, .status])
+        var identity = a
+        identity.gatewayID = "gw-other"
+        #expect(a.changes(to: identity).needsRestart == [.identity])
+    }
+
     @Test("a Modbus device's profile or a schedule counts as a change")
     func deeper() throws {
         let a = try load(baseConfig)

@@ -58,6 +58,8 @@ struct DaemonTests {
 
             [buffer]
             path = "\(dir)/buffer.sqlite"
+            # The test host may have no RTC and an unsynchronised kernel clock (a container).
+            clock_sync = "off"
 
             [uplink]
             transport = "https"

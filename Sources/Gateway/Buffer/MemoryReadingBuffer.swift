@@ -87,6 +87,7 @@ public actor MemoryReadingBuffer: ReadingBuffer {
         s.pending = readings.count - leases.count
         s.leased = leases.count
         s.waitingForClock = readings.values.filter { !$0.clockSynchronised }.count
+        s.newestWaitingReceivedAt = readings.values.filter { !$0.clockSynchronised }.map(\.receivedAt).max()
         s.oldestPendingReceivedAt = readings.values.filter { leases[$0.id!] == nil }.map(\.receivedAt).min()
         return s
     }

@@ -109,6 +109,8 @@ public struct BufferStatistics: Hashable, Sendable {
     /// Readings held back until the clock is synchronised.
     public var waitingForClock = 0
     public var oldestPendingReceivedAt: Int64?
+    /// The newest receive time among readings held back for the clock.
+    public var newestWaitingReceivedAt: Int64?
     public var evicted = 0
     public var rejected = 0
     public var delivered = 0

@@ -2,21 +2,44 @@ import Drivers
 import Foundation
 import GRDB
 
+/// How big the buffer may grow and what it keeps beside the database.
+public struct BufferOptions: Sendable, Hashable {
+    /// Readings kept at most; the oldest (by class) are evicted beyond.
+    public var capacity: Int = 2_000_000
+    /// Bytes of database pages in use at most (SQLite pages holding readings, not the file's size: freed
+    /// pages are reused, the file does not shrink). Nil: only `capacity`.
+    public var maxBytes: Int64?
+    /// Space kept free on the filesystem for eviction and start-up on a full disk.
+    public var headroomBytes = 4 << 20
+    /// Ids reserved per write of the id mark file.
+    public var idBlock: Int64 = 100_000
+
+    public init(capacity: Int = 2_000_000, maxBytes: Int64? = nil) {
+        self.capacity = capacity
+        self.maxBytes = maxBytes
+    }
+}
+
 /// The durable store-and-forward buffer: SQLite in WAL mode through GRDB.
 ///
 /// - `append` commits one transaction per call; only then are the readings accepted.
-/// - Ids come from an AUTOINCREMENT key: monotonic per gateway and never reused, even after deletes.
-/// - Leases are in the table, and cleared at start, so readings leased when the process died are
-///   handed out again (at least once; the portal deduplicates by id).
-/// - Over the cap, or when the disk is full, the eviction policy deletes the oldest readings of the
-///   lowest class and reports it as an event.
-/// - A database that fails its integrity check at start is moved aside and a fresh one is started.
+/// - Ids come from an AUTOINCREMENT key and never repeat for a gateway, even across a quarantined or
+///   deleted database: a high-water mark outside the database (`ReadingIDMark`) is reserved before use.
+/// - Leases are in the table, and cleared at start by the owning process, so readings leased when the
+///   process died are handed out again (at least once; the portal deduplicates by id). A second process
+///   (`gatewayd reading add` while the daemon runs) appends without touching leases.
+/// - Over the cap (readings or bytes), or when the disk is full, the eviction policy deletes the oldest
+///   readings of the lowest class and reports it as an event. Headroom kept on the filesystem lets
+///   eviction and start-up work on a full disk.
+/// - Only a database that is damaged (not a database, failed integrity check) is moved aside and a
+///   fresh one started. Any other open error (permissions, read-only, busy) fails loudly with the fix.
 ///
 /// The actor runs on its own thread: SQLite calls block (fsync on commit), and must not stall the
 /// shared concurrency pool.
 public actor SQLiteReadingBuffer: ReadingBuffer {
     public nonisolated let path: String
     public let capacity: Int
+    public let options: BufferOptions
     private let executor: ThreadExecutor
     private var pool: DatabasePool
     private var names: [String: Int64] = [:]
@@ -24,31 +47,67 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
     private var events: [BufferEvent] = []
     private var stats = BufferStatistics()
     /// Rows in the reading table, kept in step with every insert and delete: counting 2 million rows on
-    /// each append would make ingest slower the fuller the buffer gets.
+    /// each append would make ingest slower the fuller the buffer gets. Refreshed from the database with
+    /// the statistics, as another process may have appended.
     private var storedCount = 0
+    private var idMark: ReadingIDMark
+    private let databaseID: String
+    private let headroom: BufferHeadroom
+    /// Held while this process owns the buffer; nil in a second process.
+    private let owner: BufferOwnerLock?
+    /// Appends since the size was last checked against `maxBytes`.
+    private var appendsSinceSizeCheck = 0
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    /// Opens (or creates) the buffer at `path`. A corrupt database is quarantined, never fatal.
+    /// True when this process owns the buffer (no other process had it open as owner).
+    public var isOwner: Bool { owner != nil }
+
     public init(path: String, capacity: Int = 2_000_000) throws(BufferError) {
+        try self.init(path: path, options: BufferOptions(capacity: capacity))
+    }
+
+    /// Opens (or creates) the buffer at `path`. A damaged database is quarantined; any other problem
+    /// throws, saying what to fix.
+    public init(path: String, options: BufferOptions) throws(BufferError) {
         self.path = path
-        self.capacity = capacity
+        self.options = options
+        capacity = options.capacity
         executor = ThreadExecutor(name: "reading buffer")
+        owner = BufferOwnerLock(path: path + ".owner")
+        headroom = BufferHeadroom(path: path + ".headroom", bytes: owner == nil ? 0 : options.headroomBytes)
+        idMark = ReadingIDMark(path: path + ".ids", block: options.idBlock)
         var startupEvents: [BufferEvent] = []
         do {
-            pool = try Self.open(path)
-        } catch {
+            pool = try Self.openReleasingHeadroom(path, headroom)
+        } catch let error where Self.isDamage(error) {
             let aside = Self.quarantine(path)
             startupEvents.append(.quarantined(path: aside, reason: "\(error)"))
-            do { pool = try Self.open(path) } catch {
-                throw BufferError(.storage, "cannot create a reading buffer at \(path): \(error)")
+            do { pool = try Self.openReleasingHeadroom(path, headroom) } catch {
+                throw BufferError(.storage, Self.advice(path, error))
             }
+        } catch {
+            throw BufferError(.storage, Self.advice(path, error))
         }
         events = startupEvents
         do {
-            try pool.write { db in
-                // Readings leased to an upload that never finished go out again.
-                try db.execute(sql: "UPDATE reading SET lease = NULL WHERE lease IS NOT NULL")
+            let isOwner = owner != nil
+            let mark = idMark
+            databaseID = try pool.write { db in
+                if isOwner {
+                    // Readings leased to an upload that never finished go out again.
+                    try db.execute(sql: "UPDATE reading SET lease = NULL WHERE lease IS NOT NULL")
+                }
+                let id = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'database_id'") ?? ""
+                // A database the id mark was not written for continues above every id handed out before.
+                if let floor = mark.floor(forDatabase: id) {
+                    let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'reading'") ?? 0
+                    if seq < floor {
+                        try db.execute(sql: "DELETE FROM sqlite_sequence WHERE name = 'reading'")
+                        try db.execute(sql: "INSERT INTO sqlite_sequence (name, seq) VALUES ('reading', ?)", arguments: [floor])
+                    }
+                }
+                return id
             }
             storedCount = try pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM reading") ?? 0 }
             let rows = try pool.read { db in try Row.fetchAll(db, sql: "SELECT id, text FROM name") }
@@ -59,11 +118,65 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
                 namesByID[id] = text
             }
         } catch {
-            throw BufferError(.storage, "cannot prepare the reading buffer at \(path): \(error)")
+            throw BufferError(.storage, Self.advice(path, error))
         }
+        headroom.restore()
     }
 
     deinit { executor.shutdown() }
+
+    /// Damage, as opposed to a database that cannot be reached: only damage is a reason to move the
+    /// file aside (and with it every pending reading).
+    static func isDamage(_ error: any Error) -> Bool {
+        guard let e = error as? DatabaseError else { return false }
+        return e.resultCode == .SQLITE_CORRUPT || e.resultCode == .SQLITE_NOTADB
+    }
+
+    static func isDiskFull(_ error: any Error) -> Bool {
+        if let e = error as? DatabaseError { return e.resultCode == .SQLITE_FULL }
+        if let e = error as? ReadingIDMark.MarkError { return e.isNoSpace }
+        return false
+    }
+
+    /// What went wrong and what to do, for an error that is not damage.
+    static func advice(_ path: String, _ error: any Error) -> String {
+        let dir = (path as NSString).deletingLastPathComponent
+        let code = (error as? DatabaseError)?.resultCode
+        switch code {
+        case .SQLITE_READONLY?, .SQLITE_PERM?, .SQLITE_CANTOPEN?, .SQLITE_AUTH?:
+            return """
+                cannot open the reading buffer \(path) for writing (\(error)). Pending readings are kept in \
+                it; nothing was moved. Check that \(dir) and the buffer files belong to the gatewayd user \
+                (`sudo chown -R gatewayd: \(dir)`), that \(path) is a file, and that the filesystem is \
+                not read-only (`findmnt -T \(dir)`)
+                """
+        case .SQLITE_BUSY?, .SQLITE_LOCKED?:
+            return """
+                the reading buffer \(path) is locked by another process (\(error)). Is a second gatewayd \
+                running? `fuser -v \(path)` shows who holds it
+                """
+        case .SQLITE_FULL?:
+            return "the disk holding \(path) is full (\(error)); free space (`df -h \(dir)`) and start again"
+        default:
+            return "cannot open the reading buffer \(path): \(error). Pending readings are kept in it; nothing was moved"
+        }
+    }
+
+    /// Opens; on a full disk gives back the headroom and tries once more.
+    private static func openReleasingHeadroom(_ path: String, _ headroom: BufferHeadroom) throws -> DatabasePool {
+        do {
+            return try open(path)
+        } catch let error where isDiskFull(error) || isOutOfSpaceIO(error) {
+            guard headroom.release() else { throw error }
+            return try open(path)
+        }
+    }
+
+    /// SQLite reports a failed -shm or -wal creation on a full disk as an I/O error or CANTOPEN.
+    private static func isOutOfSpaceIO(_ error: any Error) -> Bool {
+        guard let e = error as? DatabaseError else { return false }
+        return e.resultCode == .SQLITE_IOERR || e.resultCode == .SQLITE_CANTOPEN
+    }
 
     static func open(_ path: String) throws -> DatabasePool {
         var config = Configuration()
@@ -119,6 +232,12 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
                 CREATE TABLE batch (id INTEGER PRIMARY KEY AUTOINCREMENT);
                 """)
         }
+        // Which database this is, for the id mark: a replaced database continues above the old ids.
+        migrator.registerMigration("v2-identity") { db in
+            try db.execute(sql: "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('database_id', ?)",
+                           arguments: [UUID().uuidString.replacingOccurrences(of: "-", with: "")])
+        }
         try migrator.migrate(pool)
         return pool
     }
@@ -140,10 +259,16 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
         guard !batch.isEmpty else { return [] }
         do {
             return try insert(batch)
-        } catch let e as DatabaseError where e.resultCode == .SQLITE_FULL {
-            // Disk full: make room by the eviction policy, then try once more.
+        } catch let error where Self.isDiskFull(error) {
+            // Disk full: give back the headroom so eviction (which writes to the WAL too) can run, make
+            // room by the eviction policy, let the WAL start over, then try once more.
+            let released = headroom.release()
             let freed = evict(count: max(batch.count, 1000), reason: "the disk is full")
-            if freed > 0, let ids = try? insert(batch) { return ids }
+            checkpoint()
+            if freed > 0, let ids = try? insert(batch) {
+                if released { headroom.restore() }
+                return ids
+            }
             stats.rejected += batch.count
             events.append(.rejected(count: batch.count, reason: "the disk is full even after evicting \(freed) readings"))
             throw BufferError(.diskFull, "the disk holding \(path) is full: \(batch.count) readings were not stored; free space or lower the buffer cap")
@@ -152,11 +277,21 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
         }
     }
 
+    /// Lets the WAL start over from its beginning (it does not shrink, so it needs no new disk space).
+    private func checkpoint() {
+        _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.restart) }
+    }
+
     private func insert(_ batch: [Reading]) throws -> [Int64] {
         var ids: [Int64] = []
         ids.reserveCapacity(batch.count)
         var newNames: [(String, Int64)] = []
+        var mark = idMark
+        let databaseID = databaseID
         try pool.write { db in
+            // The ids this transaction will use must be covered by the mark on disk before it commits.
+            let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'reading'") ?? 0
+            try mark.cover(seq + Int64(batch.count), database: databaseID)
             let statement = try db.cachedStatement(sql: """
                 INSERT INTO reading (class, device, quantity, unit, source, value, raw, meter_time, received, synced, position, status, rssi)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -174,6 +309,7 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
                 ids.append(db.lastInsertedRowID)
             }
         }
+        idMark = mark
         // Only after the commit: the cache must not know names of a rolled-back transaction.
         for (text, id) in newNames {
             names[text] = id
@@ -183,7 +319,31 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
         if storedCount > capacity {
             evict(count: storedCount - capacity, reason: "the buffer holds at most \(capacity) readings")
         }
+        enforceMaxBytes()
         return ids
+    }
+
+    /// Keeps the pages in use under `maxBytes`: evicts the share of readings by which it is over (and
+    /// 1% more, so it does not run on every append). Checked every 16 appends; a page count is cheap.
+    private func enforceMaxBytes() {
+        guard let maxBytes = options.maxBytes else { return }
+        appendsSinceSizeCheck += 1
+        guard appendsSinceSizeCheck >= 16 else { return }
+        appendsSinceSizeCheck = 0
+        guard let used = try? usedBytes(), used > maxBytes, storedCount > 0 else { return }
+        let share = Double(used - maxBytes) / Double(used)
+        let count = min(storedCount, Int((Double(storedCount) * share).rounded(.up)) + storedCount / 100 + 1)
+        evict(count: count, reason: "the buffer may use at most \(maxBytes) bytes")
+    }
+
+    /// Bytes of pages holding data (the file's pages less the free list).
+    func usedBytes() throws -> Int64 {
+        try pool.read { db in
+            let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 0
+            return (pages - free) * size
+        }
     }
 
     private func intern(_ text: String, _ db: Database, _ pending: inout [(String, Int64)]) throws -> Int64 {
@@ -243,7 +403,7 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
                 for row in rows {
                     let id: Int64 = row[0]
                     try statement.execute(arguments: [batchID, id])
-                    readings.append(reading(from: row))
+                    readings.append(reading(from: row, db))
                 }
                 return ReadingBatch(id: batchID, readings: readings)
             }
@@ -254,6 +414,24 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
     }
 
     func idOfName(_ text: String) -> Int64? { names[text] }
+
+    /// A name by id: from the cache, or from the table when another process (reading add) added it.
+    private func name(_ id: Int64, _ db: Database) -> String {
+        if let text = namesByID[id] { return text }
+        guard let text = try? String.fetchOne(db, sql: "SELECT text FROM name WHERE id = ?", arguments: [id]) else { return "?" }
+        namesByID[id] = text
+        names[text] = id
+        return text
+    }
+
+    func reading(from row: Row, _ db: Database) -> Reading {
+        var r = reading(from: row)
+        r.device = name(row[2], db)
+        r.quantity = name(row[3], db)
+        r.unit = name(row[4], db)
+        r.source = name(row[5], db)
+        return r
+    }
 
     func reading(from row: Row) -> Reading {
         let position: Int64 = row[11]
@@ -320,6 +498,9 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
                 s.pending = try Int.fetchOne(db, sql: "SELECT count(*) FROM reading WHERE lease IS NULL") ?? 0
                 s.leased = try Int.fetchOne(db, sql: "SELECT count(*) FROM reading WHERE lease IS NOT NULL") ?? 0
                 s.waitingForClock = try Int.fetchOne(db, sql: "SELECT count(*) FROM reading WHERE synced = 0") ?? 0
+                if s.waitingForClock > 0 {
+                    s.newestWaitingReceivedAt = try Int64.fetchOne(db, sql: "SELECT max(received) FROM reading WHERE synced = 0")
+                }
                 s.oldestPendingReceivedAt = try Int64.fetchOne(db, sql: "SELECT min(received) FROM reading WHERE lease IS NULL AND synced = 1")
                 let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
                 let size = try Int64.fetchOne(db, sql: "PRAGMA page_size") ?? 0
@@ -327,7 +508,10 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
             }
         } catch {
             events.append(.rejected(count: 0, reason: "cannot read buffer statistics: \(error)"))
+            return s
         }
+        // Another process may have appended (reading add): the count the caps work from follows.
+        storedCount = s.pending + s.leased
         return s
     }
 

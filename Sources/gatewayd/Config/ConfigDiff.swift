@@ -30,6 +30,27 @@ struct ConfigChanges: Hashable, Sendable, CustomStringConvertible {
 
     func contains(_ section: Section) -> Bool { sections.contains(section) }
 
+    /// Sections a reload does not apply: the services that own them (buffer, uploader, endpoints) are
+    /// built once at start, and identity or demo change what everything else is keyed by. The daemon
+    /// keeps running on the old values and says so (log, status, systemd STATUS=) until a restart.
+    /// What reload does apply: buses (added, removed, changed, with their schedules), keys, and the
+    /// registry file's contents.
+    var needsRestart: [Section] {
+        let deferred: Set<Section> = [.identity, .demo, .buffer, .uplink, .metrics, .status]
+        var out = sections.intersection(deferred)
+        if registryModeChanged { out.insert(.registry) }
+        return out.sorted()
+    }
+
+    /// The registry moved between a file and the portal, or the portal sync settings changed: the
+    /// uploader's registry sync is set up at start.
+    var registryModeChanged = false
+
+    /// What the daemon applies at once on SIGHUP.
+    var appliedNow: [Section] {
+        sections.subtracting(needsRestart).sorted()
+    }
+
     /// "buses (added line-2; changed rs485-1), uplink" or "nothing".
     var description: String {
         if sections.isEmpty { return "nothing" }
@@ -54,7 +75,10 @@ extension GatewayConfig {
         if schedules != new.schedules { c.sections.insert(.schedules) }
         if buffer != new.buffer { c.sections.insert(.buffer) }
         if uplink != new.uplink { c.sections.insert(.uplink) }
-        if registry != new.registry { c.sections.insert(.registry) }
+        if registry != new.registry {
+            c.sections.insert(.registry)
+            if case .file = registry, case .file = new.registry {} else { c.registryModeChanged = true }
+        }
         if metrics != new.metrics { c.sections.insert(.metrics) }
         if status != new.status { c.sections.insert(.status) }
 

@@ -640,6 +640,7 @@ struct ConfigDecoder {
         let pathOrigin = r.node("path")?.origin
         let maxReadings = r.integer("max_readings", in: 1000...100_000_000)
         let maxBytes = readSize(&r, "max_bytes", in: 1 << 20 ... 1 << 40)
+        let clockSync: (GatewayConfig.Buffer.ClockSyncPolicy, ConfigOrigin)? = r.choice("clock_sync", "a clock policy")
         r.finish()
         if options.checkPaths, let pathOrigin {
             let directory = Self.directoryPart(path)
@@ -656,7 +657,7 @@ struct ConfigDecoder {
         }
         guard sink.problems.count == before else { return nil }
         return GatewayConfig.Buffer(path: path, maxReadings: maxReadings?.0 ?? (maxBytes == nil ? GatewayConfig.Buffer.defaultMaxReadings : nil),
-                                    maxBytes: maxBytes)
+                                    maxBytes: maxBytes, clockSync: clockSync?.0 ?? .auto)
     }
 
     /// A size in bytes: an integer, or a string with a unit ("512MiB", "1GB", "64kB").

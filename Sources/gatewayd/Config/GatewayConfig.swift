@@ -173,10 +173,23 @@ struct GatewayConfig: Hashable, Sendable {
         var path: String
         /// Most readings kept (the oldest are evicted beyond it; docs/buffer.md).
         var maxReadings: Int?
-        /// Most bytes on disk, if given; the daemon turns it into a reading cap.
+        /// Most bytes of database pages in use, if given (docs/buffer.md).
         var maxBytes: Int?
+        /// When readings are held back for an unsynchronised clock.
+        var clockSync: ClockSyncPolicy = .auto
 
         static let defaultMaxReadings = 2_000_000
+
+        /// Boards without a real-time clock boot in 1970 or at the last shutdown's time.
+        enum ClockSyncPolicy: String, Hashable, Sendable, CaseIterable {
+            /// Hold readings back while the kernel says the clock is not synchronised and the board has
+            /// no RTC (a board with an RTC keeps time across power cuts).
+            case auto
+            /// Hold readings back until the kernel (NTP, chrony, systemd-timesyncd) says synchronised.
+            case required
+            /// Trust the clock as it is (a host kept in time some other way; the demo).
+            case off
+        }
     }
 
     struct Uplink: Hashable, Sendable {

@@ -37,17 +37,9 @@ final class Daemon: Sendable {
         // 1. Registry and buffer.
         let registry = try loadRegistry(config)
         let board = StatusBoard(gateway: config.gatewayID, building: config.building, demo: config.demo)
-        let buffer: SQLiteReadingBuffer
-        do {
-            try FileManager.default.createDirectory(
-                atPath: (config.buffer.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            buffer = try SQLiteReadingBuffer(path: config.buffer.path, capacity: config.buffer.maxReadings ?? GatewayConfig.Buffer.defaultMaxReadings)
-        } catch {
-            throw DaemonStartError("cannot open the reading buffer at \(config.buffer.path): \(error)")
-        }
-        for event in await buffer.drainEvents() {
-            logger.warning("reading buffer", metadata: ["event": "\(event)"])
-        }
+        let buffer = try Self.openBuffer(config.buffer)
+        // Start-up events (a quarantine) stay in the buffer's queue: housekeeping's first round logs them
+        // and raises them as alarms, which reach the portal.
         let pipeline = ReadingPipeline(
             registry: registry, buffer: buffer,
             options: PipelineOptions(keyring: config.keys, normaliser: loadMeterProfiles()))
@@ -67,10 +59,13 @@ final class Daemon: Sendable {
         let uplink = try UplinkWiring.make(config: config, buffer: buffer, pipeline: pipeline, board: board, demo: demo, logger: logger)
         let housekeeping = Housekeeping(
             pipeline: pipeline, buffer: buffer, board: board, metrics: metrics, notifier: notifier, uplink: uplink,
-            scheduler: scheduler, stopAfter: stopAfter, stopAfterCycles: stopAfterCycles, logger: logger)
+            scheduler: scheduler, stopAfter: stopAfter, stopAfterCycles: stopAfterCycles, logger: logger,
+            clockSync: config.demo ? .off : config.buffer.clockSync)
+        // Before any bus runs: readings of an unsynchronised clock must be stamped so from the first one.
+        await housekeeping.checkClock()
         let reload = ReloadListener(
             configPath: configPath, current: config, supervisor: supervisor, context: context, notifier: notifier,
-            pipeline: pipeline, logger: logger)
+            pipeline: pipeline, board: board, logger: logger)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: supervisor),
@@ -104,6 +99,19 @@ final class Daemon: Sendable {
         }
         if let summaryPath {
             await RunSummary.write(to: summaryPath, pipeline: pipeline, buffer: buffer, portal: demo.portal, logger: logger)
+        }
+    }
+
+    /// The reading buffer as configured: its directory created, caps applied.
+    static func openBuffer(_ b: GatewayConfig.Buffer) throws -> SQLiteReadingBuffer {
+        do {
+            try FileManager.default.createDirectory(
+                atPath: (b.path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            var options = BufferOptions(capacity: b.maxReadings ?? Int.max, maxBytes: b.maxBytes.map(Int64.init))
+            if b.maxReadings == nil && b.maxBytes == nil { options.capacity = GatewayConfig.Buffer.defaultMaxReadings }
+            return try SQLiteReadingBuffer(path: b.path, options: options)
+        } catch {
+            throw DaemonStartError("cannot open the reading buffer at \(b.path): \(error)")
         }
     }
 

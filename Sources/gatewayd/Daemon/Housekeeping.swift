@@ -25,10 +25,19 @@ final class Housekeeping: Service, Sendable {
     private let alarmSince = Mutex<[String: Date]>([:])
     /// Set by the loop on every round; the watchdog pings only while the loop goes round.
     private let lastRound = Atomic<Int64>(0)
+    /// The pipeline's buffered total at the last round.
+    private let lastBuffered = Atomic<Int>(0)
+    private let clockProbe: any ClockProbe
+    private let clock: Mutex<ClockWatch>
+    /// Readings held back by an earlier run are looked at once, in the first round.
+    private let leftoversChecked = Atomic<Bool>(false)
 
     init(pipeline: ReadingPipeline, buffer: any ReadingBuffer, board: StatusBoard, metrics: GatewayMetrics,
          notifier: SystemdNotifier, uplink: UplinkWiring?, scheduler: PollScheduler, stopAfter: Duration?,
-         stopAfterCycles: Int?, logger: Logger, period: Duration = .seconds(2)) {
+         stopAfterCycles: Int?, logger: Logger, period: Duration = .seconds(2),
+         clockSync: GatewayConfig.Buffer.ClockSyncPolicy = .auto, clockProbe: any ClockProbe = KernelClockProbe()) {
+        self.clockProbe = clockProbe
+        clock = Mutex(ClockWatch(policy: clockSync))
         self.pipeline = pipeline
         self.buffer = buffer
         self.board = board
@@ -79,8 +88,49 @@ final class Housekeeping: Service, Sendable {
         }
     }
 
+    /// Looks at the clock: at start (before any bus runs) and every round. While the clock cannot be
+    /// trusted, the pipeline stamps readings as unsynchronised and the buffer holds them back; when it
+    /// can, they are shifted by the step the clock made and released.
+    func checkClock() async {
+        let state = clockProbe.read()
+        let step = clock.withLock { $0.observe(state) }
+        switch step {
+        case .none:
+            break
+        case .hold(let reason):
+            await pipeline.setClockSynchronised(false)
+            logger.warning("holding readings back until the clock can be trusted: \(reason). Check NTP (`timedatectl`) or fit an RTC; set [buffer] clock_sync = \"off\" only if the clock is kept right some other way")
+            await board.update("clock", kind: "clock", health: .degraded, detail: "waiting for synchronisation: \(reason)")
+        case .release(let offset):
+            do {
+                try await buffer.clockSynchronised(offsetMilliseconds: offset)
+                await pipeline.setClockSynchronised(true)
+                logger.notice("the clock is synchronised: held readings released", metadata: ["shifted_ms": "\(offset)"])
+                await board.update("clock", kind: "clock", health: .healthy, detail: "synchronised")
+            } catch {
+                // Stay holding: the next round tries again.
+                clock.withLock { $0.releaseFailed() }
+                logger.error("cannot release readings held for the clock: \(error)")
+            }
+        }
+        if !leftoversChecked.exchange(true, ordering: .relaxed), !clock.withLock({ $0.holding }) {
+            let s = await buffer.statistics()
+            if s.waitingForClock > 0, let newest = s.newestWaitingReceivedAt {
+                let offset = max(0, unixMilliseconds() - newest)
+                do {
+                    try await buffer.clockSynchronised(offsetMilliseconds: offset)
+                    logger.warning("released \(s.waitingForClock) readings an earlier run held back for the clock; their receive times are estimates (shifted so the newest is now)", metadata: ["shifted_ms": "\(offset)"])
+                } catch {
+                    leftoversChecked.store(false, ordering: .relaxed)
+                    logger.error("cannot release readings held for the clock: \(error)")
+                }
+            }
+        }
+    }
+
     /// One round of gathering.
     func round() async {
+        await checkClock()
         let c = await pipeline.counters()
         for (outcome, value) in [("heard", c.heard), ("decoded", c.decoded), ("failed", c.failed), ("unknown", c.unknown),
                                  ("rejected", c.rejected), ("deduplicated", c.deduplicated), ("buffered", c.buffered)] {
@@ -140,7 +190,10 @@ final class Housekeeping: Service, Sendable {
             metrics.observe(.uploadReadings, cumulative: u.readingsSent)
             metrics.observe(.uploadRetries, cumulative: u.retries)
             metrics.observe(.uploadFailures, cumulative: u.failures)
-            if c.buffered > 0 { uplink.uploader.readingsAvailable() }
+            // Only when something new was buffered since the last round (`buffered` is a running total).
+            // The uploader wakes idle workers only; backoff and Retry-After are never cut short.
+            let previous = lastBuffered.exchange(c.buffered, ordering: .relaxed)
+            if c.buffered > previous { uplink.uploader.readingsAvailable() }
         }
         let snapshot = await board.snapshot()
         for component in snapshot.components where component.kind.contains("line") {

@@ -8,7 +8,8 @@ import UnixSignals
 /// SIGHUP: read the configuration again. A broken file changes nothing and says why; a good one is
 /// applied: the registry is re-read, buses whose settings changed are restarted (the others keep
 /// running), new meter keys apply to the next telegram, and what cannot change without a restart
-/// (buffer path, uplink, endpoints) is named.
+/// (`ConfigChanges.needsRestart`: identity, demo, buffer, uplink, metrics, status, registry mode) is
+/// named in the log, the status board and systemd's STATUS=.
 final class ReloadListener: Service, Sendable {
     let configPath: String
     let supervisor: BusSupervisor
@@ -17,12 +18,19 @@ final class ReloadListener: Service, Sendable {
     let pipeline: ReadingPipeline
     let logger: Logger
     private let current: Mutex<GatewayConfig>
+    /// The configuration the daemon started with: what the restart-only sections still run on.
+    private let started: GatewayConfig
     private let reloads = Atomic<Int>(0)
+    /// Sections changed on disk that only a restart applies.
+    private let pendingRestart = Mutex<Set<String>>([])
+    let board: StatusBoard
 
     init(configPath: String, current: GatewayConfig, supervisor: BusSupervisor, context: BusContext,
-         notifier: SystemdNotifier, pipeline: ReadingPipeline, logger: Logger) {
+         notifier: SystemdNotifier, pipeline: ReadingPipeline, board: StatusBoard, logger: Logger) {
+        self.board = board
         self.configPath = configPath
         self.current = Mutex(current)
+        started = current
         self.supervisor = supervisor
         self.context = context
         self.notifier = notifier
@@ -45,7 +53,9 @@ final class ReloadListener: Service, Sendable {
         try? notifier.reloading(status: "reloading \(configPath)")
         defer {
             reloads.add(1, ordering: .relaxed)
-            try? notifier.ready(status: "reading buses")
+            let pending = pendingRestart.withLock { $0.sorted() }
+            try? notifier.ready(status: pending.isEmpty ? "reading buses"
+                                : "reading buses; restart to apply \(pending.joined(separator: ", "))")
         }
         let new: GatewayConfig
         switch GatewayConfig.load(path: configPath) {
@@ -70,10 +80,8 @@ final class ReloadListener: Service, Sendable {
         }
         let result = await supervisor.apply(context.runners(for: new))
         current.withLock { $0 = new }
-        var restartNeeded: [String] = []
-        if new.buffer != old.buffer { restartNeeded.append("buffer") }
-        if new.uplink != old.uplink { restartNeeded.append("uplink") }
-        if new.metrics != old.metrics || new.status != old.status { restartNeeded.append("local endpoints") }
+        // Against what the daemon started with: a setting changed and changed back needs nothing.
+        let restartNeeded = started.changes(to: new).needsRestart.map { "[\($0.rawValue)]" }
         if new.keys != old.keys {
             // Keys apply at once: the usual reload is an installer adding the key of a meter that showed "no key".
             await pipeline.replaceKeyring(new.keys)
@@ -85,9 +93,18 @@ final class ReloadListener: Service, Sendable {
             "buses_restarted": "\(result.restarted.joined(separator: ","))",
             "buses_stopped": "\(result.stopped.joined(separator: ","))",
         ])
+        // Still running on the old values of these: say so where a technician looks (log, status, systemctl).
+        pendingRestart.withLock { $0 = Set(restartNeeded) }
+        let pending = pendingRestart.withLock { $0.sorted() }
         if !restartNeeded.isEmpty {
-            logger.warning("SIGHUP: these settings take effect at the next restart (systemctl restart gatewayd)",
+            logger.warning("SIGHUP: changed settings not applied until a restart (systemctl restart gatewayd); still running on the old values",
                            metadata: ["settings": "\(restartNeeded.joined(separator: ", "))"])
+        }
+        if !pending.isEmpty {
+            await board.update("config", kind: "configuration", health: .degraded,
+                               detail: "changed on disk, applied at the next restart: \(pending.joined(separator: ", "))")
+        } else {
+            await board.update("config", kind: "configuration", health: .healthy, detail: "as on disk")
         }
     }
 }

@@ -18,7 +18,7 @@ struct UplinkWiring: Sendable {
 
         let quarantineDirectory = (config.buffer.path as NSString).deletingLastPathComponent
         let source = BufferUplinkSource(buffer: buffer, quarantine: { readings, reason in
-            await Quarantine.file(readings, reason: reason, directory: quarantineDirectory, logger: uplinkLogger)
+            try await Quarantine.file(readings, reason: reason, directory: quarantineDirectory, logger: uplinkLogger)
             _ = try? await pipeline.report(
                 conditions: [AlarmCondition(code: "readings_refused", priority: .major,
                                             message: "the portal refused \(readings.count) readings: \(reason)")],
@@ -48,6 +48,10 @@ struct UplinkWiring: Sendable {
             applyRegistry: registryCache.map { registryApplier(cache: $0, pipeline: pipeline, logger: uplinkLogger) },
             healthProvider: {
                 await HealthSnapshot.report(config: config, board: board, buffer: buffer, started: started)
+            },
+            onBatchHeld: { reason, held in
+                let conditions = held ? [AlarmCondition(code: "uplink_batch_held", priority: .major, message: reason)] : []
+                _ = try? await pipeline.report(conditions: conditions, device: "gateway", scope: "uplink_hold", at: unixMilliseconds())
             })
         return UplinkWiring(uploader: uploader, transport: transport, source: source)
     }
@@ -96,29 +100,49 @@ func registryApplier(cache: String, pipeline: ReadingPipeline, logger: Logger) -
 /// Readings the portal refused for good are kept in a JSON-lines file beside the buffer, so nothing
 /// is silently lost; an operator can inspect and resubmit them.
 enum Quarantine {
-    static func file(_ readings: [Reading], reason: String, directory: String, logger: Logger) async {
+    struct WriteError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// Appends one JSON line per reading (every field the portal would have had, as in
+    /// docs/portal-api.md, plus the reason and when) and fsyncs the file before returning. Throws when
+    /// the readings are not on disk; the caller then keeps them in the buffer.
+    static func file(_ readings: [Reading], reason: String, directory: String, logger: Logger) async throws {
         let path = directory + "/quarantine.jsonl"
-        var text = ""
+        var bytes: [UInt8] = []
+        let quarantinedAt = unixMilliseconds()
+        // {"quarantined_at":…,"reason":"…","reading":{…the reading exactly as the portal format…}}
+        let head = Array(#"{"quarantined_at":\#(quarantinedAt),"reason":"#.utf8) + Array(try JSONEncoder().encode(reason))
+            + Array(#","reading":"#.utf8)
         for r in readings {
-            let line: [String: String] = [
-                "id": r.id.map(String.init) ?? "", "device": r.device, "quantity": r.quantity, "value": "\(r.value)",
-                "unit": r.unit, "received_at": "\(r.receivedAt)", "reason": reason,
-            ]
-            if let data = try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) {
-                text += String(decoding: data, as: UTF8.self) + "\n"
+            let reading = BufferUplinkSource.uplinkReading(r, id: r.id.map(String.init) ?? "")
+            bytes += head
+            bytes += reading.json
+            bytes += Array("}\n".utf8)
+        }
+        let created = access(path, F_OK) != 0
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+        guard fd >= 0 else {
+            throw WriteError(description: "cannot open the quarantine file \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw WriteError(description: "cannot write the quarantine file \(path): \(String(cString: strerror(errno)))")
             }
+            offset += n
         }
-        guard let handle = FileHandle(forWritingAtPath: path) ?? {
-            FileManager.default.createFile(atPath: path, contents: nil)
-            return FileHandle(forWritingAtPath: path)
-        }() else {
-            logger.error("cannot write the quarantine file; refused readings are only in this log", metadata: ["path": "\(path)", "count": "\(readings.count)"])
-            return
+        guard fsync(fd) == 0 else {
+            throw WriteError(description: "cannot fsync the quarantine file \(path): \(String(cString: strerror(errno)))")
         }
-        defer { try? handle.close() }
-        _ = try? handle.seekToEnd()
-        try? handle.write(contentsOf: Data(text.utf8))
-        try? handle.synchronize()
+        if created {
+            // The new name must survive a power cut too.
+            let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dir >= 0 { _ = fsync(dir); close(dir) }
+        }
         logger.warning("portal refused readings; kept in the quarantine file", metadata: ["path": "\(path)", "count": "\(readings.count)", "reason": "\(reason)"])
     }
 }

@@ -1,0 +1,2 @@
+/* Header-only shim; SwiftPM needs one C source in a C target. */
+#include "cclock.h"
