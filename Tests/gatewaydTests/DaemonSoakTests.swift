@@ -115,7 +115,7 @@ struct DaemonSoakTests {
             serial = "KHP-R290-0007-001"
 
             [schedules]
-            interval = "2s"
+            interval = "10s"
             jitter = "1s"
 
             [buffer]

@@ -197,6 +197,9 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
         // FULL set there never took effect (strace: no fsync at all on commit). Read back: this is the
         // buffer's durability promise, so a connection that did not take it is refused.
         try pool.barrierWriteWithoutTransaction { db in
+            // Freed pages can go back to the filesystem (`incremental_vacuum` on disk pressure). Takes
+            // effect only on a new, empty database (before the migrations); older ones reuse free pages.
+            try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
             try db.execute(sql: "PRAGMA synchronous = FULL")
             let level = try Int.fetchOne(db, sql: "PRAGMA synchronous")
             guard level == 2 else {
@@ -260,13 +263,13 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
         do {
             return try insert(batch)
         } catch let error where Self.isDiskFull(error) {
-            // Disk full: give back the headroom so eviction (which writes to the WAL too) can run, make
-            // room by the eviction policy, let the WAL start over, then try once more.
-            let released = headroom.release()
-            let freed = evict(count: max(batch.count, 1000), reason: "the disk is full")
-            checkpoint()
+            // Disk full: give back the headroom so the WAL can be checkpointed and eviction (which
+            // writes to the WAL too) can run, make room by the eviction policy, hand the freed pages back
+            // to the filesystem, then try once more.
+            headroom.release()
+            let freed = relieveDiskPressure(count: max(batch.count, 1000), reason: "the disk is full")
             if freed > 0, let ids = try? insert(batch) {
-                if released { headroom.restore() }
+                headroom.restore()
                 return ids
             }
             stats.rejected += batch.count
@@ -277,9 +280,40 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
         }
     }
 
-    /// Lets the WAL start over from its beginning (it does not shrink, so it needs no new disk space).
+    /// Evicts, returns the freed pages to the filesystem (incremental vacuum) and truncates the WAL, so
+    /// the space is free on disk again and the headroom can be allocated anew.
+    @discardableResult
+    private func relieveDiskPressure(count: Int, reason: String) -> Int {
+        // First the WAL into the database, so the eviction's own writes find WAL space.
+        checkpoint()
+        let freed = evict(count: count, reason: reason)
+        _ = try? pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA incremental_vacuum") }
+        checkpoint()
+        return freed
+    }
+
+    /// Copies the WAL into the database and truncates it to nothing.
     private func checkpoint() {
-        _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.restart) }
+        _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+    }
+
+    /// Free bytes on the buffer's filesystem for this process.
+    private func freeDiskBytes() -> Int64? {
+        var s = statvfs()
+        guard statvfs(path, &s) == 0 else { return nil }
+        let (bytes, overflow) = Int64(s.f_bavail).multipliedReportingOverflow(by: Int64(s.f_frsize))
+        return overflow ? Int64.max : bytes
+    }
+
+    /// Keeps the headroom free beside the headroom file: when the filesystem runs low (other files grow
+    /// too), the buffer evicts and gives pages back before SQLite ever sees a full disk.
+    private func keepDiskHeadroom() {
+        guard owner != nil, options.headroomBytes > 0, let free = freeDiskBytes() else { return }
+        if free < Int64(options.headroomBytes) {
+            let count = max(1000, storedCount / 20)
+            relieveDiskPressure(count: min(count, storedCount), reason: "the disk is nearly full (\(free) bytes free)")
+        }
+        headroom.restore()
     }
 
     private func insert(_ batch: [Reading]) throws -> [Int64] {
@@ -326,10 +360,11 @@ public actor SQLiteReadingBuffer: ReadingBuffer {
     /// Keeps the pages in use under `maxBytes`: evicts the share of readings by which it is over (and
     /// 1% more, so it does not run on every append). Checked every 16 appends; a page count is cheap.
     private func enforceMaxBytes() {
-        guard let maxBytes = options.maxBytes else { return }
         appendsSinceSizeCheck += 1
         guard appendsSinceSizeCheck >= 16 else { return }
         appendsSinceSizeCheck = 0
+        keepDiskHeadroom()
+        guard let maxBytes = options.maxBytes else { return }
         guard let used = try? usedBytes(), used > maxBytes, storedCount > 0 else { return }
         let share = Double(used - maxBytes) / Double(used)
         let count = min(storedCount, Int((Double(storedCount) * share).rounded(.up)) + storedCount / 100 + 1)
