@@ -34,6 +34,8 @@ final class GatewayMetrics: Sendable {
         case securityDowngrades = "gatewayd_security_downgrades_total"
         case strangers = "gatewayd_unknown_devices"
         case strangersEvicted = "gatewayd_unknown_devices_evicted_total"
+        case uploadHeld = "gatewayd_upload_batches_held_total"
+        case bufferWaitingForClock = "gatewayd_buffer_waiting_for_clock_readings"
 
         var help: String {
             switch self {
@@ -54,6 +56,8 @@ final class GatewayMetrics: Sendable {
             case .securityDowngrades: "Telegrams refused because a meter with a known key sent them unencrypted (alarm security_downgrade)."
             case .strangers: "Devices heard that are not in the registry, held as identity and signal only."
             case .strangersEvicted: "Unknown-device sightings dropped to stay within the table's bound (least recently heard first)."
+            case .uploadHeld: "HTTP 400 answers that named no reading of the batch: the batch was held, not deleted (alarm uplink_batch_held)."
+            case .bufferWaitingForClock: "Readings held back until the clock is synchronised (never uploaded with a wrong time)."
             }
         }
     }

@@ -150,6 +150,7 @@ final class Housekeeping: Service, Sendable {
         metrics.set(.bufferDepth, to: Double(s.pending + s.leased))
         metrics.set(.bufferOldestAge, to: age ?? 0)
         metrics.observe(.bufferEvicted, cumulative: s.evicted)
+        metrics.set(.bufferWaitingForClock, to: Double(s.waitingForClock))
         for event in await buffer.drainEvents() {
             logger.warning("reading buffer", metadata: ["event": "\(event)"])
             _ = try? await pipeline.report(
@@ -190,6 +191,7 @@ final class Housekeeping: Service, Sendable {
             metrics.observe(.uploadReadings, cumulative: u.readingsSent)
             metrics.observe(.uploadRetries, cumulative: u.retries)
             metrics.observe(.uploadFailures, cumulative: u.failures)
+            metrics.observe(.uploadHeld, cumulative: u.batchesHeld)
             // Only when something new was buffered since the last round (`buffered` is a running total).
             // The uploader wakes idle workers only; backoff and Retry-After are never cut short.
             let previous = lastBuffered.exchange(c.buffered, ordering: .relaxed)
