@@ -68,7 +68,7 @@ public final class HTTPSTransport: PortalTransport {
               configuration.gatewayID.utf8.allSatisfy({ Self.pathSafe.contains($0) }) else {
             throw UplinkConfigurationError("gateway id '\(configuration.gatewayID)' must be 1+ characters of A-Z a-z 0-9 . _ : -")
         }
-        if !isHTTPS && !configuration.insecure && !Self.isLoopback(base) {
+        if !isHTTPS && !configuration.insecure && !LoopbackHost.isLoopback(url: base) {
             throw UplinkConfigurationError("portal URL '\(base)' is plain http to a non-loopback host; use https (or set insecure, which is not for production)")
         }
         if configuration.bearerTokenPath == nil && configuration.clientCertificatePath == nil {
@@ -282,19 +282,6 @@ public final class HTTPSTransport: PortalTransport {
     }
 
     static let pathSafe: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-".utf8))
-
-    static func isLoopback(_ url: String) -> Bool {
-        guard let schemeEnd = url.firstRange(of: "://") else { return false }
-        var rest = url[schemeEnd.upperBound...]
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
-        let host: Substring
-        if rest.hasPrefix("[") {
-            host = rest.dropFirst().prefix { $0 != "]" }
-        } else {
-            host = rest.prefix { $0 != ":" }
-        }
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
 }
 
 extension String {

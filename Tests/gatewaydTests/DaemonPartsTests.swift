@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Prometheus
 import Testing
 @testable import gatewayd
 
@@ -18,12 +19,17 @@ struct DaemonPartsTests {
         #expect(text.contains("# HELP gatewayd_telegrams_total"))
     }
 
-    @Test("metrics are served on loopback only")
-    func metricsLoopbackOnly() {
-        #expect(LocalEndpoints.isLoopback("127.0.0.1"))
-        #expect(LocalEndpoints.isLoopback("::1"))
-        #expect(!LocalEndpoints.isLoopback("0.0.0.0"))
-        #expect(!LocalEndpoints.isLoopback("192.168.1.10"))
+    @Test("metrics are served on loopback only: a name that merely starts with 127. is refused")
+    func metricsLoopbackOnly() throws {
+        let registry = PrometheusCollectorRegistry()
+        let logger = Logger(label: "test")
+        for host in ["0.0.0.0", "192.168.1.10", "127.evil.example", "127.0.0.1.nip.io"] {
+            #expect(throws: EndpointError.self, "\(host)") {
+                _ = try LocalEndpoints.metricsServer(host: host, port: 9464, registry: registry, logger: logger)
+            }
+        }
+        _ = try LocalEndpoints.metricsServer(host: "127.0.0.1", port: 9464, registry: registry, logger: logger)
+        _ = try LocalEndpoints.metricsServer(host: "::1", port: 9464, registry: registry, logger: logger)
     }
 
     @Test("journal lines: syslog priority under journald, keys and tokens redacted, one line per event")

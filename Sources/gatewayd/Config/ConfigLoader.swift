@@ -1,6 +1,7 @@
 import Drivers
 import Gateway
 import TOMLKit
+import Uplink
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -737,7 +738,7 @@ struct ConfigDecoder {
             } else {
                 sink.add(origin, "\"\(url)\" is not a URL; expected \(secure)://host[:port]\(t == .https ? "/path" : "")")
             }
-            if demo, !host.isEmpty, !Self.isLoopback(host) {
+            if demo, !host.isEmpty, !LoopbackHost.isLoopback(host) {
                 sink.add(origin, "demo mode starts a portal sink at the uplink endpoint, so it must be on loopback (127.0.0.1); got \(host)")
             }
         }
@@ -887,11 +888,11 @@ struct ConfigDecoder {
         metrics.enabled = enabled
         if let (text, origin) = listen {
             if let parts = Self.parseURL("tcp://" + text), let port = parts.port {
-                if Self.isLoopback(parts.host) {
+                if LoopbackHost.isLoopback(parts.host) {
                     metrics.host = parts.host
                     metrics.port = port
                 } else {
-                    sink.add(origin, "\(parts.host) is not a loopback address; metrics are served on loopback only, e.g. \"127.0.0.1:\(port)\"")
+                    sink.add(origin, "\(parts.host) is not a loopback address; metrics are served on loopback only: an address in 127.0.0.0/8, ::1 or localhost (other names are not looked up), e.g. \"127.0.0.1:\(port)\"")
                 }
             } else {
                 sink.add(origin, "\"\(text)\" is not an address; expected host:port, e.g. \"127.0.0.1:9464\"")
@@ -1014,10 +1015,6 @@ struct ConfigDecoder {
         guard let first = text.utf8.first, text.utf8.count <= maximum else { return false }
         func alnum(_ c: UInt8) -> Bool { (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) }
         return alnum(first) && text.utf8.allSatisfy { alnum($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// "gatewayd.toml:12" for pointing at an earlier definition (the file's last path component).

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Uplink
 
 /// The daemon's two local endpoints, both HTTP through Hummingbird:
 /// - the status socket (a unix socket, mode 0660, group-restricted) that `gatewayd status` reads;
@@ -50,7 +51,7 @@ enum LocalEndpoints {
     static func metricsServer(
         host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger
     ) throws(EndpointError) -> some Service {
-        guard isLoopback(host) else {
+        guard LoopbackHost.isLoopback(host) else {
             throw EndpointError(
                 "metrics address \(host) is not loopback; gatewayd serves metrics on 127.0.0.1 or ::1 only "
                     + "(put a reverse proxy in front if the fleet needs it remotely)")
@@ -65,10 +66,6 @@ enum LocalEndpoints {
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "gatewayd"),
             logger: logger)
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "::1" || host == "localhost" || host.hasPrefix("127.")
     }
 
     private static func prepareSocketPath(_ path: String) throws {
