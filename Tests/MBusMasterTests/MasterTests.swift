@@ -201,6 +201,48 @@ struct MasterTests {
         second.release()
     }
 
+    /// A fresh directory per test, standing in for /run/lock.
+    static func lockDirectory(_ name: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "gatewayd-lock-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test("a new bus lock file is 0660 and given the shared group, whatever the umask")
+    func busLockFileMode() throws {
+        let dir = try Self.lockDirectory("mode")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The caller's own group stands in for "gatewayd", which need not exist on a build machine.
+        let ownGroup = try #require(getgrgid(getegid())).pointee.gr_name.map { String(cString: $0) }
+        let lock = BusLockFile(endpoint: .serial(path: "/dev/ttyAMA0"), directory: dir, group: ownGroup)
+        try lock.acquire(deadline: .now + .seconds(1))
+        defer { lock.release() }
+        var st = stat()
+        #expect(stat(lock.path, &st) == 0)
+        #expect(st.st_mode & 0o7777 == 0o660, "mode \(String(st.st_mode & 0o7777, radix: 8))")
+        #expect(st.st_gid == getegid())
+        // A group that does not exist leaves the file in the creator's group, still 0660.
+        let other = BusLockFile(endpoint: .serial(path: "/dev/ttyAMA1"), directory: dir, group: "no-such-group-\(getpid())")
+        try other.acquire(deadline: .now + .seconds(1))
+        other.release()
+        #expect(stat(other.path, &st) == 0)
+        #expect(st.st_mode & 0o7777 == 0o660)
+    }
+
+    @Test("a symbolic link planted at the lock's path is refused, and its target left alone")
+    func busLockRefusesSymlink() throws {
+        let dir = try Self.lockDirectory("link")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let victim = dir + "/buffer.sqlite"
+        try "precious".write(toFile: victim, atomically: false, encoding: .utf8)
+        let lock = BusLockFile(endpoint: .serial(path: "/dev/ttyS1"), directory: dir, group: nil)
+        #expect(symlink(victim, lock.path) == 0)
+        #expect { try lock.acquire(deadline: .now + .seconds(1)) } throws: { error in
+            (error as? TransportError)?.code == .permissionDenied
+        }
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
+    }
+
     @Test("a missing device or a file that is not a serial port gives a clear error")
     func openErrors() {
         #expect { try SerialPort(path: "/dev/ttyUSB-does-not-exist") } throws: { error in
