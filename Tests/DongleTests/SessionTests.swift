@@ -225,6 +225,9 @@ struct IdentifyTests {
         case .failure(let error):
             #expect(error.code == .transport)
             #expect(error.transport?.code == .deviceMissing)
+            // A dongle's hint, not a wired converter's: the technician looks for the right stick.
+            #expect(error.message.contains("wM-Bus dongle") && error.message.contains("gatewayd devices"))
+            #expect(!error.message.contains("level converter"))
         }
     }
 }

@@ -262,7 +262,7 @@ public actor WMBusDongle {
         let settings = SerialSettings(baudRate: configuration.baudRate ?? kind.defaultBaudRate, parity: .none, stopBits: 1)
         let port: SerialPort
         do {
-            port = try SerialPort(path: configuration.path, settings: settings)
+            port = try SerialPort(path: configuration.path, settings: settings, role: .wmbusDongle)
         } catch {
             return .failure(DongleError(.transport, error.message, transport: error))
         }
