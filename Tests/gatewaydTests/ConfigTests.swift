@@ -1,5 +1,7 @@
 import Drivers
 import Foundation
+import Logging
+import Uplink
 import Testing
 @testable import gatewayd
 
@@ -170,6 +172,37 @@ struct ConfigLoadingTests {
         #expect(config.schedules.defaults.interval == .seconds(900))
         #expect(config.keys.keys.isEmpty)
         #expect(config.sources == [scratch.main])
+    }
+
+    @Test("check and run agree on the uplink: what loads also starts, insecure without [uplink.auth] included")
+    func uplinkThatLoadsAlsoStarts() async throws {
+        let variants: [(String, String)] = [
+            ("insecure, no auth", baseConfig),
+            ("insecure, token", baseConfig + "\n[uplink.auth]\nbearer_token_file = \"token\"\n"),
+            ("https, token", baseConfig.replacingOccurrences(of: "http://127.0.0.1:18080/api/v1", with: "https://portal.example/api/v1")
+                .replacingOccurrences(of: "insecure = true", with: "insecure = false") + "\n[uplink.auth]\nbearer_token_file = \"token\"\n"),
+            ("plain http without insecure", baseConfig.replacingOccurrences(of: "insecure = true", with: "insecure = false")),
+            ("https, no auth, not insecure", baseConfig.replacingOccurrences(of: "http://", with: "https://")
+                .replacingOccurrences(of: "insecure = true", with: "insecure = false")),
+        ]
+        var started = 0
+        for (name, text) in variants {
+            let scratch = try ConfigScratch()
+            try scratch.write("token", "secret\n", mode: 0o600)
+            try scratch.write("gatewayd.toml", text)
+            guard case .success(let config) = scratch.load() else { continue }
+            let demo = try await DemoBuilding.start(config: config, logger: Logger(label: "test"))
+            defer { demo.stop() }
+            do {
+                let transport = try UplinkWiring.transport(config: config, demo: demo, logger: Logger(label: "test"))
+                await transport.shutdown()
+                started += 1
+            } catch {
+                Issue.record("\(name): config check passes it, but the uplink does not start: \(error)")
+            }
+        }
+        // The three good ones load and start; the two broken ones are refused by the check itself.
+        #expect(started == 3)
     }
 
     @Test("drop-ins apply in byte order: later values win, buses merge by name")

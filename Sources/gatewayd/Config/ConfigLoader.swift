@@ -782,10 +782,17 @@ struct ConfigDecoder {
             sink.add(origin, "missing; give [uplink.auth] bearer_token_file, or client_certificate and client_key")
         }
         guard sink.problems.count == before, let transport, let endpoint else { return nil }
-        return Uplink(transport: transport.0, endpoint: endpoint.0, host: host, port: port, auth: auth, caFile: caFile,
-                      insecure: insecure, batchReadings: batchReadings?.0 ?? 500, batchBytes: batchBytes ?? 1 << 20,
-                      healthInterval: health?.0 ?? .seconds(300),
-                      topicPrefix: transport.0 == .mqtt ? (topicPrefix?.0 ?? gatewayID.map { "gatewayd/\($0)" }) : nil)
+        let uplink = Uplink(transport: transport.0, endpoint: endpoint.0, host: host, port: port, auth: auth, caFile: caFile,
+                            insecure: insecure, batchReadings: batchReadings?.0 ?? 500, batchBytes: batchBytes ?? 1 << 20,
+                            healthInterval: health?.0 ?? .seconds(300),
+                            topicPrefix: transport.0 == .mqtt ? (topicPrefix?.0 ?? gatewayID.map { "gatewayd/\($0)" }) : nil)
+        // The transport's own start checks, so that what loads here also starts (a missing gateway_id is
+        // reported on its own line; the check then runs with a stand-in).
+        if let problem = UplinkWiring.startProblem(uplink, gatewayID: gatewayID ?? "gw", demo: demo) {
+            sink.add(endpoint.1, "the uplink would not start: \(problem)")
+            return nil
+        }
+        return uplink
     }
 
     struct URLParts {
