@@ -72,7 +72,9 @@ struct Listen: AsyncParsableCommand {
         }
         if let key { ring.defaultKey = WMBusKey(hex: key) }
         var catalog: ProfileCatalog?
-        if let dir = ProfileCatalog.defaultDirectory() {
+        let profileDirectory: String?
+        do { profileDirectory = try ProfileCatalog.defaultDirectory() } catch { throw CLIError(error.message) }
+        if let dir = profileDirectory {
             do {
                 catalog = try ProfileCatalog.load(directory: dir)
             } catch {

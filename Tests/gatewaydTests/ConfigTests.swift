@@ -119,6 +119,38 @@ struct ConfigShippedFilesTests {
         #expect(strict.allSatisfy { $0.message.contains("does not exist") || $0.message.contains("no group") })
     }
 
+    @Test("a GATEWAYD_PROFILES that is not the profiles root stops config check and run, naming the path and the expected layout")
+    func wrongProfilesRoot() throws {
+        let exe = try #require(DecodeCommandTests.executable)
+        let wmbus = Self.root.appendingPathComponent("profiles/wmbus").path
+        func run(_ arguments: [String], profiles: String) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = exe
+            p.arguments = arguments
+            p.currentDirectoryURL = Self.root
+            var environment = ProcessInfo.processInfo.environment
+            environment["GATEWAYD_PROFILES"] = profiles
+            p.environment = environment
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        // The wmbus directory itself, as one document used to say: refused, not decoded generically.
+        let check = try run(["config", "check", "seeds/demo-building/gatewayd.toml"], profiles: wmbus)
+        #expect(check.0 == 1)
+        #expect(check.1.contains("GATEWAYD_PROFILES=\(wmbus)") && check.1.contains("holding wmbus/ and modbus/"), "\(check.1)")
+        let daemon = try run(["run", "--config", "seeds/demo-building/gatewayd.toml", "--duration", "1"], profiles: "/nonexistent/profiles")
+        #expect(daemon.0 != 0)
+        #expect(daemon.1.contains("GATEWAYD_PROFILES=/nonexistent/profiles") && daemon.1.contains("nothing was started"), "\(daemon.1)")
+        // The root is accepted.
+        let good = try run(["config", "check", "seeds/demo-building/gatewayd.toml"], profiles: Self.root.appendingPathComponent("profiles").path)
+        #expect(good.0 == 0, "\(good.1)")
+    }
+
     @Test("config check exits 0 for a good file and 1 for a broken one, and --json parses")
     func commandLine() throws {
         let exe = try #require(DecodeCommandTests.executable)

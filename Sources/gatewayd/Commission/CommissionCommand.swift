@@ -124,7 +124,18 @@ struct Commission: AsyncParsableCommand {
             throw CLIError(message)
         }
 
-        let catalog = ProfileCatalog.defaultDirectory().flatMap { try? ProfileCatalog.load(directory: $0) }
+        // A wrong GATEWAYD_PROFILES or a broken profile would make every radio meter's values generic in
+        // the report: refuse instead.
+        let catalog: ProfileCatalog?
+        do {
+            if let dir = try ProfileCatalog.defaultDirectory() { catalog = try ProfileCatalog.load(directory: dir) } else { catalog = nil }
+        } catch let error as ProfileRootError {
+            await transport?.shutdown()
+            throw CLIError(error.message)
+        } catch {
+            await transport?.shutdown()
+            throw CLIError("wireless meter profiles: \(error)")
+        }
         let run = CommissioningRun(
             config: loaded, registry: deviceRegistry, keyring: keyring, catalog: catalog, demo: demoBuilding,
             options: CommissioningOptions(weakSignalBelow: weakBelow), listenSeconds: Int(listen.duration.components.seconds),

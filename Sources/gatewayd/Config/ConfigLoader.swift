@@ -21,15 +21,20 @@ struct ConfigLoadOptions: Sendable {
     /// Where Modbus profile names are looked up, after the file's own `profiles_dir`.
     var profileDirectories: [String] = ConfigLoadOptions.defaultProfileDirectories
 
+    /// Why `$GATEWAYD_PROFILES` is unusable, when it is set and is not a profiles root: a problem of the
+    /// configuration as the daemon would run it, so `config check` and `gatewayd run` both refuse it.
+    var profileRootProblem: String?
+
+    /// `$GATEWAYD_PROFILES/modbus` (when set and usable), ./profiles/modbus, the installed copy.
     static var defaultProfileDirectories: [String] {
-        var dirs: [String] = []
-        if let env = ProcessInfo.processInfo.environment["GATEWAYD_PROFILES"] { dirs.append(env) }
-        return dirs + ["profiles/modbus", "/usr/share/gatewayd/profiles/modbus"]
+        (try? ProfileRoot.modbusSearchPath()) ?? ["profiles/modbus", ProfileRoot.installed + "/modbus"]
     }
 
-    init(checkPaths: Bool = true, profileDirectories: [String] = ConfigLoadOptions.defaultProfileDirectories) {
+    init(checkPaths: Bool = true, profileDirectories: [String] = ConfigLoadOptions.defaultProfileDirectories,
+         environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.checkPaths = checkPaths
         self.profileDirectories = profileDirectories
+        do { try ProfileRoot.check(environment: environment) } catch { profileRootProblem = error.message }
     }
 }
 
@@ -53,6 +58,9 @@ extension GatewayConfig {
         }
         for overlay in tables.dropFirst() { ConfigTree.merge(overlay, into: &root) }
 
+        if let problem = options.profileRootProblem {
+            sink.add(ConfigProblem(file: path, line: nil, field: "", message: problem))
+        }
         var decoder = ConfigDecoder(sink: sink, options: options, sources: files)
         let config = decoder.decode(root)
         if let config, sink.problems.isEmpty { return .success(config) }
