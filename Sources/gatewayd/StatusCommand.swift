@@ -87,6 +87,16 @@ enum StatusTable {
             if let e = u.lastError { out += "\n  last error: \(e)" }
             out += "\n"
         }
+        if let count = s.unknownDeviceCount, count > 0 {
+            // Strangers are neighbours' meters: who and how loud, never what they sent.
+            let shown = (s.unknownDevices ?? []).prefix(10)
+            out += "unknown devices: \(count) heard, not in the registry (identity and signal only\(count > shown.count ? "; \(shown.count) most heard shown" : ""))\n"
+            out += TextTable.render(
+                header: ["id", "man", "type", "count", "best dBm", "last dBm"],
+                rows: shown.map { [$0.identification, $0.manufacturer, $0.deviceType, String($0.count),
+                                   $0.bestRssi.map(String.init) ?? "", $0.lastRssi.map(String.init) ?? ""] },
+                indent: "  ")
+        }
         if s.alarms.isEmpty {
             out += "alarms: none open\n"
         } else {

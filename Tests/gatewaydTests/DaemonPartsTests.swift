@@ -1,4 +1,6 @@
+import Drivers
 import Foundation
+import Gateway
 import Logging
 import Prometheus
 import Testing
@@ -41,6 +43,42 @@ struct DaemonPartsTests {
         let terminal = JournalLogHandler.format(level: .info, message: "ready", metadata: [:], label: "gatewayd", underJournal: false,
                                                 now: Date(timeIntervalSince1970: 0))
         #expect(terminal.hasSuffix(" INFO [gatewayd] ready\n"))
+    }
+
+    @Test("the status socket names registered devices only; strangers appear as identity, signal and counts, never bytes or values")
+    func statusShowsNoStrangerData() async throws {
+        let seeds = ConfigErrorTests.repositoryRoot.appendingPathComponent("seeds/demo-building")
+        let text = try String(contentsOf: seeds.appendingPathComponent("wmbus-replay.txt"), encoding: .utf8)
+        let telegrams = try ReplayFile.parse(text).map {
+            ReceivedTelegram(bytes: $0.bytes, rssiDBm: $0.rssiDBm, receivedAt: $0.timestamp, linkMode: $0.linkMode, receiver: "test")
+        }
+        let registry = try DeviceRegistry.load(path: seeds.appendingPathComponent("registry.json").path)
+        let board = StatusBoard(gateway: registry.gateway, building: registry.building, demo: false)
+        let pipeline = ReadingPipeline(registry: registry, buffer: MemoryReadingBuffer())
+        let runner = WirelessRunner(name: "radio", source: .command("true"), pipeline: pipeline, board: board, logger: Logger(label: "test"))
+        let encoder = LocalEndpoints.jsonEncoder
+        // One batch per telegram: after each, nothing of a stranger's telegram is on the socket.
+        for telegram in telegrams {
+            await runner.handle([telegram], counters: Tally())
+            let status = await LocalEndpoints.statusDocument(board: board, strangers: pipeline.unknownDevices)
+            let json = String(decoding: try encoder.encode(status), as: UTF8.self)
+            let rendered = StatusTable.render(status, now: Date())
+            for t in telegrams {
+                // The payload after the link header: a registered meter's bytes are not for the socket either.
+                let payload = Hex.encode(Array(t.bytes.dropFirst(10)))
+                #expect(!json.contains(payload) && !rendered.contains(payload), "raw telegram bytes on the status socket")
+            }
+            let detail = try #require(status.components.first { $0.name == "wmbus:radio" }).detail
+            #expect(detail.hasPrefix("receiving; last from wmbus:") || detail.contains("not in the registry") || detail.hasSuffix("not stored (see the log)"),
+                    "\(detail)")
+        }
+        let status = await LocalEndpoints.statusDocument(board: board, strangers: pipeline.unknownDevices)
+        let strangers = try #require(status.unknownDevices)
+        // The demo's three neighbours, by identity only.
+        #expect(Set(strangers.map(\.manufacturer)) == ["EIE", "LAS", "LSE"])
+        #expect(status.unknownDeviceCount == 3)
+        #expect(strangers.allSatisfy { $0.count == 1 && $0.lastRssi != nil })
+        #expect(StatusTable.render(status, now: Date()).contains("unknown devices: 3 heard"))
     }
 
     @Test("the status table puts the worst first and names open alarms")

@@ -80,7 +80,7 @@ final class Daemon: Sendable {
         services.append(.init(service: reload))
         do {
             services.append(.init(service: try LocalEndpoints.statusServer(
-                path: config.status.path, group: config.status.group, board: board, logger: logger)))
+                path: config.status.path, group: config.status.group, board: board, strangers: pipeline.unknownDevices, logger: logger)))
             if config.metrics.enabled {
                 services.append(.init(service: try LocalEndpoints.metricsServer(
                     host: config.metrics.host, port: config.metrics.port, registry: metrics.registry, logger: logger)))

@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import Hummingbird
 import Logging
 import NIOCore
@@ -25,15 +26,22 @@ enum LocalEndpoints {
         return d
     }()
 
+    /// What the status socket answers: the board, and the strangers as identity and signal only.
+    static func statusDocument(board: StatusBoard, strangers: UnknownDevices?) async -> DaemonStatus {
+        let status = await board.snapshot()
+        guard let strangers else { return status }
+        return status.with(unknown: await strangers.sightings())
+    }
+
     /// The status socket. A stale socket file from a killed daemon is removed first; the socket is
     /// then restricted to the owner and `group` (chgrp), so only operators can read meter state.
     static func statusServer(
-        path: String, group: String?, board: StatusBoard, logger: Logger
+        path: String, group: String?, board: StatusBoard, strangers: UnknownDevices?, logger: Logger
     ) throws -> some Service {
         try prepareSocketPath(path)
         let router = Router()
         router.get("/status") { _, _ -> Response in
-            let body = try jsonEncoder.encode(await board.snapshot())
+            let body = try jsonEncoder.encode(await statusDocument(board: board, strangers: strangers))
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
