@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import Drivers
 import Foundation
 import NIOCore
 
@@ -50,7 +51,7 @@ struct Status: AsyncParsableCommand {
             let data = try LocalEndpoints.jsonEncoder.encode(status)
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(StatusTable.render(status, now: Date()), terminator: "")
+            print(StatusTable.render(status, now: Date()), terminator: "")  // escaped by render
         }
         if status.overall != .healthy { throw ExitCode(2) }
     }
@@ -105,7 +106,8 @@ enum StatusTable {
                 out += "  [\(a.priority)] \(a.device) \(a.kind): \(a.detail) (since \(ISO8601DateFormatter().string(from: a.since)))\n"
             }
         }
-        return out
+        // Details and errors come from devices and the portal: nothing in them may drive the terminal.
+        return TerminalText.lines(out)
     }
 
     static func duration(_ seconds: Int) -> String {

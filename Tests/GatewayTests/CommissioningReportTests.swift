@@ -529,7 +529,7 @@ struct CommissioningReportTests {
         #expect(findingLines.count == 29)
         #expect(text.contains("  … and 16 more (all in the HTML and CSV reports)"))
         #expect(!text.unicodeScalars.contains("\u{1B}"))
-        #expect(text.contains("finding 0?[2J"))
+        #expect(text.contains("finding 0\\x1B[2J"))
         r.findings = []
         #expect(r.terminalSummary().contains("COMMISSIONED: no finding needs action"))
         #expect(r.terminalSummary().contains("No findings."))

@@ -96,6 +96,19 @@ struct BufferCommandTests {
         #expect(throws: (any Error).self) { try BufferPeek.parse(["--limit", "0"]) }
     }
 
+    @Test("peek escapes control characters from meter text; the table keeps its columns")
+    func peekEscapes() async throws {
+        let path = try Self.tempBuffer()
+        let buffer = try SQLiteReadingBuffer(path: path)
+        var r = Self.reading("mbus:KAM:06855817", 5, at: Self.now, raw: "5 \u{1B}[31mred")
+        r.unit = "\u{9B}2J"
+        _ = try await buffer.append([r])
+        let readings = try BufferInspection(path: path).pending(limit: 10)
+        let text = BufferPeek.render(readings, device: nil)
+        #expect(!text.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{9B}" }, "\(text)")
+        #expect(text.contains("5 \\x1B[31mred") && text.contains("\\x9B2J"))
+    }
+
     @Test("CSV export: header row, RFC 4180 quoting of a raw value with a comma and a quote, CRLF")
     func csvQuoting() async throws {
         let path = try Self.tempBuffer()

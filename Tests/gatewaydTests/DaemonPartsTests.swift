@@ -43,6 +43,11 @@ struct DaemonPartsTests {
         let terminal = JournalLogHandler.format(level: .info, message: "ready", metadata: [:], label: "gatewayd", underJournal: false,
                                                 now: Date(timeIntervalSince1970: 0))
         #expect(terminal.hasSuffix(" INFO [gatewayd] ready\n"))
+        // Telegram text in a message or in metadata neither drives the terminal nor forges a line.
+        let hostile = JournalLogHandler.format(
+            level: .notice, message: "unit \u{1B}[2J", metadata: ["unit": "\u{1B}]0;x\u{7}\n<3>[gatewayd] forged", "bus\u{9B}": "1"],
+            label: "gatewayd", underJournal: true, now: Date(timeIntervalSince1970: 0))
+        #expect(hostile == #"<5>[gatewayd] unit \x1B[2J bus\x9B=1 unit="\x1B]0;x\x07 <3>[gatewayd] forged""# + "\n")
     }
 
     @Test("the status socket names registered devices only; strangers appear as identity, signal and counts, never bytes or values")
