@@ -35,6 +35,33 @@ public struct HTTPSTransportConfiguration: Sendable {
         self.gatewayID = gatewayID
         self.bearerTokenPath = bearerTokenPath
     }
+
+    /// Everything the transport refuses at start that can be decided without touching a file or the
+    /// network. `HTTPSTransport.init` runs it, and so does `gatewayd config check`, so a configuration the
+    /// check passes never makes the daemon exit at start (a restart loop under systemd).
+    public func validate() throws(UplinkConfigurationError) {
+        var base = baseURL
+        while base.hasSuffix("/") { base.removeLast() }
+        let lower = base.lowercased()
+        let isHTTPS = lower.hasPrefix("https://")
+        guard isHTTPS || lower.hasPrefix("http://") else {
+            throw UplinkConfigurationError("portal URL '\(baseURL)' must start with https://")
+        }
+        guard !gatewayID.isEmpty, gatewayID.utf8.allSatisfy({ HTTPSTransport.pathSafe.contains($0) }) else {
+            throw UplinkConfigurationError("gateway id '\(gatewayID)' must be 1+ characters of A-Z a-z 0-9 . _ : -")
+        }
+        if !isHTTPS && !insecure && !LoopbackHost.isLoopback(url: base) {
+            throw UplinkConfigurationError("portal URL '\(base)' is plain http to a non-loopback host; use https (or set insecure, which is not for production)")
+        }
+        // A test sink (`gatewayd simulate portal` without --token-file) may take requests without
+        // credentials; a portal never does, so only insecure mode may go without.
+        if bearerTokenPath == nil && clientCertificatePath == nil && !insecure {
+            throw UplinkConfigurationError("no credentials: set a bearer token file or a client certificate")
+        }
+        if (clientCertificatePath == nil) != (clientPrivateKeyPath == nil) {
+            throw UplinkConfigurationError("mutual TLS needs both a client certificate and its private key")
+        }
+    }
 }
 
 /// Why the HTTPS transport could not be set up.
@@ -59,24 +86,7 @@ public final class HTTPSTransport: PortalTransport {
         var base = configuration.baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.base = base
-        let lower = base.lowercased()
-        let isHTTPS = lower.hasPrefix("https://")
-        guard isHTTPS || lower.hasPrefix("http://") else {
-            throw UplinkConfigurationError("portal URL '\(configuration.baseURL)' must start with https://")
-        }
-        guard !configuration.gatewayID.isEmpty,
-              configuration.gatewayID.utf8.allSatisfy({ Self.pathSafe.contains($0) }) else {
-            throw UplinkConfigurationError("gateway id '\(configuration.gatewayID)' must be 1+ characters of A-Z a-z 0-9 . _ : -")
-        }
-        if !isHTTPS && !configuration.insecure && !Self.isLoopback(base) {
-            throw UplinkConfigurationError("portal URL '\(base)' is plain http to a non-loopback host; use https (or set insecure, which is not for production)")
-        }
-        if configuration.bearerTokenPath == nil && configuration.clientCertificatePath == nil {
-            throw UplinkConfigurationError("no credentials: set a bearer token file or a client certificate")
-        }
-        if (configuration.clientCertificatePath == nil) != (configuration.clientPrivateKeyPath == nil) {
-            throw UplinkConfigurationError("mutual TLS needs both a client certificate and its private key")
-        }
+        try configuration.validate()
         token = configuration.bearerTokenPath.map(WatchedFile.init(path:))
 
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -282,19 +292,6 @@ public final class HTTPSTransport: PortalTransport {
     }
 
     static let pathSafe: Set<UInt8> = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-".utf8))
-
-    static func isLoopback(_ url: String) -> Bool {
-        guard let schemeEnd = url.firstRange(of: "://") else { return false }
-        var rest = url[schemeEnd.upperBound...]
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
-        let host: Substring
-        if rest.hasPrefix("[") {
-            host = rest.dropFirst().prefix { $0 != "]" }
-        } else {
-            host = rest.prefix { $0 != ":" }
-        }
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
-    }
 }
 
 extension String {

@@ -148,7 +148,7 @@ func benchScan(_ population: SlavePopulation, live: [SimulatedSlave], options: M
 
     let bus2 = try startBus(population)
     defer { bus2.stop() }
-    let port = try SerialPort(path: bus2.devicePath, settings: options.serial)
+    let port = try SerialPort(path: bus2.devicePath, settings: options.serial, role: .mbusLevelConverter)
     let link = MBusLink(transport: port, timing: LinkTiming(settings: options.serial, adapterAllowance: options.adapterAllowance))
     var baseline = LibmbusScan(link: link)
     let started = ContinuousClock.now

@@ -124,8 +124,13 @@ func runWirelessBench(_ arguments: [String]) -> Int32 {
         printError("\(error)")
         return 64
     }
-    guard let dir = options.profiles ?? ProfileCatalog.defaultDirectory() else {
-        printError("gateway-bench: no profiles directory: set GATEWAYD_PROFILES or pass --profiles")
+    let found: String?
+    do { found = try options.profiles ?? ProfileCatalog.defaultDirectory() } catch {
+        printError("gateway-bench: \(error)")
+        return 1
+    }
+    guard let dir = found else {
+        printError("gateway-bench: no profiles directory: set GATEWAYD_PROFILES (the profiles root, holding wmbus/) or pass --profiles")
         return 1
     }
     do {

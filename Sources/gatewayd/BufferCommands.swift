@@ -256,17 +256,6 @@ struct ExportRow: Encodable {
     }
 }
 
-enum CSV {
-    /// RFC 4180: a field with a comma, a quote, CR or LF is quoted, its quotes doubled.
-    static func field(_ s: String) -> String {
-        guard s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) else { return s }
-        return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-    }
-
-    /// One record, CRLF-terminated as RFC 4180 asks.
-    static func record(_ fields: [String]) -> String { fields.map(field).joined(separator: ",") + "\r\n" }
-}
-
 enum ExportFormat: String, ExpressibleByArgument, CaseIterable {
     case csv, json
 }
@@ -278,7 +267,9 @@ struct BufferExport: AsyncParsableCommand {
         discussion: """
             --from and --to are days in the gateway's local time zone, both included, by the time the gateway \
             received the reading. CSV has a header row and follows RFC 4180 (CRLF line ends, quoted fields); \
-            JSON is one object per line. Delivered readings are no longer in the buffer. Read-only.
+            a text cell starting with = + - @, a tab or a CR gets a leading ' so a spreadsheet shows it \
+            instead of running it (numbers such as -12.5 stay numbers); --bom adds a UTF-8 byte order mark \
+            for Excel. JSON is one object per line. Delivered readings are no longer in the buffer. Read-only.
             """)
 
     @Option(help: "csv (when neither this nor --json is given) or json (JSON lines).")
@@ -301,6 +292,9 @@ struct BufferExport: AsyncParsableCommand {
 
     @Option(help: "Write to this file instead of standard output.")
     var output: String?
+
+    @Flag(help: "Start the CSV with a UTF-8 byte order mark, so Excel reads accents and units right.")
+    var bom = false
 
     /// Midnight starting `text` (YYYY-MM-DD) in `zone`, Unix milliseconds.
     static func day(_ text: String, zone: TimeZone = .current) -> Int64? {
@@ -325,6 +319,7 @@ struct BufferExport: AsyncParsableCommand {
 
     func validate() throws {
         if json && format == .csv { throw ValidationError("--json and --format csv contradict each other; give one") }
+        if bom && (json || format == .json) { throw ValidationError("--bom is for CSV; JSON lines never carry one") }
         if let from, Self.day(from) == nil { throw ValidationError("--from \(from) is not a date; write YYYY-MM-DD, e.g. 2026-03-01") }
         if let to, Self.day(to) == nil { throw ValidationError("--to \(to) is not a date; write YYYY-MM-DD, e.g. 2026-03-31") }
         if let from, let to, let a = Self.day(from), let b = Self.day(to), a > b {
@@ -332,12 +327,10 @@ struct BufferExport: AsyncParsableCommand {
         }
     }
 
-    static func render(_ readings: [BufferInspection.StoredReading], format: ExportFormat) -> String {
+    static func render(_ readings: [BufferInspection.StoredReading], format: ExportFormat, byteOrderMark: Bool = false) -> String {
         switch format {
         case .csv:
-            var out = CSV.record(ExportRow.header)
-            for r in readings { out += CSV.record(ExportRow(r).fields) }
-            return out
+            return CSVWriter.document(header: ExportRow.header, rows: readings.map { ExportRow($0).fields }, byteOrderMark: byteOrderMark)
         case .json:
             return readings.map { jsonLine(ExportRow($0)) + "\n" }.joined()
         }
@@ -357,7 +350,7 @@ struct BufferExport: AsyncParsableCommand {
             throw CLIError("\(error)")
         }
         ticker.update("writing \(readings.count) readings…")
-        let text = Self.render(readings, format: json ? .json : format ?? .csv)
+        let text = Self.render(readings, format: json ? .json : format ?? .csv, byteOrderMark: bom)
         ticker.stop()
         if let output {
             do { try Data(text.utf8).write(to: URL(fileURLWithPath: output), options: .atomic) } catch {

@@ -142,7 +142,14 @@ struct DecodeSession {
         "\(decoded + applicationErrors + failed) frames: \(decoded) decoded, \(applicationErrors) application errors, \(failed) failed"
     }
 
+    /// JSON lines as the encoder wrote them (control characters already \u-escaped); text for a person
+    /// with control characters escaped, whatever part of the frame or the input line they came from.
     mutating func render(_ input: DecodeInput) -> String {
+        let text = renderRaw(input)
+        return json ? text : TerminalText.lines(text)
+    }
+
+    private mutating func renderRaw(_ input: DecodeInput) -> String {
         let bytes: [UInt8]
         do {
             bytes = try Hex.decode(input.text)

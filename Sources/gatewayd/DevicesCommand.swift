@@ -192,7 +192,8 @@ enum DevicesText {
                 out += "    no tty bound yet: check `dmesg` for the \(driverName(a.kind)) driver\n"
             }
         }
-        return out
+        // Serial numbers and product strings are whatever the USB device says about itself.
+        return TerminalText.lines(out)
     }
 
     /// An adapter without its tty (driver not bound) or its /dev/gatewayd link (udev rules missing).
@@ -205,7 +206,7 @@ enum DevicesText {
         if let s = a.serial { line += " serial \(s)" }
         if !a.ttys.isEmpty { line += " " + a.ttys.map { "/dev/" + $0 }.joined(separator: ",") }
         if event == "arrived" { line += " -> \(a.preferredPath)" }
-        return line + "\n"
+        return TerminalText.line(line) + "\n"
     }
 
     static func knownIDs() -> String {

@@ -72,7 +72,9 @@ struct Listen: AsyncParsableCommand {
         }
         if let key { ring.defaultKey = WMBusKey(hex: key) }
         var catalog: ProfileCatalog?
-        if let dir = ProfileCatalog.defaultDirectory() {
+        let profileDirectory: String?
+        do { profileDirectory = try ProfileCatalog.defaultDirectory() } catch { throw CLIError(error.message) }
+        if let dir = profileDirectory {
             do {
                 catalog = try ProfileCatalog.load(directory: dir)
             } catch {
@@ -248,7 +250,7 @@ final class ListenView: Sendable {
                 // The link layer may still be readable: show the device with what went wrong.
                 guard let frame = try? t.frame() else {
                     s.undecodable += 1
-                    return mode == .table ? nil : "\(t.receivedAt) undecodable telegram (\(error)): \(Hex.encode(t.bytes))"
+                    return mode == .table ? nil : TerminalText.line("\(t.receivedAt) undecodable telegram (\(error)): \(Hex.encode(t.bytes))")
                 }
                 let key = "\(frame.address.manufacturer.letters):\(frame.address.identification.digits)"
                 let wrong = error.code == .wrongKey || error.code == .macMismatch
@@ -260,7 +262,7 @@ final class ListenView: Sendable {
                 row.values = error.message
                 Self.rssi(&row, t.rssiDBm)
                 s.rows[key] = row
-                return mode == .table ? nil : "\(t.receivedAt) \(key) \(row.encryption): \(error.message)"
+                return mode == .table ? nil : TerminalText.line("\(t.receivedAt) \(key) \(row.encryption): \(error.message)")
             }
             let a = decoded.meterAddress
             let key = "\(a.manufacturer.letters):\(a.identification.digits)"
@@ -285,7 +287,8 @@ final class ListenView: Sendable {
             case .json: return WirelessReport.json(decoded)
             case .lines:
                 let rssi = t.rssiDBm.map { " \(Int($0)) dBm" } ?? ""
-                return "\(t.receivedAt) \(key) \(row.type)\(rssi) \(encryption): \(row.values)"
+                // The values come from the telegram (plain-text units, LVAR strings): escaped.
+                return TerminalText.line("\(t.receivedAt) \(key) \(row.type)\(rssi) \(encryption): \(row.values)")
             }
         }
         if let out {
@@ -344,7 +347,8 @@ final class ListenView: Sendable {
             out += "\(s.undecodable) undecodable telegrams, \(s.lineProblems) garbled dongle messages\n"
         }
         if s.wrongKey { out += "WRONG KEY: a key was rejected for a device above; ask its manufacturer for the right key\n" }
-        return out
+        // The table's cells are escaped by TextTable; the title's dongle state comes from the dongle.
+        return TerminalText.lines(out)
     }
 
     /// Outside the lock's closure: typed throws inside closures trips the compiler.

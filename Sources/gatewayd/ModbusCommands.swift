@@ -158,7 +158,7 @@ struct ModbusReadCommand: AsyncParsableCommand {
         commandName: "read",
         abstract: "Read a device through its profile and print values with units, alarms and identity.",
         discussion: """
-            --profile takes a file, or a name looked up in $GATEWAYD_PROFILES, ./profiles/modbus and \
+            --profile takes a file, or a name looked up in $GATEWAYD_PROFILES/modbus, ./profiles/modbus and \
             /usr/share/gatewayd/profiles/modbus (e.g. kaisai-r290-monoblock). --serial checks the device \
             against the registry's serial (role=serial for split units: indoor=…,outdoor=…). Exit status 0 \
             when everything was read and is in order; 2 when the device raises an alarm, the serial does not \
@@ -180,8 +180,9 @@ struct ModbusReadCommand: AsyncParsableCommand {
         var candidates = [name]
         if !name.contains("/") {
             let file = name.hasSuffix(".json") ? name : name + ".json"
-            if let dir = ProcessInfo.processInfo.environment["GATEWAYD_PROFILES"] { candidates.append(dir + "/" + file) }
-            candidates += ["profiles/modbus/" + file, "/usr/share/gatewayd/profiles/modbus/" + file]
+            let directories: [String]
+            do { directories = try ProfileRoot.modbusSearchPath() } catch { throw CLIError(error.message) }
+            candidates += directories.map { $0 + "/" + file }
         }
         for c in candidates where FileManager.default.fileExists(atPath: c) {
             do { return try ModbusProfile.load(path: c) } catch { throw CLIError(error.message) }

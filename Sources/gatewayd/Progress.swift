@@ -18,7 +18,7 @@ final class ProgressLine: Sendable {
     func show(_ text: String) {
         guard enabled else { return }
         shown.withLock { shown in
-            FileHandleOutput.standardError("\r\u{1B}[K" + text)
+            FileHandleOutput.standardError("\r\u{1B}[K" + TerminalText.line(text))
             shown = true
         }
     }
@@ -35,7 +35,7 @@ final class ProgressLine: Sendable {
     /// A message for the technician (statistics, warnings) that must not land on the progress line.
     func message(_ text: String) {
         clear()
-        FileHandleOutput.standardError(text)
+        FileHandleOutput.standardError(TerminalText.lines(text))
     }
 
     var scanUpdate: ScanProgressHandler {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import Drivers
 import Foundation
 import NIOCore
 
@@ -50,7 +51,7 @@ struct Status: AsyncParsableCommand {
             let data = try LocalEndpoints.jsonEncoder.encode(status)
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(StatusTable.render(status, now: Date()), terminator: "")
+            print(StatusTable.render(status, now: Date()), terminator: "")  // escaped by render
         }
         if status.overall != .healthy { throw ExitCode(2) }
     }
@@ -87,6 +88,16 @@ enum StatusTable {
             if let e = u.lastError { out += "\n  last error: \(e)" }
             out += "\n"
         }
+        if let count = s.unknownDeviceCount, count > 0 {
+            // Strangers are neighbours' meters: who and how loud, never what they sent.
+            let shown = (s.unknownDevices ?? []).prefix(10)
+            out += "unknown devices: \(count) heard, not in the registry (identity and signal only\(count > shown.count ? "; \(shown.count) most heard shown" : ""))\n"
+            out += TextTable.render(
+                header: ["id", "man", "type", "count", "best dBm", "last dBm"],
+                rows: shown.map { [$0.identification, $0.manufacturer, $0.deviceType, String($0.count),
+                                   $0.bestRssi.map(String.init) ?? "", $0.lastRssi.map(String.init) ?? ""] },
+                indent: "  ")
+        }
         if s.alarms.isEmpty {
             out += "alarms: none open\n"
         } else {
@@ -95,7 +106,8 @@ enum StatusTable {
                 out += "  [\(a.priority)] \(a.device) \(a.kind): \(a.detail) (since \(ISO8601DateFormatter().string(from: a.since)))\n"
             }
         }
-        return out
+        // Details and errors come from devices and the portal: nothing in them may drive the terminal.
+        return TerminalText.lines(out)
     }
 
     static func duration(_ seconds: Int) -> String {

@@ -2,7 +2,12 @@ import Drivers
 
 /// Renders a telegram as a table a technician can read at a glance.
 enum TelegramTable {
+    /// The table, its free-text lines escaped too (the cells already are, by `TextTable`).
     static func render(_ t: Telegram, label: String) -> String {
+        TerminalText.lines(renderRaw(t, label: label))
+    }
+
+    private static func renderRaw(_ t: Telegram, label: String) -> String {
         var out = ""
         let h = t.header
         var link = "CI \(Hex.encode([t.controlInformation]))"

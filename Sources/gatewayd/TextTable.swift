@@ -1,8 +1,12 @@
+import Drivers
+
 /// The one table style of every gatewayd command: an upper-case header row, columns two spaces apart
 /// and left-aligned, "-" for an empty cell, no trailing spaces. Plain text, so `grep` and `awk` work on it.
+/// Cells are escaped (`TerminalText.line`) before the widths are measured: a meter's plain-text unit
+/// cannot drive the terminal or break the columns.
 enum TextTable {
     static func render(header: [String], rows: [[String]], indent: String = "") -> String {
-        let all = [header.map { $0.uppercased() }] + rows.map { row in row.map { $0.isEmpty ? "-" : $0 } }
+        let all = [header.map { $0.uppercased() }] + rows.map { row in row.map { $0.isEmpty ? "-" : TerminalText.line($0) } }
         let columns = all.map(\.count).max() ?? 0
         var widths = [Int](repeating: 0, count: columns)
         for r in all { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }

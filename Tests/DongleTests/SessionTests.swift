@@ -225,6 +225,9 @@ struct IdentifyTests {
         case .failure(let error):
             #expect(error.code == .transport)
             #expect(error.transport?.code == .deviceMissing)
+            // A dongle's hint, not a wired converter's: the technician looks for the right stick.
+            #expect(error.message.contains("wM-Bus dongle") && error.message.contains("gatewayd devices"))
+            #expect(!error.message.contains("level converter"))
         }
     }
 }
@@ -259,6 +262,62 @@ struct NodeChangeTests {
         #expect(serials == ["00000001", "00000002"])
         #expect(log.states.contains { if case .unplugged(_, let reason) = $0 { return reason.contains("another device") } else { return false } })
         dongle.stop()
+        await log.stop()
+    }
+}
+
+@Suite("Dongle reopen backoff", .serialized)
+struct ReopenBackoffTests {
+    @Test func doublesUpToTheCapAndStartsOverAfterSuccess() {
+        var b = ReopenBackoff(initial: .seconds(1), maximum: .seconds(30))
+        #expect((0..<8).map { _ in b.failed() } == [1, 2, 4, 8, 16, 30, 30, 30].map(Duration.seconds))
+        b.succeeded()
+        #expect(b.failed() == .seconds(1))
+    }
+
+    /// An absent dongle is tried once per wait on the session's clock: with the clock standing still,
+    /// no attempt follows, and the waits grow to the cap. When the dongle reappears and then goes again,
+    /// the waits start over from the first.
+    @Test func absentDongleIsRetriedOnTheClockWithGrowingWaits() async throws {
+        let dir = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/im871a-absent"
+        let clock = ManualClock()
+        let dongle = WMBusDongle(DongleConfiguration(path: path, kind: .im871a, linkMode: .c1t1, responseTimeout: .milliseconds(400)),
+                                 clock: clock)
+        let log = EventLog(dongle.events())
+        var waits: [Duration] = []
+        for attempt in 1...9 {
+            let wait = try #require(await clock.nextSleep(), "the session never went to sleep after attempt \(attempt)")
+            // Asleep after exactly `attempt` opens: nothing spins while the clock stands still.
+            #expect(await dongle.openAttempts == attempt)
+            waits.append(wait)
+            if attempt < 9 { clock.advance(by: wait) }
+        }
+        #expect(waits == [1, 2, 4, 8, 16, 30, 30, 30, 30].map(Duration.seconds))
+        #expect(log.states.contains { if case .unplugged(let p, _) = $0 { return p == path } else { return false } })
+
+        // The dongle comes back while the session sleeps: the next attempt finds it.
+        let sim = IM871ASimulator(linkPath: path, timing: SessionTests.fast)
+        try sim.start()
+        defer { sim.stop() }
+        clock.advance(by: .seconds(30))
+        #expect(await log.wait { $0.readyCount == 1 })
+
+        // Pulled again: a first short pause, then the waits start over from one second.
+        sim.unplug()
+        var after: [Duration] = []
+        for _ in 0..<3 {
+            let wait = try #require(await clock.nextSleep())
+            after.append(wait)
+            clock.advance(by: wait)
+        }
+        #expect(after == [1, 1, 2].map(Duration.seconds))
+
+        // stop() cuts a pause short without the clock moving.
+        _ = await clock.nextSleep()
+        dongle.stop()
+        #expect(await log.wait { $0.states.last == .stopped })
         await log.stop()
     }
 }

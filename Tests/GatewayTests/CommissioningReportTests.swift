@@ -371,9 +371,40 @@ struct CommissioningReportTests {
         let missing = try #require(body.first { $0[column["key"]!] == "mbus:KAM:06855818" })
         #expect(missing[column["findings"]!] == "no_answer")
         #expect(missing[column["error"]!] == "no answer to 3 selections")
-        #expect(CommissioningReport.csvField("plain") == "plain")
-        #expect(CommissioningReport.csvField("a\"b") == "\"a\"\"b\"")
-        #expect(CommissioningReport.csvField("a\rb") == "\"a\rb\"")
+        #expect(CSVWriter.cell("plain") == "plain")
+        #expect(CSVWriter.cell("a\"b") == "\"a\"\"b\"")
+        #expect(CSVWriter.cell("a\rb") == "\"a\rb\"")
+    }
+
+    @Test("CSV cells: formula starters defused with a leading quote, plain numbers left as numbers, controls escaped")
+    func csvCells() {
+        #expect(CSVWriter.cell("=1+2") == "'=1+2")
+        #expect(CSVWriter.cell("+cmd|' /C calc'!A0") == "'+cmd|' /C calc'!A0")
+        #expect(CSVWriter.cell("@SUM(A1)") == "'@SUM(A1)")
+        #expect(CSVWriter.cell("-1+2") == "'-1+2")
+        #expect(CSVWriter.cell("-") == "'-")
+        #expect(CSVWriter.cell("\t=1") == "'\t=1")
+        #expect(CSVWriter.cell("\r=1") == "\"'\r=1\"")
+        #expect(CSVWriter.cell("=A1,B1") == "\"'=A1,B1\"")
+        for number in ["-12.5", "+3", "-96.5", "1e-3", "-1.5E+3", "-.5", "0", "6042000"] {
+            #expect(CSVWriter.cell(number) == number, "\(number)")
+        }
+        #expect(CSVWriter.cell("a\u{1B}[31m") == "a\\x1B[31m")
+        #expect(CSVWriter.cell("a=b") == "a=b")
+    }
+
+    @Test("CSV report: a hostile error or floor from the field cannot run as a formula; --bom starts with U+FEFF")
+    func csvReportDefused() throws {
+        var r = try Self.report()
+        r.devices[0].error = "=HYPERLINK(\"http://evil\")"
+        r.devices[1].floor = "@cmd"
+        let rows = Self.parseCSV(r.csv())
+        let column = Dictionary(uniqueKeysWithValues: CommissioningReport.csvColumns.enumerated().map { ($1, $0) })
+        #expect(rows[1][column["error"]!] == "'=HYPERLINK(\"http://evil\")")
+        #expect(rows[2][column["floor"]!] == "'@cmd")
+        #expect(rows.dropFirst().contains { $0[column["rssi_best"]!] == "-90" }, "negative RSSI stays a number")
+        #expect(r.csv(byteOrderMark: true).hasPrefix("\u{FEFF}unit,floor,"))
+        #expect(!r.csv().hasPrefix("\u{FEFF}"))
     }
 
     @Test("numbers: '.' decimal point, no exponent, no grouping")
@@ -529,7 +560,7 @@ struct CommissioningReportTests {
         #expect(findingLines.count == 29)
         #expect(text.contains("  … and 16 more (all in the HTML and CSV reports)"))
         #expect(!text.unicodeScalars.contains("\u{1B}"))
-        #expect(text.contains("finding 0?[2J"))
+        #expect(text.contains("finding 0\\x1B[2J"))
         r.findings = []
         #expect(r.terminalSummary().contains("COMMISSIONED: no finding needs action"))
         #expect(r.terminalSummary().contains("No findings."))

@@ -176,7 +176,7 @@ struct MasterTests {
         let bus = try MBusBusSimulator(slaves: [try SimulatedSlave(primaryAddress: 1, frames: [CorpusFrames.gwf])], baudRate: 38400)
         try bus.start()
         defer { bus.stop() }
-        let port = try SerialPort(path: bus.devicePath, settings: SerialSettings(baudRate: 38400))
+        let port = try SerialPort(path: bus.devicePath, settings: SerialSettings(baudRate: 38400), role: .mbusLevelConverter)
         let link = MBusLink(transport: EchoingTransport(port), timing: LinkTiming(settings: SerialSettings(baudRate: 38400)))
         guard case .ack = try link.sendNKE(address: 1) else { Issue.record("no E5 through the echo"); return }
         guard case .frame(let f) = try link.requestUserData(address: 1, retries: 0) else { Issue.record("no frame"); return }
@@ -201,13 +201,75 @@ struct MasterTests {
         second.release()
     }
 
+    /// A fresh directory per test, standing in for /run/lock.
+    static func lockDirectory(_ name: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "gatewayd-lock-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    @Test("a new bus lock file is 0660 and given the shared group, whatever the umask")
+    func busLockFileMode() throws {
+        let dir = try Self.lockDirectory("mode")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // The caller's own group stands in for "gatewayd", which need not exist on a build machine.
+        let ownGroup = try #require(getgrgid(getegid())).pointee.gr_name.map { String(cString: $0) }
+        let lock = BusLockFile(endpoint: .serial(path: "/dev/ttyAMA0"), directory: dir, group: ownGroup)
+        try lock.acquire(deadline: .now + .seconds(1))
+        defer { lock.release() }
+        var st = stat()
+        #expect(stat(lock.path, &st) == 0)
+        #expect(st.st_mode & 0o7777 == 0o660, "mode \(String(st.st_mode & 0o7777, radix: 8))")
+        #expect(st.st_gid == getegid())
+        // A group that does not exist leaves the file in the creator's group, still 0660.
+        let other = BusLockFile(endpoint: .serial(path: "/dev/ttyAMA1"), directory: dir, group: "no-such-group-\(getpid())")
+        try other.acquire(deadline: .now + .seconds(1))
+        other.release()
+        #expect(stat(other.path, &st) == 0)
+        #expect(st.st_mode & 0o7777 == 0o660)
+    }
+
+    @Test("a symbolic link planted at the lock's path is refused, and its target left alone")
+    func busLockRefusesSymlink() throws {
+        let dir = try Self.lockDirectory("link")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let victim = dir + "/buffer.sqlite"
+        try "precious".write(toFile: victim, atomically: false, encoding: .utf8)
+        let lock = BusLockFile(endpoint: .serial(path: "/dev/ttyS1"), directory: dir, group: nil)
+        #expect(symlink(victim, lock.path) == 0)
+        #expect { try lock.acquire(deadline: .now + .seconds(1)) } throws: { error in
+            (error as? TransportError)?.code == .permissionDenied
+        }
+        #expect(try String(contentsOfFile: victim, encoding: .utf8) == "precious")
+    }
+
+    @Test("a missing port's hint names what the port is for and where that kind of adapter shows up")
+    func missingPortHintFollowsRole() {
+        func message(_ role: SerialPortRole) -> String {
+            do {
+                _ = try SerialPort(path: "/dev/gatewayd/does-not-exist", role: role)
+                return ""
+            } catch {
+                return error.code == .deviceMissing ? error.message : "unexpected \(error.code): \(error.message)"
+            }
+        }
+        let dongle = message(.wmbusDongle)
+        #expect(dongle.contains("wM-Bus dongle") && dongle.contains("gatewayd devices") && dongle.contains("/dev/gatewayd/im871a-"))
+        #expect(!dongle.contains("level converter"))
+        let converter = message(.mbusLevelConverter)
+        #expect(converter.contains("M-Bus level converter") && converter.contains("/dev/gatewayd/mbus-"))
+        let rs485 = message(.rs485Adapter)
+        #expect(rs485.contains("RS-485 adapter") && rs485.contains("/dev/serial/by-id/"))
+        #expect(!rs485.contains("level converter") && !rs485.contains("dongle"))
+    }
+
     @Test("a missing device or a file that is not a serial port gives a clear error")
     func openErrors() {
-        #expect { try SerialPort(path: "/dev/ttyUSB-does-not-exist") } throws: { error in
+        #expect { try SerialPort(path: "/dev/ttyUSB-does-not-exist", role: .mbusLevelConverter) } throws: { error in
             guard let e = error as? TransportError else { return false }
-            return e.code == .deviceMissing && e.message.contains("/dev/serial/by-id")
+            return e.code == .deviceMissing && e.message.contains("/dev/serial/by-id") && e.message.contains("M-Bus level converter")
         }
-        #expect { try SerialPort(path: "/dev/null") } throws: { ($0 as? TransportError)?.code == .notASerialPort }
+        #expect { try SerialPort(path: "/dev/null", role: .mbusLevelConverter) } throws: { ($0 as? TransportError)?.code == .notASerialPort }
         #expect { try BusEndpoint("ttyUSB0") } throws: { ($0 as? TransportError)?.code == .invalidEndpoint }
         #expect((try? BusEndpoint("tcp://127.0.0.1:10001")) == .tcp(host: "127.0.0.1", port: 10001))
         #expect((try? BusEndpoint("tcp://[::1]:10001")) == .tcp(host: "::1", port: 10001))

@@ -171,6 +171,38 @@ struct HTTPSTransportTests {
     }
 }
 
+@Suite("Loopback hosts")
+struct LoopbackHostTests {
+    @Test("only loopback IP literals and localhost count; look-alike names do not")
+    func literalsOnly() {
+        for host in ["127.0.0.1", "127.1.2.3", "127.255.255.255", "::1", "[::1]", "0:0:0:0:0:0:0:1", "localhost", "LOCALHOST"] {
+            #expect(LoopbackHost.isLoopback(host), "\(host)")
+        }
+        for host in ["127.evil.example", "127.0.0.1.nip.io", "127.", "127", "128.0.0.1", "0.0.0.0", "::", "::2", "192.168.1.10",
+                     "localhost.evil.example", "", "[::1"] {
+            #expect(!LoopbackHost.isLoopback(host), "\(host)")
+        }
+        #expect(LoopbackHost.isLoopback(url: "http://127.0.0.1:8080/api"))
+        #expect(LoopbackHost.isLoopback(url: "http://[::1]:8080/api"))
+        #expect(!LoopbackHost.isLoopback(url: "http://127.evil.example/api"))
+        #expect(!LoopbackHost.isLoopback(url: "http://127.0.0.1@portal.example/api"))
+    }
+
+    @Test("plain http to a look-alike of 127.x is refused without insecure")
+    func plainHTTPToLookalike() async {
+        let logs = CapturedLogs()
+        do {
+            let accepted = try HTTPSTransport(
+                configuration: .init(baseURL: "http://127.evil.example/api/v1", gatewayID: "gw", bearerTokenPath: "/x"), logger: logs.logger)
+            // Shut down before failing: a client dropped unshut traps and would take the other tests with it.
+            await accepted.shutdown()
+            Issue.record("plain http to 127.evil.example was accepted as loopback")
+        } catch {
+            #expect((error as? UplinkConfigurationError)?.message.contains("non-loopback") == true, "\(error)")
+        }
+    }
+}
+
 @Suite("Registry sync and health", .serialized)
 struct RegistryAndHealthTests {
     @Test("registry: fetched at start, 304 with If-None-Match, a new ETag applied once; a failed apply keeps the old one")

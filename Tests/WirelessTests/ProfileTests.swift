@@ -201,11 +201,39 @@ struct ProfileTests {
         }
     }
 
-    @Test("the profiles directory: GATEWAYD_PROFILES first, then the checkout above the executable")
-    func directoryLookup() {
-        #expect(ProfileCatalog.defaultDirectory(environment: ["GATEWAYD_PROFILES": "/opt/p"]) == "/opt/p")
+    @Test("the profiles directory: GATEWAYD_PROFILES/wmbus first, then the checkout above the executable")
+    func directoryLookup() throws {
+        let root = (Self.directory as NSString).deletingLastPathComponent
+        #expect(try ProfileCatalog.defaultDirectory(environment: ["GATEWAYD_PROFILES": root]) == Self.directory)
+        #expect(try ProfileCatalog.defaultDirectory(environment: ["GATEWAYD_PROFILES": root + "/"]) == Self.directory)
+        #expect(try ProfileRoot.modbusSearchPath(environment: ["GATEWAYD_PROFILES": root]).first == root + "/modbus")
         let exe = Self.directory.replacingOccurrences(of: "/profiles/wmbus", with: "/.build/release/gatewayd")
-        let found = ProfileCatalog.defaultDirectory(environment: [:], executablePath: exe)
+        let found = try ProfileCatalog.defaultDirectory(environment: [:], executablePath: exe)
         #expect(found == Self.directory || found == "/usr/share/gatewayd/profiles/wmbus")
+    }
+
+    @Test("a GATEWAYD_PROFILES that is not a profiles root is an error naming the path and what was expected, never a quiet fallback")
+    func wrongProfilesRootIsLoud() throws {
+        func failure(_ value: String, _ kind: ProfileKind = .wmbus) -> String {
+            do {
+                let dir = try ProfileRoot.configured(kind, environment: ["GATEWAYD_PROFILES": value])
+                return "accepted: \(dir ?? "nil")"
+            } catch {
+                return error.message
+            }
+        }
+        let missing = failure("/nonexistent/profiles")
+        #expect(missing.contains("/nonexistent/profiles") && missing.contains("holding wmbus/ and modbus/"))
+        // The old meaning of the variable in one document: the wmbus directory itself.
+        let old = failure(Self.directory)
+        #expect(old.contains(Self.directory + "/wmbus does not exist") && old.contains("holds profiles itself"))
+        #expect(throws: ProfileRootError.self) { try ProfileCatalog.defaultDirectory(environment: ["GATEWAYD_PROFILES": Self.directory]) }
+        #expect(throws: ProfileRootError.self) { try ProfileRoot.modbusSearchPath(environment: ["GATEWAYD_PROFILES": Self.directory]) }
+        // A root whose wmbus/ is empty.
+        let scratch = NSTemporaryDirectory() + "profiles-root-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: scratch + "/wmbus", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
+        #expect(failure(scratch).contains("holds no profiles"))
+        #expect(failure(scratch, .modbus).contains(scratch + "/modbus does not exist"))
     }
 }

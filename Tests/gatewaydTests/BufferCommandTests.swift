@@ -96,6 +96,37 @@ struct BufferCommandTests {
         #expect(throws: (any Error).self) { try BufferPeek.parse(["--limit", "0"]) }
     }
 
+    @Test("peek escapes control characters from meter text; the table keeps its columns")
+    func peekEscapes() async throws {
+        let path = try Self.tempBuffer()
+        let buffer = try SQLiteReadingBuffer(path: path)
+        var r = Self.reading("mbus:KAM:06855817", 5, at: Self.now, raw: "5 \u{1B}[31mred")
+        r.unit = "\u{9B}2J"
+        _ = try await buffer.append([r])
+        let readings = try BufferInspection(path: path).pending(limit: 10)
+        let text = BufferPeek.render(readings, device: nil)
+        #expect(!text.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{9B}" }, "\(text)")
+        #expect(text.contains("5 \\x1B[31mred") && text.contains("\\x9B2J"))
+    }
+
+    @Test("CSV export: formula-looking text gets a leading quote, numbers stay numbers, --bom writes U+FEFF")
+    func csvInjection() async throws {
+        let path = try Self.tempBuffer()
+        let buffer = try SQLiteReadingBuffer(path: path)
+        var hostile = Self.reading("mbus:KAM:06855817", -12.5, at: Self.now, raw: "=HYPERLINK(\"http://x\",\"y\")")
+        hostile.quantity = "@SUM(A1:A9)"
+        hostile.unit = "+cmd"
+        _ = try await buffer.append([hostile])
+        let out = (path as NSString).deletingLastPathComponent + "/export.csv"
+        #expect(try await Self.status(BufferExport.parse(["--buffer", path, "--output", out, "--bom"])) == 0)
+        let data = try #require(FileManager.default.contents(atPath: out))
+        #expect(Array(data.prefix(3)) == [0xEF, 0xBB, 0xBF])
+        let text = String(decoding: data.dropFirst(3), as: UTF8.self)
+        let row = text.components(separatedBy: "\r\n")[1]
+        #expect(row.contains(",mbus:KAM:06855817,'@SUM(A1:A9),-12.5,'+cmd,\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\","), "\(row)")
+        #expect(throws: (any Error).self) { try BufferExport.parse(["--json", "--bom"]) }
+    }
+
     @Test("CSV export: header row, RFC 4180 quoting of a raw value with a comma and a quote, CRLF")
     func csvQuoting() async throws {
         let path = try Self.tempBuffer()
@@ -110,7 +141,7 @@ struct BufferCommandTests {
         #expect(lines[0] == ExportRow.header.joined(separator: ","))
         #expect(lines[1].contains(",mbus:KAM:06855817,Energy,6042000,Wh,\"6,042 \"\"kWh\"\"\","))
         #expect(lines[2].contains(",5,Wh,plain,"))
-        #expect(CSV.field("a\nb") == "\"a\nb\"" && CSV.field("x") == "x" && CSV.field("\"") == "\"\"\"\"")
+        #expect(CSVWriter.cell("a\nb") == "\"a\nb\"" && CSVWriter.cell("x") == "x" && CSVWriter.cell("\"") == "\"\"\"\"")
     }
 
     @Test("export filters by receive day (--to included) and device; JSON lines are snake_case")

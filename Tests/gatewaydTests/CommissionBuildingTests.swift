@@ -21,7 +21,7 @@ struct CommissionBuildingTests {
         var spec = SimulatedBuilding.Spec()
         // The wired lines at 9600 baud keep the test short; the benchmark runs them at 2400.
         spec.mbusBaud = 9600
-        let profiles = try #require(ProfileCatalog.defaultDirectory(), "profiles/wmbus not found")
+        let profiles = try #require(try ProfileCatalog.defaultDirectory(), "profiles/wmbus not found")
         let truth = try SimulatedBuilding(spec: spec).write(to: dir, profilesDirectory: profiles)
         #expect(truth.expected == 462 && truth.strangers == 30)
         #expect(truth.devices.filter { $0.bus == "wmbus" }.count == 400)
@@ -169,7 +169,7 @@ struct CommissionBuildingTests {
         spec.strangers = 0
         spec.wiredStrangers = 2
         spec.mbusBaud = 9600
-        let profiles = try #require(ProfileCatalog.defaultDirectory())
+        let profiles = try #require(try ProfileCatalog.defaultDirectory())
         let truth = try SimulatedBuilding(spec: spec).write(to: dir, profilesDirectory: profiles)
         let process = try DaemonProcess(["commission", "--config", dir + "/gatewayd.toml", "--listen", "120s", "--blind-scan", "--no-upload",
                                          "--out", dir + "/reports"], log: dir + "/commission.log")

@@ -1,5 +1,7 @@
 import Drivers
 import Foundation
+import Logging
+import Uplink
 import Testing
 @testable import gatewayd
 
@@ -117,6 +119,38 @@ struct ConfigShippedFilesTests {
         #expect(strict.allSatisfy { $0.message.contains("does not exist") || $0.message.contains("no group") })
     }
 
+    @Test("a GATEWAYD_PROFILES that is not the profiles root stops config check and run, naming the path and the expected layout")
+    func wrongProfilesRoot() throws {
+        let exe = try #require(DecodeCommandTests.executable)
+        let wmbus = Self.root.appendingPathComponent("profiles/wmbus").path
+        func run(_ arguments: [String], profiles: String) throws -> (Int32, String) {
+            let p = Process()
+            p.executableURL = exe
+            p.arguments = arguments
+            p.currentDirectoryURL = Self.root
+            var environment = ProcessInfo.processInfo.environment
+            environment["GATEWAYD_PROFILES"] = profiles
+            p.environment = environment
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        // The wmbus directory itself, as one document used to say: refused, not decoded generically.
+        let check = try run(["config", "check", "seeds/demo-building/gatewayd.toml"], profiles: wmbus)
+        #expect(check.0 == 1)
+        #expect(check.1.contains("GATEWAYD_PROFILES=\(wmbus)") && check.1.contains("holding wmbus/ and modbus/"), "\(check.1)")
+        let daemon = try run(["run", "--config", "seeds/demo-building/gatewayd.toml", "--duration", "1"], profiles: "/nonexistent/profiles")
+        #expect(daemon.0 != 0)
+        #expect(daemon.1.contains("GATEWAYD_PROFILES=/nonexistent/profiles") && daemon.1.contains("nothing was started"), "\(daemon.1)")
+        // The root is accepted.
+        let good = try run(["config", "check", "seeds/demo-building/gatewayd.toml"], profiles: Self.root.appendingPathComponent("profiles").path)
+        #expect(good.0 == 0, "\(good.1)")
+    }
+
     @Test("config check exits 0 for a good file and 1 for a broken one, and --json parses")
     func commandLine() throws {
         let exe = try #require(DecodeCommandTests.executable)
@@ -170,6 +204,37 @@ struct ConfigLoadingTests {
         #expect(config.schedules.defaults.interval == .seconds(900))
         #expect(config.keys.keys.isEmpty)
         #expect(config.sources == [scratch.main])
+    }
+
+    @Test("check and run agree on the uplink: what loads also starts, insecure without [uplink.auth] included")
+    func uplinkThatLoadsAlsoStarts() async throws {
+        let variants: [(String, String)] = [
+            ("insecure, no auth", baseConfig),
+            ("insecure, token", baseConfig + "\n[uplink.auth]\nbearer_token_file = \"token\"\n"),
+            ("https, token", baseConfig.replacingOccurrences(of: "http://127.0.0.1:18080/api/v1", with: "https://portal.example/api/v1")
+                .replacingOccurrences(of: "insecure = true", with: "insecure = false") + "\n[uplink.auth]\nbearer_token_file = \"token\"\n"),
+            ("plain http without insecure", baseConfig.replacingOccurrences(of: "insecure = true", with: "insecure = false")),
+            ("https, no auth, not insecure", baseConfig.replacingOccurrences(of: "http://", with: "https://")
+                .replacingOccurrences(of: "insecure = true", with: "insecure = false")),
+        ]
+        var started = 0
+        for (name, text) in variants {
+            let scratch = try ConfigScratch()
+            try scratch.write("token", "secret\n", mode: 0o600)
+            try scratch.write("gatewayd.toml", text)
+            guard case .success(let config) = scratch.load() else { continue }
+            let demo = try await DemoBuilding.start(config: config, logger: Logger(label: "test"))
+            defer { demo.stop() }
+            do {
+                let transport = try UplinkWiring.transport(config: config, demo: demo, logger: Logger(label: "test"))
+                await transport.shutdown()
+                started += 1
+            } catch {
+                Issue.record("\(name): config check passes it, but the uplink does not start: \(error)")
+            }
+        }
+        // The three good ones load and start; the two broken ones are refused by the check itself.
+        #expect(started == 3)
     }
 
     @Test("drop-ins apply in byte order: later values win, buses merge by name")

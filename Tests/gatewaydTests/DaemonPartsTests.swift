@@ -1,5 +1,8 @@
+import Drivers
 import Foundation
+import Gateway
 import Logging
+import Prometheus
 import Testing
 @testable import gatewayd
 
@@ -18,12 +21,17 @@ struct DaemonPartsTests {
         #expect(text.contains("# HELP gatewayd_telegrams_total"))
     }
 
-    @Test("metrics are served on loopback only")
-    func metricsLoopbackOnly() {
-        #expect(LocalEndpoints.isLoopback("127.0.0.1"))
-        #expect(LocalEndpoints.isLoopback("::1"))
-        #expect(!LocalEndpoints.isLoopback("0.0.0.0"))
-        #expect(!LocalEndpoints.isLoopback("192.168.1.10"))
+    @Test("metrics are served on loopback only: a name that merely starts with 127. is refused")
+    func metricsLoopbackOnly() throws {
+        let registry = PrometheusCollectorRegistry()
+        let logger = Logger(label: "test")
+        for host in ["0.0.0.0", "192.168.1.10", "127.evil.example", "127.0.0.1.nip.io"] {
+            #expect(throws: EndpointError.self, "\(host)") {
+                _ = try LocalEndpoints.metricsServer(host: host, port: 9464, registry: registry, logger: logger)
+            }
+        }
+        _ = try LocalEndpoints.metricsServer(host: "127.0.0.1", port: 9464, registry: registry, logger: logger)
+        _ = try LocalEndpoints.metricsServer(host: "::1", port: 9464, registry: registry, logger: logger)
     }
 
     @Test("journal lines: syslog priority under journald, keys and tokens redacted, one line per event")
@@ -35,6 +43,47 @@ struct DaemonPartsTests {
         let terminal = JournalLogHandler.format(level: .info, message: "ready", metadata: [:], label: "gatewayd", underJournal: false,
                                                 now: Date(timeIntervalSince1970: 0))
         #expect(terminal.hasSuffix(" INFO [gatewayd] ready\n"))
+        // Telegram text in a message or in metadata neither drives the terminal nor forges a line.
+        let hostile = JournalLogHandler.format(
+            level: .notice, message: "unit \u{1B}[2J", metadata: ["unit": "\u{1B}]0;x\u{7}\n<3>[gatewayd] forged", "bus\u{9B}": "1"],
+            label: "gatewayd", underJournal: true, now: Date(timeIntervalSince1970: 0))
+        #expect(hostile == #"<5>[gatewayd] unit \x1B[2J bus\x9B=1 unit="\x1B]0;x\x07 <3>[gatewayd] forged""# + "\n")
+    }
+
+    @Test("the status socket names registered devices only; strangers appear as identity, signal and counts, never bytes or values")
+    func statusShowsNoStrangerData() async throws {
+        let seeds = ConfigErrorTests.repositoryRoot.appendingPathComponent("seeds/demo-building")
+        let text = try String(contentsOf: seeds.appendingPathComponent("wmbus-replay.txt"), encoding: .utf8)
+        let telegrams = try ReplayFile.parse(text).map {
+            ReceivedTelegram(bytes: $0.bytes, rssiDBm: $0.rssiDBm, receivedAt: $0.timestamp, linkMode: $0.linkMode, receiver: "test")
+        }
+        let registry = try DeviceRegistry.load(path: seeds.appendingPathComponent("registry.json").path)
+        let board = StatusBoard(gateway: registry.gateway, building: registry.building, demo: false)
+        let pipeline = ReadingPipeline(registry: registry, buffer: MemoryReadingBuffer())
+        let runner = WirelessRunner(name: "radio", source: .command("true"), pipeline: pipeline, board: board, logger: Logger(label: "test"))
+        let encoder = LocalEndpoints.jsonEncoder
+        // One batch per telegram: after each, nothing of a stranger's telegram is on the socket.
+        for telegram in telegrams {
+            await runner.handle([telegram], counters: Tally())
+            let status = await LocalEndpoints.statusDocument(board: board, strangers: pipeline.unknownDevices)
+            let json = String(decoding: try encoder.encode(status), as: UTF8.self)
+            let rendered = StatusTable.render(status, now: Date())
+            for t in telegrams {
+                // The payload after the link header: a registered meter's bytes are not for the socket either.
+                let payload = Hex.encode(Array(t.bytes.dropFirst(10)))
+                #expect(!json.contains(payload) && !rendered.contains(payload), "raw telegram bytes on the status socket")
+            }
+            let detail = try #require(status.components.first { $0.name == "wmbus:radio" }).detail
+            #expect(detail.hasPrefix("receiving; last from wmbus:") || detail.contains("not in the registry") || detail.hasSuffix("not stored (see the log)"),
+                    "\(detail)")
+        }
+        let status = await LocalEndpoints.statusDocument(board: board, strangers: pipeline.unknownDevices)
+        let strangers = try #require(status.unknownDevices)
+        // The demo's three neighbours, by identity only.
+        #expect(Set(strangers.map(\.manufacturer)) == ["EIE", "LAS", "LSE"])
+        #expect(status.unknownDeviceCount == 3)
+        #expect(strangers.allSatisfy { $0.count == 1 && $0.lastRssi != nil })
+        #expect(StatusTable.render(status, now: Date()).contains("unknown devices: 3 heard"))
     }
 
     @Test("the status table puts the worst first and names open alarms")

@@ -57,6 +57,37 @@ struct DecodeCommandTests {
         #expect(session.failed == 0)
     }
 
+    /// A meter whose plain-text unit and LVAR string carry terminal escapes: clear screen, a window
+    /// title, a bell and a C1 CSI.
+    static var hostileFrame: String {
+        var h = TelegramHeader()
+        h.identification = IdentificationNumber("12345678")
+        h.manufacturer = ManufacturerCode("KAM")
+        h.version = 1
+        h.deviceType = .water
+        h.accessNumber = 1
+        h.status = MeterStatus(rawValue: 0)
+        h.signature = 0
+        let bytes = try! RecordEncoder.responseFrame(address: 1, header: h, records: [
+            .init(dataField: .int16, vif: .plainText("\u{1B}[2J\u{9B}0m"), value: .integer(5)),
+            .init(dataField: .variableLength, vif: .extensionFD(0x11), value: .text("\u{1B}]0;owned\u{7}")),
+        ])
+        return Hex.encode(bytes, separator: " ")
+    }
+
+    @Test("text output escapes control characters from plain-text VIFs and LVAR strings; JSON keeps them exact, JSON-escaped")
+    func hostileTextEscaped() throws {
+        var text = DecodeSession(json: false)
+        let out = text.render(DecodeInput(label: "test", text: Self.hostileFrame))
+        #expect(text.failed == 0, "\(out)")
+        #expect(!out.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{7}" || $0 == "\u{9B}" }, "\(out)")
+        #expect(out.contains("\\x1B[2J\\x9B0m") && out.contains("\\x1B]0;owned\\x07"), "\(out)")
+        var json = DecodeSession(json: true)
+        let line = json.render(DecodeInput(label: "test", text: Self.hostileFrame))
+        #expect(!line.unicodeScalars.contains { $0 == "\u{1B}" || $0 == "\u{7}" })
+        #expect(line.contains("\\u001b]0;owned\\u0007"), "\(line)")
+    }
+
     @Test("a broken frame gives an error object")
     func failure() throws {
         var session = DecodeSession(json: true)

@@ -142,7 +142,7 @@ final class ModbusContext {
         case (.tcp, ECONNREFUSED): return "nothing listens there; check the port (502 by default) and that Modbus TCP is enabled on the device"
         case (.tcp, _): return "check the address, the network and the device's power"
         case (.rtu, EACCES): return "add the service user to the dialout group"
-        case (.rtu, ENOENT), (.rtu, ENODEV), (.rtu, ENXIO): return "the adapter is not plugged in or has another name; use /dev/serial/by-id/…"
+        case (.rtu, ENOENT), (.rtu, ENODEV), (.rtu, ENXIO): return "is \(SerialPortRole.rs485Adapter.thing) plugged in? " + SerialPortRole.rs485Adapter.whereToLook
         case (.rtu, EBUSY): return "another program holds the port"
         case (.rtu, _): return "check the adapter"
         }

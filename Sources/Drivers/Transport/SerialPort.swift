@@ -50,16 +50,57 @@ public struct SerialSettings: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// What a serial port is for, so that an error names the thing a technician has to look at: a missing
+/// wM-Bus dongle is not a missing M-Bus level converter, and neither is an RS-485 adapter.
+public enum SerialPortRole: String, Hashable, Sendable, CaseIterable {
+    /// A wired M-Bus level converter (USB serial bridge or an M-Bus HAT's UART).
+    case mbusLevelConverter
+    /// A wireless M-Bus receiver stick (iM871A, iM170A, AMB8465, AMB8665).
+    case wmbusDongle
+    /// An RS-485 adapter for Modbus RTU (USB converter or an RS-485 HAT's UART).
+    case rs485Adapter
+
+    /// "the wM-Bus dongle", for messages.
+    public var thing: String {
+        switch self {
+        case .mbusLevelConverter: "the M-Bus level converter"
+        case .wmbusDongle: "the wM-Bus dongle"
+        case .rs485Adapter: "the RS-485 adapter"
+        }
+    }
+
+    /// Where to look when the device node is missing: the stable names udev/99-gatewayd.rules gives this
+    /// kind of adapter, and the commands that list what is plugged in.
+    public var whereToLook: String {
+        switch self {
+        case .mbusLevelConverter:
+            "USB converters get /dev/gatewayd/mbus-<chip>-<serial> (`gatewayd devices` lists them, `ls -l /dev/serial/by-id/` shows every USB serial adapter); an M-Bus HAT is an on-board UART such as /dev/ttyAMA0 or /dev/serial0"
+        case .wmbusDongle:
+            "dongles get /dev/gatewayd/im871a-<serial>, amb8465-<serial> and the like (`gatewayd devices` lists the dongles present, `ls -l /dev/serial/by-id/` every USB serial adapter)"
+        case .rs485Adapter:
+            "USB converters appear in `ls -l /dev/serial/by-id/`; an RS-485 HAT is an on-board UART such as /dev/ttyAMA0, /dev/ttyS0 or /dev/ttySC0 (is its overlay enabled in the boot config?)"
+        }
+    }
+
+    /// The full hint for a device node that does not exist.
+    public func missingHint(_ path: String) -> String {
+        "\(path) does not exist: is \(thing) plugged in? \(whereToLook)"
+    }
+}
+
 /// A serial port (termios), raw and non-blocking, read with poll() against deadlines.
 public final class SerialPort: ByteTransport {
     public let name: String
     public let settings: SerialSettings
+    /// What the port is for: decides the hints in its errors.
+    public let role: SerialPortRole
     private var fd: Int32
 
     /// Opens and configures the port. Errors say what to check: plugged in, in use, dialout group.
-    public init(path: String, settings: SerialSettings = SerialSettings()) throws(TransportError) {
+    public init(path: String, settings: SerialSettings = SerialSettings(), role: SerialPortRole) throws(TransportError) {
         name = path
         self.settings = settings
+        self.role = role
         let speed = try settings.speed()
         guard settings.stopBits == 1 || settings.stopBits == 2 else {
             throw TransportError(.unsupportedSetting, "\(settings.stopBits) stop bits: use 1 or 2")
@@ -67,7 +108,7 @@ public final class SerialPort: ByteTransport {
         do {
             fd = try systemCall("open(\(path))") { open(path, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC) }
         } catch {
-            throw Self.openError(path, error)
+            throw Self.openError(path, error, role: role)
         }
         do {
             var tio = termios()
@@ -122,12 +163,10 @@ public final class SerialPort: ByteTransport {
         return (136...143).contains(major)
     }
 
-    static func openError(_ path: String, _ e: SystemCallError) -> TransportError {
+    static func openError(_ path: String, _ e: SystemCallError, role: SerialPortRole) -> TransportError {
         switch e.errno.rawValue {
         case ENOENT, ENODEV, ENXIO:
-            return TransportError(.deviceMissing,
-                                  "\(path) does not exist: is the M-Bus level converter plugged in? `ls -l /dev/serial/by-id/` lists the adapters present",
-                                  underlying: e)
+            return TransportError(.deviceMissing, role.missingHint(path), underlying: e)
         case EACCES, EPERM:
             return TransportError(.permissionDenied,
                                   "no permission to open \(path): add the user to the dialout group (`sudo usermod -aG dialout $USER`, then log in again)",
@@ -148,7 +187,7 @@ public final class SerialPort: ByteTransport {
     public func write(_ bytes: [UInt8]) throws(TransportError) {
         guard fd >= 0 else { throw TransportError(.disconnected, "\(name) is closed") }
         if let e = writeAll(fd, bytes, write: { Glibc.write($0, $1, $2) }) {
-            throw Self.ioError(name, SystemCallError(call: "write(\(name))", errno: e.errno))
+            throw Self.ioError(name, SystemCallError(call: "write(\(name))", errno: e.errno), role: role)
         }
         // Wait until the UART has sent it: the response window starts at the end of the request.
         _ = tcdrain(fd)
@@ -161,11 +200,11 @@ public final class SerialPort: ByteTransport {
         do {
             ready = try systemCall("poll(\(name))") { poll(&p, 1, deadline.pollTimeoutMilliseconds) }
         } catch {
-            throw Self.ioError(name, error)
+            throw Self.ioError(name, error, role: role)
         }
         if ready == 0 { return [] }
         if p.revents & Int16(POLLIN) == 0 && p.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
-            throw TransportError(.disconnected, "\(name) went away: was the adapter unplugged?")
+            throw TransportError(.disconnected, "\(name) went away: was \(role.thing) unplugged?")
         }
         var buffer = [UInt8](repeating: 0, count: maximum)
         var n = -1
@@ -175,11 +214,11 @@ public final class SerialPort: ByteTransport {
                 let e = errno
                 if e == EINTR { continue }
                 if e == EAGAIN { return [] }
-                throw Self.ioError(name, SystemCallError(call: "read(\(name))", errno: Errno(e)))
+                throw Self.ioError(name, SystemCallError(call: "read(\(name))", errno: Errno(e)), role: role)
             }
         }
         // poll() said readable and read() gave nothing: the other end hung up.
-        if n == 0 { throw TransportError(.disconnected, "\(name) went away: was the adapter unplugged?") }
+        if n == 0 { throw TransportError(.disconnected, "\(name) went away: was \(role.thing) unplugged?") }
         buffer.removeSubrange(n...)
         return buffer
     }
@@ -196,10 +235,10 @@ public final class SerialPort: ByteTransport {
         }
     }
 
-    static func ioError(_ name: String, _ e: SystemCallError) -> TransportError {
+    static func ioError(_ name: String, _ e: SystemCallError, role: SerialPortRole) -> TransportError {
         switch e.errno.rawValue {
         case EIO, ENXIO, ENODEV:
-            return TransportError(.disconnected, "\(name) went away (\(e.errno)): was the adapter unplugged?", underlying: e)
+            return TransportError(.disconnected, "\(name) went away (\(e.errno)): was \(role.thing) unplugged?", underlying: e)
         default:
             return TransportError(.io, "\(e)", underlying: e)
         }

@@ -5,12 +5,12 @@ extension CommissioningReport {
         "reading_name", "reading_value", "reading_unit", "set_day_value", "set_day_unit", "profile", "error", "findings",
     ]
 
-    /// One row per expected device, registry order, for spreadsheets (RFC 4180: CRLF line ends, a header
-    /// row, fields quoted when they hold a comma, a quote or a line break). Codes rather than words for
-    /// decryption and serial match, the same as in the JSON, so that filters survive a change of wording.
-    public func csv() -> String {
+    /// One row per expected device, registry order, for spreadsheets, written by `CSVWriter` (RFC 4180,
+    /// formula-looking cells defused). Codes rather than words for decryption and serial match, the same
+    /// as in the JSON, so that filters survive a change of wording. `byteOrderMark` for Excel.
+    public func csv(byteOrderMark: Bool = false) -> String {
         let codes = findingCodesByDevice()
-        var out = Self.csvRow(Self.csvColumns)
+        var rows: [[String]] = []
         for d in devices {
             let fields: [String] = [
                 d.unit ?? "", d.floor, d.key, d.kind, d.bus, d.line ?? "", d.identification ?? "", d.manufacturer ?? "",
@@ -22,23 +22,8 @@ extension CommissioningReport {
                 d.setDay.map { ReportText.number($0.value) } ?? "", d.setDay?.unit ?? "",
                 d.profile ?? "", d.error ?? "", (codes[d.key] ?? []).joined(separator: ";"),
             ]
-            out += Self.csvRow(fields)
+            rows.append(fields)
         }
-        return out
-    }
-
-    static func csvRow(_ fields: [String]) -> String {
-        fields.map(csvField).joined(separator: ",") + "\r\n"
-    }
-
-    /// RFC 4180 section 2: a field with a comma, a double quote or a line break goes in double quotes, and
-    /// its double quotes are doubled.
-    static func csvField(_ s: String) -> String {
-        guard s.unicodeScalars.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return s }
-        var out = "\""
-        for c in s.unicodeScalars {
-            if c == "\"" { out += "\"\"" } else { out.unicodeScalars.append(c) }
-        }
-        return out + "\""
+        return CSVWriter.document(header: Self.csvColumns, rows: rows, byteOrderMark: byteOrderMark)
     }
 }

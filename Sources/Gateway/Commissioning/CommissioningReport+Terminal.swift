@@ -1,10 +1,12 @@
+import Drivers
+
 extension CommissioningReport {
     /// Finding lines shown before "… and N more": a screenful, so the totals stay in view.
     static let terminalFindingLines = 30
 
     /// What `gatewayd commission` prints at the end: the verdict and totals, the findings most urgent first,
     /// then one line per floor. Plain text with aligned columns; control characters from the report are
-    /// replaced so that an id or a note cannot move the cursor or recolour the terminal.
+    /// escaped (`TerminalText`) so that an id or a note cannot move the cursor or recolour the terminal.
     public func terminalSummary() -> String {
         var lines: [String] = []
         lines.append("Commissioning of building \(building), gateway \(gateway)")
@@ -48,11 +50,12 @@ extension CommissioningReport {
             if tallies.count > 1 { rows.append(Self.row(total)) }
             lines += Self.aligned(rows)
         }
-        return lines.map(Self.terminalSafe).joined(separator: "\n") + "\n"
+        return lines.map(TerminalText.line).joined(separator: "\n") + "\n"
     }
 
     private static func row(_ t: FloorTally) -> [String] {
-        [t.floor, "\(t.expected)", "\(t.heard)", "\(t.missing)", "\(t.wrongKey)", "\(t.noKey)", "\(t.weak)", "\(t.serialMismatch)"]
+        // Escaped before the widths are measured, so a control character in a floor name keeps the columns.
+        [TerminalText.line(t.floor), "\(t.expected)", "\(t.heard)", "\(t.missing)", "\(t.wrongKey)", "\(t.noKey)", "\(t.weak)", "\(t.serialMismatch)"]
     }
 
     /// First column left-aligned, numbers right-aligned, two spaces between columns.
@@ -66,19 +69,5 @@ extension CommissioningReport {
                 return i == 0 ? cell + pad : pad + cell
             }.joined(separator: "  ")
         }
-    }
-
-    /// C0 and C1 control characters (ESC above all) and line breaks become "?" or a space.
-    static func terminalSafe(_ s: String) -> String {
-        guard s.unicodeScalars.contains(where: { $0.value < 0x20 || ($0.value >= 0x7F && $0.value < 0xA0) }) else { return s }
-        var out = ""
-        for c in s.unicodeScalars {
-            switch c.value {
-            case 0x09, 0x0A, 0x0D: out += " "
-            case 0..<0x20, 0x7F..<0xA0: out += "?"
-            default: out.unicodeScalars.append(c)
-            }
-        }
-        return out
     }
 }

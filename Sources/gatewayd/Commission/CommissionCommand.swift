@@ -51,6 +51,9 @@ struct Commission: AsyncParsableCommand {
     @Option(help: "Directory for the report files (default: commissioning/ beside the reading buffer).")
     var out: String?
 
+    @Flag(help: "Start the CSV report with a UTF-8 byte order mark, so Excel reads accents and units right.")
+    var bom = false
+
     @Flag(help: "Do not upload the report to the portal.")
     var noUpload = false
 
@@ -124,7 +127,18 @@ struct Commission: AsyncParsableCommand {
             throw CLIError(message)
         }
 
-        let catalog = ProfileCatalog.defaultDirectory().flatMap { try? ProfileCatalog.load(directory: $0) }
+        // A wrong GATEWAYD_PROFILES or a broken profile would make every radio meter's values generic in
+        // the report: refuse instead.
+        let catalog: ProfileCatalog?
+        do {
+            if let dir = try ProfileCatalog.defaultDirectory() { catalog = try ProfileCatalog.load(directory: dir) } else { catalog = nil }
+        } catch let error as ProfileRootError {
+            await transport?.shutdown()
+            throw CLIError(error.message)
+        } catch {
+            await transport?.shutdown()
+            throw CLIError("wireless meter profiles: \(error)")
+        }
         let run = CommissioningRun(
             config: loaded, registry: deviceRegistry, keyring: keyring, catalog: catalog, demo: demoBuilding,
             options: CommissioningOptions(weakSignalBelow: weakBelow), listenSeconds: Int(listen.duration.components.seconds),
@@ -139,7 +153,7 @@ struct Commission: AsyncParsableCommand {
         let directory = out ?? ((loaded.buffer.path as NSString).deletingLastPathComponent + "/commissioning")
         let written: CommissionFiles.Written
         do {
-            written = try CommissionFiles.write(report, to: directory)
+            written = try CommissionFiles.write(report, to: directory, csvByteOrderMark: bom)
         } catch {
             await transport?.shutdown()
             throw CLIError("cannot write the report into \(directory): \(error); give another directory with --out")
@@ -225,12 +239,12 @@ enum CommissionFiles {
         var html: String
     }
 
-    static func write(_ report: CommissioningReport, to directory: String) throws -> Written {
+    static func write(_ report: CommissioningReport, to directory: String, csvByteOrderMark: Bool = false) throws -> Written {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let base = directory + "/" + report.id
         let w = Written(json: base + ".json", csv: base + ".csv", html: base + ".html")
         try Data(report.json()).write(to: URL(fileURLWithPath: w.json), options: .atomic)
-        try Data(report.csv().utf8).write(to: URL(fileURLWithPath: w.csv), options: .atomic)
+        try Data(report.csv(byteOrderMark: csvByteOrderMark).utf8).write(to: URL(fileURLWithPath: w.csv), options: .atomic)
         try Data(report.html().utf8).write(to: URL(fileURLWithPath: w.html), options: .atomic)
         return w
     }

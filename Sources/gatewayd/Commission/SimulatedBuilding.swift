@@ -491,8 +491,10 @@ struct SimulateBuilding: ParsableCommand {
     }
 
     func run() throws {
-        guard let profiles = ProfileCatalog.defaultDirectory() else {
-            throw CLIError("no wireless meter profiles found (profiles/wmbus); set GATEWAYD_PROFILES")
+        let found: String?
+        do { found = try ProfileCatalog.defaultDirectory() } catch { throw CLIError(error.message) }
+        guard let profiles = found else {
+            throw CLIError("no wireless meter profiles found (profiles/wmbus); set GATEWAYD_PROFILES to the profiles root, holding wmbus/ and modbus/")
         }
         var spec = SimulatedBuilding.Spec()
         spec.radioIntervalMilliseconds = max(1, radioIntervalMs)

@@ -1,6 +1,7 @@
 import Drivers
 import Gateway
 import TOMLKit
+import Uplink
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,15 +21,20 @@ struct ConfigLoadOptions: Sendable {
     /// Where Modbus profile names are looked up, after the file's own `profiles_dir`.
     var profileDirectories: [String] = ConfigLoadOptions.defaultProfileDirectories
 
+    /// Why `$GATEWAYD_PROFILES` is unusable, when it is set and is not a profiles root: a problem of the
+    /// configuration as the daemon would run it, so `config check` and `gatewayd run` both refuse it.
+    var profileRootProblem: String?
+
+    /// `$GATEWAYD_PROFILES/modbus` (when set and usable), ./profiles/modbus, the installed copy.
     static var defaultProfileDirectories: [String] {
-        var dirs: [String] = []
-        if let env = ProcessInfo.processInfo.environment["GATEWAYD_PROFILES"] { dirs.append(env) }
-        return dirs + ["profiles/modbus", "/usr/share/gatewayd/profiles/modbus"]
+        (try? ProfileRoot.modbusSearchPath()) ?? ["profiles/modbus", ProfileRoot.installed + "/modbus"]
     }
 
-    init(checkPaths: Bool = true, profileDirectories: [String] = ConfigLoadOptions.defaultProfileDirectories) {
+    init(checkPaths: Bool = true, profileDirectories: [String] = ConfigLoadOptions.defaultProfileDirectories,
+         environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.checkPaths = checkPaths
         self.profileDirectories = profileDirectories
+        do { try ProfileRoot.check(environment: environment) } catch { profileRootProblem = error.message }
     }
 }
 
@@ -52,6 +58,9 @@ extension GatewayConfig {
         }
         for overlay in tables.dropFirst() { ConfigTree.merge(overlay, into: &root) }
 
+        if let problem = options.profileRootProblem {
+            sink.add(ConfigProblem(file: path, line: nil, field: "", message: problem))
+        }
         var decoder = ConfigDecoder(sink: sink, options: options, sources: files)
         let config = decoder.decode(root)
         if let config, sink.problems.isEmpty { return .success(config) }
@@ -738,7 +747,7 @@ struct ConfigDecoder {
             } else {
                 sink.add(origin, "\"\(url)\" is not a URL; expected \(secure)://host[:port]\(t == .https ? "/path" : "")")
             }
-            if demo, !host.isEmpty, !Self.isLoopback(host) {
+            if demo, !host.isEmpty, !LoopbackHost.isLoopback(host) {
                 sink.add(origin, "demo mode starts a portal sink at the uplink endpoint, so it must be on loopback (127.0.0.1); got \(host)")
             }
         }
@@ -782,10 +791,17 @@ struct ConfigDecoder {
             sink.add(origin, "missing; give [uplink.auth] bearer_token_file, or client_certificate and client_key")
         }
         guard sink.problems.count == before, let transport, let endpoint else { return nil }
-        return Uplink(transport: transport.0, endpoint: endpoint.0, host: host, port: port, auth: auth, caFile: caFile,
-                      insecure: insecure, batchReadings: batchReadings?.0 ?? 500, batchBytes: batchBytes ?? 1 << 20,
-                      healthInterval: health?.0 ?? .seconds(300),
-                      topicPrefix: transport.0 == .mqtt ? (topicPrefix?.0 ?? gatewayID.map { "gatewayd/\($0)" }) : nil)
+        let uplink = Uplink(transport: transport.0, endpoint: endpoint.0, host: host, port: port, auth: auth, caFile: caFile,
+                            insecure: insecure, batchReadings: batchReadings?.0 ?? 500, batchBytes: batchBytes ?? 1 << 20,
+                            healthInterval: health?.0 ?? .seconds(300),
+                            topicPrefix: transport.0 == .mqtt ? (topicPrefix?.0 ?? gatewayID.map { "gatewayd/\($0)" }) : nil)
+        // The transport's own start checks, so that what loads here also starts (a missing gateway_id is
+        // reported on its own line; the check then runs with a stand-in).
+        if let problem = UplinkWiring.startProblem(uplink, gatewayID: gatewayID ?? "gw", demo: demo) {
+            sink.add(endpoint.1, "the uplink would not start: \(problem)")
+            return nil
+        }
+        return uplink
     }
 
     struct URLParts {
@@ -888,11 +904,11 @@ struct ConfigDecoder {
         metrics.enabled = enabled
         if let (text, origin) = listen {
             if let parts = Self.parseURL("tcp://" + text), let port = parts.port {
-                if Self.isLoopback(parts.host) {
+                if LoopbackHost.isLoopback(parts.host) {
                     metrics.host = parts.host
                     metrics.port = port
                 } else {
-                    sink.add(origin, "\(parts.host) is not a loopback address; metrics are served on loopback only, e.g. \"127.0.0.1:\(port)\"")
+                    sink.add(origin, "\(parts.host) is not a loopback address; metrics are served on loopback only: an address in 127.0.0.0/8, ::1 or localhost (other names are not looked up), e.g. \"127.0.0.1:\(port)\"")
                 }
             } else {
                 sink.add(origin, "\"\(text)\" is not an address; expected host:port, e.g. \"127.0.0.1:9464\"")
@@ -1015,10 +1031,6 @@ struct ConfigDecoder {
         guard let first = text.utf8.first, text.utf8.count <= maximum else { return false }
         func alnum(_ c: UInt8) -> Bool { (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) }
         return alnum(first) && text.utf8.allSatisfy { alnum($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 
     /// "gatewayd.toml:12" for pointing at an earlier definition (the file's last path component).

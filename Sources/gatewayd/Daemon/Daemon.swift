@@ -42,7 +42,7 @@ final class Daemon: Sendable {
         // and raises them as alarms, which reach the portal.
         let pipeline = ReadingPipeline(
             registry: registry, buffer: buffer,
-            options: PipelineOptions(keyring: config.keys, normaliser: loadMeterProfiles()))
+            options: PipelineOptions(keyring: config.keys, normaliser: try loadMeterProfiles()))
         await board.update("buffer", kind: "reading buffer", health: .healthy, detail: config.buffer.path)
         await board.update("registry", kind: "device registry", health: .healthy,
                            detail: "\(registry.devices.count) devices, building \(registry.building)")
@@ -75,7 +75,7 @@ final class Daemon: Sendable {
         services.append(.init(service: reload))
         do {
             services.append(.init(service: try LocalEndpoints.statusServer(
-                path: config.status.path, group: config.status.group, board: board, logger: logger)))
+                path: config.status.path, group: config.status.group, board: board, strangers: pipeline.unknownDevices, logger: logger)))
             if config.metrics.enabled {
                 services.append(.init(service: try LocalEndpoints.metricsServer(
                     host: config.metrics.host, port: config.metrics.port, registry: metrics.registry, logger: logger)))
@@ -116,9 +116,11 @@ final class Daemon: Sendable {
     }
 
     /// Wireless meter profiles (profiles/wmbus): without them every telegram still decodes generically.
-    private func loadMeterProfiles() -> any ReadingNormaliser {
-        guard let dir = ProfileCatalog.defaultDirectory() else {
-            logger.warning("no wireless meter profiles found (set GATEWAYD_PROFILES); decoding radio telegrams generically")
+    private func loadMeterProfiles() throws -> any ReadingNormaliser {
+        let found: String?
+        do { found = try ProfileCatalog.defaultDirectory() } catch { throw DaemonStartError(error.message) }
+        guard let dir = found else {
+            logger.warning("no wireless meter profiles found (set GATEWAYD_PROFILES to the profiles root, holding wmbus/ and modbus/); decoding radio telegrams generically")
             return EN13757Normaliser()
         }
         do {

@@ -1,3 +1,4 @@
+import Drivers
 import Foundation
 import Logging
 
@@ -10,6 +11,10 @@ import Logging
 ///
 /// AES keys must never reach a log: any metadata value under a key that names a key or a secret is
 /// replaced by "<redacted>" here, as a last line of defence behind the callers' own care.
+///
+/// Message, metadata keys and values go through `TerminalText.line`: text from a telegram (a plain-text
+/// unit, an error quoting it) must neither forge a second journal line nor drive the terminal of
+/// whoever runs `journalctl`.
 struct JournalLogHandler: LogHandler {
     var logLevel: Logger.Level = .info
     var metadata: Logger.Metadata = [:]
@@ -51,10 +56,10 @@ struct JournalLogHandler: LogHandler {
         } else {
             line += Self.timestamp(now) + " " + level.rawValue.uppercased() + " "
         }
-        line += "[\(label)] " + message.replacingOccurrences(of: "\n", with: " ")
+        line += "[\(label)] " + TerminalText.line(message)
         for key in metadata.keys.sorted() {
-            let value = secretKeyNames.contains(key.lowercased()) ? "<redacted>" : "\(metadata[key]!)"
-            line += " \(key)=" + quoteIfNeeded(value)
+            let value = secretKeyNames.contains(key.lowercased()) ? "<redacted>" : TerminalText.line("\(metadata[key]!)")
+            line += " \(TerminalText.line(key))=" + quoteIfNeeded(value)
         }
         return line + "\n"
     }

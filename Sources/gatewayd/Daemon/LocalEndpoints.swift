@@ -1,9 +1,11 @@
 import Foundation
+import Gateway
 import Hummingbird
 import Logging
 import NIOCore
 import Prometheus
 import ServiceLifecycle
+import Uplink
 
 /// The daemon's two local endpoints, both HTTP through Hummingbird:
 /// - the status socket (a unix socket, mode 0660, group-restricted) that `gatewayd status` reads;
@@ -24,15 +26,22 @@ enum LocalEndpoints {
         return d
     }()
 
+    /// What the status socket answers: the board, and the strangers as identity and signal only.
+    static func statusDocument(board: StatusBoard, strangers: UnknownDevices?) async -> DaemonStatus {
+        let status = await board.snapshot()
+        guard let strangers else { return status }
+        return status.with(unknown: await strangers.sightings())
+    }
+
     /// The status socket. A stale socket file from a killed daemon is removed first; the socket is
     /// then restricted to the owner and `group` (chgrp), so only operators can read meter state.
     static func statusServer(
-        path: String, group: String?, board: StatusBoard, logger: Logger
+        path: String, group: String?, board: StatusBoard, strangers: UnknownDevices?, logger: Logger
     ) throws -> some Service {
         try prepareSocketPath(path)
         let router = Router()
         router.get("/status") { _, _ -> Response in
-            let body = try jsonEncoder.encode(await board.snapshot())
+            let body = try jsonEncoder.encode(await statusDocument(board: board, strangers: strangers))
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
@@ -50,7 +59,7 @@ enum LocalEndpoints {
     static func metricsServer(
         host: String, port: Int, registry: PrometheusCollectorRegistry, logger: Logger
     ) throws(EndpointError) -> some Service {
-        guard isLoopback(host) else {
+        guard LoopbackHost.isLoopback(host) else {
             throw EndpointError(
                 "metrics address \(host) is not loopback; gatewayd serves metrics on 127.0.0.1 or ::1 only "
                     + "(put a reverse proxy in front if the fleet needs it remotely)")
@@ -65,10 +74,6 @@ enum LocalEndpoints {
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "gatewayd"),
             logger: logger)
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "::1" || host == "localhost" || host.hasPrefix("127.")
     }
 
     private static func prepareSocketPath(_ path: String) throws {

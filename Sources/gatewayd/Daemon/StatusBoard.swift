@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 
 /// Health of one part of the daemon, as `gatewayd status` shows it.
 enum Health: String, Codable, Sendable, Comparable {
@@ -45,6 +46,16 @@ struct DaemonStatus: Codable, Sendable, Equatable {
         var lastError: String?
         var readingsSent: Int
     }
+    /// A device heard that is not in the registry: who and how loud, never what it sent (its values are
+    /// another household's data).
+    struct UnknownDevice: Codable, Sendable, Equatable {
+        var identification: String
+        var manufacturer: String
+        var deviceType: String
+        var count: Int
+        var bestRssi: Int?
+        var lastRssi: Int?
+    }
     struct OpenAlarm: Codable, Sendable, Equatable {
         var device: String
         var kind: String
@@ -63,6 +74,23 @@ struct DaemonStatus: Codable, Sendable, Equatable {
     var buffer: BufferState?
     var uplink: UplinkState?
     var alarms: [OpenAlarm]
+    /// Strangers, most often heard first, at most `unknownDevicesShown`; nil from a daemon without the list.
+    var unknownDevices: [UnknownDevice]?
+    /// How many strangers the daemon holds in all (the list may be cut short).
+    var unknownDeviceCount: Int?
+
+    static let unknownDevicesShown = 50
+
+    /// The status with the strangers' identities filled in from the pipeline's table.
+    func with(unknown sightings: [UnknownDevices.Sighting]) -> DaemonStatus {
+        var s = self
+        s.unknownDeviceCount = sightings.count
+        s.unknownDevices = sightings.prefix(Self.unknownDevicesShown).map {
+            UnknownDevice(identification: $0.identification, manufacturer: $0.manufacturer, deviceType: $0.deviceType,
+                          count: $0.count, bestRssi: $0.bestRSSI, lastRssi: $0.lastRSSI)
+        }
+        return s
+    }
 }
 
 /// The daemon's shared picture of itself: services write their part, the status socket and health

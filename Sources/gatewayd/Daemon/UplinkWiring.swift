@@ -55,22 +55,57 @@ struct UplinkWiring: Sendable {
             })
         return UplinkWiring(uploader: uploader, transport: transport, source: source)
     }
+    /// The demo's own portal sink, which takes the configured endpoint's place.
+    struct DemoPortal: Sendable {
+        var url: String
+        var tokenFile: String
+
+        /// What `config check` assumes for a demo configuration: the demo starts a sink on an ephemeral
+        /// loopback port and writes a fresh token file for it.
+        static let standIn = DemoPortal(url: "http://127.0.0.1/api/v1", tokenFile: "demo-portal-token")
+    }
+
+    /// The HTTPS transport's settings for `uplink`: the one construction `gatewayd run` starts with and
+    /// `config check` validates, so the two cannot disagree about what starts.
+    static func httpsConfiguration(_ u: GatewayConfig.Uplink, gatewayID: String, demoPortal: DemoPortal?) -> HTTPSTransportConfiguration {
+        // In demo mode the portal sink runs on an ephemeral loopback port and takes the endpoint's place.
+        var https = HTTPSTransportConfiguration(baseURL: demoPortal?.url ?? u.endpoint, gatewayID: gatewayID)
+        switch u.auth {
+        case .none: https.bearerTokenPath = demoPortal?.tokenFile
+        case .bearer(let file): https.bearerTokenPath = file
+        case .mutualTLS(let cert, let key):
+            https.clientCertificatePath = cert
+            https.clientPrivateKeyPath = key
+        }
+        https.caBundlePath = u.caFile
+        https.insecure = u.insecure
+        return https
+    }
+
+    /// Why the uplink as configured would not start, or nil: the start checks of the transport itself,
+    /// for `config check` (and every load) to report before `gatewayd run` exits on them.
+    static func startProblem(_ u: GatewayConfig.Uplink, gatewayID: String, demo: Bool) -> String? {
+        switch u.transport {
+        case .https:
+            do {
+                try httpsConfiguration(u, gatewayID: gatewayID, demoPortal: demo ? .standIn : nil).validate()
+                return nil
+            } catch {
+                return error.message
+            }
+        case .mqtt:
+            // MQTT's start checks (port range, a readable password file) are the loader's own already.
+            return nil
+        }
+    }
+
     /// The configured way to the portal (also used by `gatewayd commission` to upload its report).
     static func transport(config: GatewayConfig, demo: DemoBuilding, logger uplinkLogger: Logger) throws -> any PortalTransport {
         let u = config.uplink
         switch u.transport {
         case .https:
-            // In demo mode the portal sink runs on an ephemeral loopback port and takes the endpoint's place.
-            var https = HTTPSTransportConfiguration(baseURL: demo.portalURL ?? u.endpoint, gatewayID: config.gatewayID)
-            switch u.auth {
-            case .none: https.bearerTokenPath = demo.tokenFile
-            case .bearer(let file): https.bearerTokenPath = file
-            case .mutualTLS(let cert, let key):
-                https.clientCertificatePath = cert
-                https.clientPrivateKeyPath = key
-            }
-            https.caBundlePath = u.caFile
-            https.insecure = u.insecure
+            let demoPortal = demo.portalURL.flatMap { url in demo.tokenFile.map { DemoPortal(url: url, tokenFile: $0) } }
+            let https = httpsConfiguration(u, gatewayID: config.gatewayID, demoPortal: demoPortal)
             do {
                 return try HTTPSTransport(configuration: https, logger: uplinkLogger)
             } catch {

@@ -94,7 +94,7 @@ struct WirelessRunner: BusRunner {
         await board.update(component, kind: "wireless dongle", health: .stopped, detail: "stopped", counters: counters.m.withLock { $0 })
     }
 
-    private func handle(_ telegrams: [ReceivedTelegram], counters: Tally) async {
+    func handle(_ telegrams: [ReceivedTelegram], counters: Tally) async {
         counters.m.withLock { $0["telegrams", default: 0] += telegrams.count }
         let inputs = telegrams.map { t -> PipelineInput in
             let rssi = t.rssiDBm.map { Int16(clamping: Int($0.rounded())) }
@@ -112,10 +112,30 @@ struct WirelessRunner: BusRunner {
                 }
             }
         }
-        if let last = telegrams.last {
+        if !telegrams.isEmpty {
             await board.update("wmbus:\(name)", kind: "wireless dongle", health: .healthy,
-                               detail: "receiving; last \(last.description)", counters: counters.m.withLock { $0 })
+                               detail: Self.statusDetail(telegrams, outcomes), counters: counters.m.withLock { $0 })
         }
+    }
+
+    /// The status line after a batch. The status socket is read by everyone in the operators' group, so
+    /// it names only registered devices; a stranger's telegram (a neighbour's meter) shows as a count,
+    /// never as bytes or values. The strangers' identities are in the status's unknown-devices list.
+    static func statusDetail(_ telegrams: [ReceivedTelegram], _ outcomes: [PipelineOutcome]) -> String {
+        for (telegram, outcome) in zip(telegrams, outcomes).reversed() {
+            let device: String
+            switch outcome {
+            case .buffered(let d, _, _), .duplicate(let d): device = d
+            default: continue
+            }
+            let rssi = telegram.rssiDBm.map { ", \(Int($0.rounded())) dBm" } ?? ""
+            let mode = telegram.linkMode.map { " \($0.rawValue.uppercased())" } ?? ""
+            return "receiving; last from \(device)\(mode)\(rssi) at \(telegram.receivedAt)"
+        }
+        let strangers = outcomes.filter { if case .unknownDevice = $0 { return true } else { return false } }.count
+        return strangers > 0
+            ? "receiving; last \(strangers == 1 ? "telegram" : "\(strangers) telegrams") from devices not in the registry"
+            : "receiving; last \(telegrams.count == 1 ? "telegram" : "\(telegrams.count) telegrams") not stored (see the log)"
     }
 
     private func health(of state: DongleState) -> Health {

@@ -105,7 +105,7 @@ public actor MBusLine {
     public init(endpoint: BusEndpoint, options: MBusLineOptions = MBusLineOptions()) throws(TransportError) {
         let transport: ByteTransport
         switch endpoint {
-        case .serial(let path): transport = try SerialPort(path: path, settings: options.serial)
+        case .serial(let path): transport = try SerialPort(path: path, settings: options.serial, role: .mbusLevelConverter)
         case .tcp(let host, let port): transport = try TCPTransport(host: host, port: port, lineSettings: options.serial)
         }
         self.init(endpoint: endpoint, transport: transport, options: options)

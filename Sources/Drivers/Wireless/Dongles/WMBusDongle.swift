@@ -11,7 +11,8 @@ public struct DongleConfiguration: Hashable, Sendable {
     public var responseTimeout: Duration
     /// Attempts per handshake request before giving up on the dongle.
     public var attempts: Int
-    /// First wait before reopening a missing or failed dongle; doubled up to `maximumBackoff`.
+    /// First wait before reopening a missing or failed dongle; doubled up to `maximumBackoff`, back to
+    /// the first once the dongle is ready again (`ReopenBackoff`).
     public var initialBackoff: Duration
     public var maximumBackoff: Duration
     /// A message arrives in one burst: bytes left this long without completing one are reported and dropped.
@@ -19,7 +20,7 @@ public struct DongleConfiguration: Hashable, Sendable {
 
     public init(path: String, kind: DongleKind? = nil, linkMode: DongleLinkMode = .c1t1, baudRate: Int? = nil,
                 responseTimeout: Duration = .seconds(1), attempts: Int = 3,
-                initialBackoff: Duration = .milliseconds(250), maximumBackoff: Duration = .seconds(10),
+                initialBackoff: Duration = .seconds(1), maximumBackoff: Duration = .seconds(30),
                 idleResync: Duration = .milliseconds(300)) {
         self.path = path
         self.kind = kind
@@ -31,6 +32,34 @@ public struct DongleConfiguration: Hashable, Sendable {
         self.maximumBackoff = max(initialBackoff, maximumBackoff)
         self.idleResync = idleResync
     }
+}
+
+/// The waits between attempts to reopen a dongle that is missing or fails its handshake: `initial`,
+/// doubled after every failed attempt up to `maximum`, back to `initial` once the dongle is ready.
+///
+/// A pulled stick may stay away for weeks; retrying every quarter second kept a 2-core board busy
+/// (about 200 context switches a second) for nothing. Half a minute is still short next to a meter's
+/// send interval.
+public struct ReopenBackoff: Hashable, Sendable {
+    public let initial: Duration
+    public let maximum: Duration
+    public private(set) var next: Duration
+
+    public init(initial: Duration, maximum: Duration) {
+        self.initial = max(initial, .milliseconds(1))
+        self.maximum = max(self.initial, maximum)
+        next = self.initial
+    }
+
+    /// The wait before the next attempt, after a failed one; the one after it is twice as long.
+    public mutating func failed() -> Duration {
+        let wait = next
+        next = min(next * 2, maximum)
+        return wait
+    }
+
+    /// The dongle answered: the next failure starts again from `initial`.
+    public mutating func succeeded() { next = initial }
 }
 
 /// Where a session is. Reported on change, so a technician sees each transition once.
@@ -82,6 +111,12 @@ public actor WMBusDongle {
     private let executor: ThreadExecutor
     private nonisolated let stopRequested = Atomic<Bool>(false)
     private nonisolated let started = Atomic<Bool>(false)
+    /// Waits between reopen attempts are measured on this clock (a test's manual clock, or the real one).
+    private let clock: any Clock<Duration>
+    /// The sleep of a pause in progress, for `stop()` to cut short without the pause polling for it.
+    private nonisolated let pauseInProgress = Mutex<Task<Void, Never>?>(nil)
+    /// Times the session tried to open the port and handshake (each reopen of a missing dongle counts).
+    public private(set) var openAttempts = 0
     private var lastState: DongleState?
     private var continuation: AsyncStream<DongleEvent>.Continuation?
     /// Events the stream had no room for (a consumer that stopped reading).
@@ -89,8 +124,9 @@ public actor WMBusDongle {
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    public init(_ configuration: DongleConfiguration) {
+    public init(_ configuration: DongleConfiguration, clock: any Clock<Duration> = ContinuousClock()) {
         self.configuration = configuration
+        self.clock = clock
         executor = ThreadExecutor(name: "dongle \(configuration.path)")
     }
 
@@ -100,6 +136,7 @@ public actor WMBusDongle {
     /// (within a tenth of a second while receiving; a handshake in progress finishes first).
     public nonisolated func stop() {
         stopRequested.store(true, ordering: .releasing)
+        pauseInProgress.withLock { $0?.cancel() }
     }
 
     private var shouldStop: Bool { Task.isCancelled || stopRequested.load(ordering: .acquiring) }
@@ -137,13 +174,14 @@ public actor WMBusDongle {
 
     private func run(_ continuation: AsyncStream<DongleEvent>.Continuation) async {
         self.continuation = continuation
-        var backoff = configuration.initialBackoff
+        var backoff = ReopenBackoff(initial: configuration.initialBackoff, maximum: configuration.maximumBackoff)
         while !shouldStop {
             report(.connecting(path: configuration.path))
+            openAttempts += 1
             switch connect() {
             case .success(let (port, link, identity)):
                 let node = DeviceNode(path: configuration.path)
-                backoff = configuration.initialBackoff
+                backoff.succeeded()
                 report(.ready(identity))
                 var link = link
                 let reason = receive(port, &link, identity, node: node)
@@ -156,8 +194,7 @@ public actor WMBusDongle {
                 } else {
                     report(.failed(error))
                 }
-                await pause(backoff)
-                backoff = min(backoff * 2, configuration.maximumBackoff)
+                await pause(backoff.failed())
                 continue
             }
             // Unplugged: a short pause before the first reopen, the device node takes a moment to vanish.
@@ -168,12 +205,20 @@ public actor WMBusDongle {
         self.continuation = nil
     }
 
-    /// Sleeps, waking early for `stop()`.
+    /// Sleeps on the session's clock, waking early for `stop()` or cancellation: one timer per pause, no
+    /// polling, so a session waiting for a pulled dongle costs nothing between attempts.
     private func pause(_ duration: Duration) async {
-        let end = ContinuousClock.now + duration
-        while !shouldStop, ContinuousClock.now < end {
-            try? await Task.sleep(for: min(.milliseconds(50), end - ContinuousClock.now))
+        guard !shouldStop else { return }
+        let sleeper = Task { [clock] in _ = try? await clock.sleep(for: duration) }
+        pauseInProgress.withLock { $0 = sleeper }
+        // stop() may have run between the check above and the store: it found no sleeper to cancel.
+        if stopRequested.load(ordering: .acquiring) { sleeper.cancel() }
+        await withTaskCancellationHandler {
+            await sleeper.value
+        } onCancel: {
+            sleeper.cancel()
         }
+        pauseInProgress.withLock { $0 = nil }
     }
 
     private func report(_ state: DongleState) {
@@ -262,7 +307,7 @@ public actor WMBusDongle {
         let settings = SerialSettings(baudRate: configuration.baudRate ?? kind.defaultBaudRate, parity: .none, stopBits: 1)
         let port: SerialPort
         do {
-            port = try SerialPort(path: configuration.path, settings: settings)
+            port = try SerialPort(path: configuration.path, settings: settings, role: .wmbusDongle)
         } catch {
             return .failure(DongleError(.transport, error.message, transport: error))
         }

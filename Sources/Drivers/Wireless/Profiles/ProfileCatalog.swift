@@ -95,7 +95,7 @@ public struct ProfileCatalog: Sendable {
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
         } catch {
-            throw ProfileError(origin: directory, message: "cannot list the profile directory: check GATEWAYD_PROFILES or the installation")
+            throw ProfileError(origin: directory, message: "cannot list the profile directory: check GATEWAYD_PROFILES (the profiles root, holding wmbus/ and modbus/) or the installation")
         }
         var catalog = ProfileCatalog()
         for n in names {
@@ -108,36 +108,10 @@ public struct ProfileCatalog: Sendable {
         return catalog
     }
 
-    /// Where installed binaries find the profiles: `$GATEWAYD_PROFILES`, then
-    /// /usr/share/gatewayd/profiles/wmbus, then `profiles/wmbus` in a directory above the executable
-    /// (a checkout's `.build/release/…`). Nil when none exists.
-    public static func defaultDirectory(environment: [String: String]? = nil, executablePath: String? = nil) -> String? {
-        func isDirectory(_ p: String) -> Bool {
-            var st = stat()
-            return stat(p, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
-        }
-        let env = environment ?? ProcessInfo.processInfo.environment
-        if let p = env["GATEWAYD_PROFILES"], !p.isEmpty { return p }
-        let system = "/usr/share/gatewayd/profiles/wmbus"
-        if isDirectory(system) { return system }
-        var dir = executablePath ?? currentExecutable()
-        for _ in 0..<6 {
-            guard let slash = dir.lastIndex(of: "/") else { break }
-            dir = String(dir[..<slash])
-            if dir.isEmpty { break }
-            let candidate = dir + "/profiles/wmbus"
-            if isDirectory(candidate) { return candidate }
-        }
-        return nil
-    }
-
-    /// readlink(2) of /proc/self/exe, else argv[0].
-    static func currentExecutable() -> String {
-        #if canImport(Glibc)
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if n > 0 { return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) }
-        #endif
-        return CommandLine.arguments.first ?? ""
+    /// Where installed binaries find the wireless profiles: `$GATEWAYD_PROFILES/wmbus` (checked, see
+    /// `ProfileRoot`), then /usr/share/gatewayd/profiles/wmbus, then `profiles/wmbus` in a directory above
+    /// the executable (a checkout's `.build/release/…`). Nil when the variable is unset and none exists.
+    public static func defaultDirectory(environment: [String: String]? = nil, executablePath: String? = nil) throws(ProfileRootError) -> String? {
+        try ProfileRoot.wirelessDirectory(environment: environment, executablePath: executablePath)
     }
 }
