@@ -74,7 +74,7 @@ struct DaemonSoakTests {
         #expect(signalled == Self.kills, "\(Self.kills - signalled) daemons did not die")
         // The kills must really have fallen during ingest and upload, not before the daemon got going.
         // (About 6 readings reach the buffer per killed run at these kill times; 2 per run is the floor.)
-        #expect(maxID >= Int64(Self.kills * 2) && deliveredWhileKilled > Self.kills / 4, "max id \(maxID), \(deliveredWhileKilled) runs delivered")
+        #expect(maxID >= Int64(Self.kills * 2) && deliveredWhileKilled > Self.kills / 8, "max id \(maxID), \(deliveredWhileKilled) runs delivered")
         print("power-cut soak: \(signalled) SIGKILLs, \(deliveredWhileKilled) of the killed runs delivered readings; ids 1...\(maxID): "
               + "\(atPortal.count) at the portal (\(portal.store.duplicateReceipts) resends deduplicated), \(left.count) still buffered, "
               + "\(missing.count) lost")
