@@ -148,6 +148,20 @@ struct DaemonTests {
               + "pipeline \(s.pipeline.heard) heard / \(s.pipeline.deduplicated) deduplicated")
     }
 
+    @Test("a damaged buffer found at start is moved aside and the critical buffer_quarantined alarm reaches the portal")
+    func quarantineReachesPortal() async throws {
+        let ws = try Self.workspace()
+        try Data(repeating: 0x42, count: 16_384).write(to: URL(fileURLWithPath: ws.dir + "/buffer.sqlite"))
+        let daemon = try DaemonProcess(["run", "--config", ws.config, "--cycles", "1", "--summary", ws.dir + "/summary.json"], log: ws.dir + "/log")
+        let exit = daemon.wait(timeoutSeconds: 240)
+        #expect(exit == 0, "exit \(String(describing: exit)); log:\n\(daemon.log())")
+        let s = try Self.summary(ws.dir + "/summary.json")
+        let alarms = try #require(s.portal?.alarmIDs)
+        #expect(alarms.contains { $0.hasPrefix("gateway|buffer_quarantined|raised|") }, "alarms at the portal: \(alarms)")
+        let aside = try FileManager.default.contentsOfDirectory(atPath: ws.dir).filter { $0.hasPrefix("buffer.sqlite.corrupt-") }
+        #expect(aside.count == 1)
+    }
+
     @Test("SIGTERM in the middle of a run loses no reading")
     func sigtermLosesNothing() async throws {
         let ws = try Self.workspace()

@@ -15,6 +15,8 @@ struct RunSummary: Codable {
         /// Stored readings per device key.
         var devices: [String: Int]
         var alarms: Int
+        /// The alarm messages' ids ("device|code|raised|time"), in arrival order.
+        var alarmIDs: [String]?
         var healthReports: Int
     }
     struct Buffer: Codable {
@@ -47,7 +49,7 @@ struct RunSummary: Codable {
             summary.portal = Portal(
                 readings: store.readingCount, resentDuplicates: store.duplicateReceipts,
                 readingIDs: store.uniqueReadingIDs.compactMap { Int64($0) }.sorted(), devices: store.readingsPerDevice,
-                alarms: store.alarms.count, healthReports: store.healthReports.count)
+                alarms: store.alarms.count, alarmIDs: store.alarms.map(\.id), healthReports: store.healthReports.count)
         }
         do {
             let data = try LocalEndpoints.jsonEncoder.encode(summary)
