@@ -36,4 +36,12 @@ struct PipelineFuzzRegressionTests {
         guard case .buffered(_, _, let alarms) = out.outcomes.first else { Issue.record("not buffered: \(out.outcomes)"); return }
         #expect(alarms.contains { $0.code == "error_flags" })
     }
+
+    @Test("a keyed telegram whose key is missing counts as failed only, not decoded and failed (fuzzer's oracle)")
+    func noKeyCountedOnce() throws {
+        let bytes = try #require(try Self.inputs().first { $0.name == "crash-no-key-counted-twice" }?.bytes)
+        let c = PipelineFuzzing.run(bytes).counters
+        #expect(c.decoded + c.failed == c.heard, "\(c)")
+        #expect(c.failed > 0)
+    }
 }

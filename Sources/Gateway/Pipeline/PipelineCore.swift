@@ -182,6 +182,9 @@ public struct PipelineCore: Sendable {
             return staged
         }
         if let wt = wireless, wt.security.state == .noKey || wt.security.state == .unsupportedMode {
+            // Not decoded after all: its content stays encrypted. Every heard telegram is counted as
+            // decoded or failed, never both (the pipeline fuzzer's oracle found it counted twice).
+            counters.decoded -= 1
             counters.failed += 1
             let what = wt.security.state == .noKey
                 ? "it is encrypted and no key is known for it: add its key (\(device.keyReference ?? "no key reference in the registry")) to the key file"
