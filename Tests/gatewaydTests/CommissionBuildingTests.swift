@@ -30,7 +30,7 @@ struct CommissionBuildingTests {
 
         let process = try DaemonProcess(["commission", "--config", dir + "/gatewayd.toml", "--listen", "40s", "--out", dir + "/reports"],
                                         log: dir + "/commission.log")
-        let exit = process.wait(timeoutSeconds: 240)
+        let exit = await process.wait(timeoutSeconds: 240)
         let log = process.log()
         // Findings that need action: exit code 2.
         #expect(exit == 2, "exit \(String(describing: exit)); output:\n\(log)")
@@ -173,7 +173,7 @@ struct CommissionBuildingTests {
         let truth = try SimulatedBuilding(spec: spec).write(to: dir, profilesDirectory: profiles)
         let process = try DaemonProcess(["commission", "--config", dir + "/gatewayd.toml", "--listen", "120s", "--blind-scan", "--no-upload",
                                          "--out", dir + "/reports"], log: dir + "/commission.log")
-        let exit = process.wait(timeoutSeconds: 300)
+        let exit = await process.wait(timeoutSeconds: 300)
         let log = process.log()
         // Everything registered answers; the two unregistered meters are warnings: exit 2.
         #expect(exit == 2, "exit \(String(describing: exit)); output:\n\(log)")

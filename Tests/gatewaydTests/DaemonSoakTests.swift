@@ -39,7 +39,7 @@ struct DaemonSoakTests {
             // Anywhere from "still opening the buffer" to "several upload rounds in".
             try await Task.sleep(for: .milliseconds(Int.random(in: 150...2_500, using: &rng)))
             daemon.signal(SIGKILL)
-            if daemon.wait(timeoutSeconds: 30) != nil { signalled += 1 }
+            if await daemon.wait(timeoutSeconds: 30) != nil { signalled += 1 }
             let sent = portal.store.uniqueReadingIDs.count
             if sent > sentBefore { deliveredWhileKilled += 1 }
             sentBefore = sent
@@ -56,7 +56,7 @@ struct DaemonSoakTests {
             try await Task.sleep(for: .milliseconds(500))
         }
         last.signal(SIGTERM)
-        #expect(last.wait(timeoutSeconds: 60) == 0, "log:\n\(last.log())")
+        #expect(await last.wait(timeoutSeconds: 60) == 0, "log:\n\(last.log())")
         #expect(drained, "the final run never emptied the buffer")
 
         let atPortal = Set(portal.store.uniqueReadingIDs.compactMap { Int64($0) })

@@ -119,7 +119,7 @@ struct DaemonTests {
         }
         let seen = try #require(status, "the daemon never reported healthy; log:\n\(daemon.log())")
         #expect(seen.components.map(\.name).sorted().contains("wmbus:wmbus-1"))
-        let exit = daemon.wait(timeoutSeconds: 240)
+        let exit = await daemon.wait(timeoutSeconds: 240)
         #expect(exit == 0, "exit \(String(describing: exit)); log:\n\(daemon.log())")
 
         let s = try Self.summary(ws.dir + "/summary.json")
@@ -153,7 +153,7 @@ struct DaemonTests {
         let ws = try Self.workspace()
         try Data(repeating: 0x42, count: 16_384).write(to: URL(fileURLWithPath: ws.dir + "/buffer.sqlite"))
         let daemon = try DaemonProcess(["run", "--config", ws.config, "--cycles", "1", "--summary", ws.dir + "/summary.json"], log: ws.dir + "/log")
-        let exit = daemon.wait(timeoutSeconds: 240)
+        let exit = await daemon.wait(timeoutSeconds: 240)
         #expect(exit == 0, "exit \(String(describing: exit)); log:\n\(daemon.log())")
         let s = try Self.summary(ws.dir + "/summary.json")
         let alarms = try #require(s.portal?.alarmIDs)
@@ -172,7 +172,7 @@ struct DaemonTests {
             try await Task.sleep(for: .milliseconds(250))
         }
         daemon.signal(SIGTERM)
-        let exit = daemon.wait(timeoutSeconds: 60)
+        let exit = await daemon.wait(timeoutSeconds: 60)
         #expect(exit == 0, "exit \(String(describing: exit)); log:\n\(daemon.log())")
         let s = try Self.summary(ws.dir + "/summary.json")
         let counts = try await Self.checkNothingLost(s, bufferPath: ws.dir + "/buffer.sqlite")
@@ -202,7 +202,7 @@ struct DaemonTests {
         let s = try await Status.fetch(socket: ws.dir + "/status.sock", timeout: 5)
         #expect(s.components.contains { $0.name == "mbus:mbus-line-1" })
         daemon.signal(SIGTERM)
-        #expect(daemon.wait(timeoutSeconds: 60) == 0)
+        #expect(await daemon.wait(timeoutSeconds: 60) == 0)
     }
 }
 
@@ -230,13 +230,28 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     /// The exit code, or nil when it did not end in time (then it is killed).
-    func wait(timeoutSeconds: Double) -> Int32? {
+    /// For synchronous callers with short timeouts only (a `defer`, a helper that is not async).
+    func waitBlocking(timeoutSeconds: Double) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while Date() < deadline {
+            if !isRunning, let st = status { return ChildProcess.exitCode(st) }
+            usleep(100_000)
+        }
+        kill(pid, SIGKILL)
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        return nil
+    }
+
+    /// Polls with `Task.sleep`, not `usleep`: a test blocked for minutes on a cooperative thread starves
+    /// every other test of the pool on a two-core machine (the 20 ms watchdog test then saw no ping for 10 s).
+    func wait(timeoutSeconds: Double) async -> Int32? {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while Date() < deadline {
             if !isRunning, let st = status {
                 return ChildProcess.exitCode(st)
             }
-            usleep(100_000)
+            try? await Task.sleep(for: .milliseconds(100))
         }
         kill(pid, SIGKILL)
         var st: Int32 = 0

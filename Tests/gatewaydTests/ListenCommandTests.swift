@@ -13,7 +13,7 @@ struct ListenCommandTests {
     static func run(_ arguments: [String], timeout: Double = 60) throws -> (status: Int32?, log: String) {
         let log = NSTemporaryDirectory() + "listen-" + UUID().uuidString + ".log"
         let p = try DaemonProcess(arguments, log: log)
-        let status = p.wait(timeoutSeconds: timeout)
+        let status = p.waitBlocking(timeoutSeconds: timeout)
         return (status, p.log())
     }
 
@@ -36,7 +36,7 @@ struct ListenCommandTests {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let link = dir + "/im871a"
         let dongle = try DaemonProcess(["simulate", "dongle", "--replay", Self.replay, "--interval", "100ms", "--link", link], log: dir + "/dongle.log")
-        defer { dongle.signal(SIGINT); _ = dongle.wait(timeoutSeconds: 10) }
+        defer { dongle.signal(SIGINT); _ = dongle.waitBlocking(timeoutSeconds: 10) }
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: link) { usleep(50_000) }
         let (status, out) = try Self.run(["listen", "--dongle", link, "--type", "im871a", "--duration", "5s"])
         #expect(status == 0, "\(out)")

@@ -193,7 +193,9 @@ struct SystemdNotifierTests {
             // The blocking receive runs off the cooperative pool: on two cores, blocking a pool thread here
             // can keep the watchdog task itself from running.
             let datagram = await withCheckedContinuation { (c: CheckedContinuation<String?, Never>) in
-                DispatchQueue.global().async { c.resume(returning: fake.receive(timeout: .seconds(10))) }
+                // A hang guard, not a timing check: in the full suite the snapshot tests run the binary
+                // synchronously and can hold both pool threads for many seconds.
+                DispatchQueue.global().async { c.resume(returning: fake.receive(timeout: .seconds(120))) }
             }
             #expect(datagram == "WATCHDOG=1\n")
         }
