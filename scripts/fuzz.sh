@@ -117,7 +117,8 @@ echo "executions/s:     ${rate:-unknown}"
 echo "new corpus units: ${new_units:-unknown}"
 echo "corpus files:     $(find "$CORPUS" -type f | wc -l | tr -d ' ')"
 # .gitignore ignores crash-*/leak-*/timeout-*/oom-*: rename a reproducer before committing it.
-grep -o 'Test unit written to .*' "$LOG" | sed 's/Test unit written to //' | while read -r artifact; do
+# (grep finds nothing on a clean run: that must not fail the script under pipefail.)
+{ grep -o 'Test unit written to .*' "$LOG" || true; } | sed 's/Test unit written to //' | while read -r artifact; do
     echo "CRASH: $artifact"
     echo "  hex: $(xxd -p "$artifact" | tr -d '\n')"
 done
