@@ -24,7 +24,11 @@ public enum LoopbackHost {
         }
         var v6 = in6_addr()
         if inet_pton(AF_INET6, name, &v6) == 1 {
-            return withUnsafeBytes(of: &v6) { bytes in bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1 }
+            return withUnsafeBytes(of: &v6) { bytes in
+                // ::1, or an IPv4-mapped loopback (::ffff:127.x.y.z), which reaches the same 127/8.
+                (bytes.prefix(15).allSatisfy { $0 == 0 } && bytes[15] == 1)
+                    || (bytes.prefix(10).allSatisfy { $0 == 0 } && bytes[10] == 0xFF && bytes[11] == 0xFF && bytes[12] == 127)
+            }
         }
         return false
     }

@@ -87,8 +87,8 @@ struct ReadingAdd: AsyncParsableCommand {
             print(jsonLine(JSON(device: manual.device, quantity: v.quantity, value: v.value, unit: v.unit, raw: v.raw, source: manual.source)))
             return
         }
-        print("stored \(manual.device): \(v.raw) (\(v.quantity) \(ReadingAdd.format(v.value))\(v.unit.isEmpty ? "" : " " + v.unit))"
-              + (manual.source == "manual" ? "" : ", \(manual.source)"))
+        print(TerminalText.line("stored \(manual.device): \(v.raw) (\(v.quantity) \(ReadingAdd.format(v.value))\(v.unit.isEmpty ? "" : " " + v.unit))"
+              + (manual.source == "manual" ? "" : ", \(manual.source)")))
     }
 
     static func format(_ v: Double) -> String {

@@ -73,7 +73,8 @@ struct RegistryShow: AsyncParsableCommand {
         let rows = r.devices.map { d in
             [d.key, d.bus.rawValue, address(d), d.manufacturer ?? "", d.unit ?? "", d.identification ?? d.serial ?? "", replaced(d)]
         }
-        return out + TextTable.render(header: ["key", "bus", "address/line", "manufacturer", "unit", "serial", "replaced"], rows: rows, indent: "  ")
+        // A registry may come from the portal: its names reach the terminal escaped.
+        return TerminalText.lines(out + TextTable.render(header: ["key", "bus", "address/line", "manufacturer", "unit", "serial", "replaced"], rows: rows, indent: "  "))
     }
 }
 
@@ -194,7 +195,7 @@ struct RegistryCheck: AsyncParsableCommand {
     func run() async throws {
         let r = try RegistryCommand.load(registry)
         let outcome = Self.check(serial, manufacturer: manufacturer, in: r)
-        print(json ? Self.json(outcome, serial: serial, building: r.building) : Self.verdict(outcome, building: r.building))
+        print(json ? Self.json(outcome, serial: serial, building: r.building) : TerminalText.lines(Self.verdict(outcome, building: r.building)))
         if outcome.exitCode != 0 { throw ExitCode(outcome.exitCode) }
     }
 }

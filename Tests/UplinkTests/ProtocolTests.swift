@@ -175,11 +175,12 @@ struct HTTPSTransportTests {
 struct LoopbackHostTests {
     @Test("only loopback IP literals and localhost count; look-alike names do not")
     func literalsOnly() {
-        for host in ["127.0.0.1", "127.1.2.3", "127.255.255.255", "::1", "[::1]", "0:0:0:0:0:0:0:1", "localhost", "LOCALHOST"] {
+        for host in ["127.0.0.1", "127.1.2.3", "127.255.255.255", "::1", "[::1]", "0:0:0:0:0:0:0:1", "localhost", "LOCALHOST",
+                     "::ffff:127.0.0.1", "[::ffff:127.9.9.9]"] {
             #expect(LoopbackHost.isLoopback(host), "\(host)")
         }
         for host in ["127.evil.example", "127.0.0.1.nip.io", "127.", "127", "128.0.0.1", "0.0.0.0", "::", "::2", "192.168.1.10",
-                     "localhost.evil.example", "", "[::1"] {
+                     "localhost.evil.example", "", "[::1", "::ffff:10.0.0.1", "::ffff:128.0.0.1"] {
             #expect(!LoopbackHost.isLoopback(host), "\(host)")
         }
         #expect(LoopbackHost.isLoopback(url: "http://127.0.0.1:8080/api"))

@@ -90,4 +90,13 @@ struct RegistryCommandTests {
         let out = try ReadingCommandTests.spawn(["registry", "show", "--json", "--registry", path])
         #expect(out.status == 0 && out.output.contains("\"replaced_by\":\"mbus:KAM:06855817\""), "\(out.output)")
     }
+
+    @Test("registry show escapes control characters a portal's registry may carry")
+    func showEscapes() throws {
+        let registry = try DeviceRegistry(RegistryDocument(gateway: "gw-1", building: "7\u{1B}[2J", devices: [
+            RegisteredDevice(key: "mbus:KAM:0685\u{1B}]0;owned\u{07}", bus: .wiredMBus, unit: "flat\r12")]))
+        let text = RegistryShow.text(registry)
+        #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D })
+        #expect(text.contains("\\x1B"))
+    }
 }

@@ -18,6 +18,13 @@ struct SystemdUnitTests {
         }
     }
 
+    @Test("a configuration that does not load (exit 78) is not restarted in a loop; other failures are")
+    func configErrorsNotRestarted() throws {
+        let settings = try Self.settings()
+        #expect(settings.contains { $0.key == "Restart" && $0.value == "on-failure" })
+        #expect(settings.contains { $0.key == "RestartPreventExitStatus" && $0.value.split(separator: " ").contains("78") })
+    }
+
     @Test("DevicePolicy=closed lets through USB serial, on-board UARTs of M-Bus and RS-485 HATs, and raw USB, read and write")
     func serialDevicesAllowed() throws {
         let all = try Self.settings()
