@@ -247,6 +247,23 @@ struct CommissioningReportTests {
                 == .decrypted)
     }
 
+    @Test("a meter whose key is on file, heard in the clear, is a security_downgrade finding and its values are not taken")
+    func plainFromKeyedMeter() throws {
+        let keyring = WMBusKeyring(keys: [IdentificationNumber("12345678")!: Self.goodKey])
+        var s = CommissioningSession(registry: try DeviceRegistry(Self.document), keyring: keyring, catalog: nil, startedAt: Self.t0,
+                                     listenSeconds: 60)
+        s.heard(Self.plain("12345678", litres: 999_999, rssi: -70), bus: "im871a")
+        let r = s.report(finishedAt: Self.t0, endedBecause: .interrupted)
+        let d = try device(r, "12345678")
+        #expect(d.heard, "it was heard: not reported missing")
+        #expect(d.securityDowngrade?.contains("in the clear") == true)
+        #expect(d.reading == nil && d.values.isEmpty, "values of a refused telegram were taken")
+        let finding = try #require(r.findings.first { $0.code == "security_downgrade" })
+        #expect(finding.devices == ["wmbus:QDS:12345678"])
+        // A meter without a key on file may send in the clear.
+        #expect(!r.findings.contains { $0.code == "security_downgrade" && $0.devices != ["wmbus:QDS:12345678"] })
+    }
+
     // MARK: - JSON
 
     @Test("JSON: snake_case, sorted and indented; decodes back to the same report")

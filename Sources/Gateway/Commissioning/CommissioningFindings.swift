@@ -46,6 +46,11 @@ enum CommissioningFindings {
             default:
                 break
             }
+            if let why = d.securityDowngrade {
+                out.append(.init(severity: .action, code: "security_downgrade",
+                                 message: "\(who) must encrypt (its key is on file) but \(why): check the meter's security mode on site; "
+                                    + "a telegram like this may be forged, and the daemon refuses it", devices: [d.key]))
+            }
             if d.serialMatch == .mismatch, d.bus == BusKind.modbus.rawValue {
                 let hp = heatPumps.first { $0.key == d.key }
                 out.append(.init(severity: .action, code: "serial_mismatch",

@@ -85,6 +85,10 @@ public struct CommissioningReport: Codable, Hashable, Sendable {
         public var values: [Value]
         /// Why it could not be read, when it was asked (wired, Modbus) and did not answer.
         public var error: String?
+        /// A radio device whose key is on file (or named by the registry) sent a telegram in the clear, or
+        /// one that announces encryption but carries plain data: its values were not taken (the daemon
+        /// refuses such telegrams with a `security_downgrade` alarm). Nil when not seen.
+        public var securityDowngrade: String?
 
         public init(key: String, bus: String, unit: String?, floor: String, identification: String?, manufacturer: String?, kind: String,
                     line: String?) {

@@ -77,6 +77,8 @@ public struct CommissioningSession: Sendable {
     private var lastNewRadioDevice: Int64?
     /// Radio telegrams that did not decode at all (not even the link layer).
     public private(set) var undecodable = 0
+    /// Meters whose key is in the key file: they must not be heard in the clear.
+    private let keyed: Set<IdentificationNumber>
 
     public init(registry: DeviceRegistry, keyring: WMBusKeyring, catalog: ProfileCatalog?, startedAt: Int64, listenSeconds: Int,
                 options: CommissioningOptions = CommissioningOptions()) {
@@ -86,6 +88,7 @@ public struct CommissioningSession: Sendable {
         self.listenSeconds = listenSeconds
         self.catalog = catalog
         decoder = WirelessDecoder(keyring: keyring)
+        keyed = Set(keyring.keys.keys)
         normaliser = catalog.map { MeterProfileNormaliser(catalog: $0) } ?? EN13757Normaliser()
         var results: [CommissioningReport.DeviceResult] = []
         for d in registry.devices where d.bus.isReadAutomatically && d.replacedBy == nil {
@@ -157,6 +160,15 @@ public struct CommissioningSession: Sendable {
                 case .unsupportedMode: decryption = .unsupported
                 }
                 markHeard(i, bus: bus, rssi: rssi, serial: .match, detail: nil, at: t.receivedAt.millisecondsSince1970)
+                // As the daemon's pipeline: a meter that must encrypt, heard in the clear (or announcing a mode
+                // but carrying plain data), is a finding and its values are not taken.
+                let mustEncrypt = device.keyReference != nil || header.identification.map { keyed.contains($0) } == true
+                if mustEncrypt && (w.security.state == .none || w.security.state == .alreadyDecrypted) {
+                    results[i].securityDowngrade = w.security.state == .none
+                        ? "a telegram came in the clear (security mode \(w.security.mode))"
+                        : "a telegram announced security mode \(w.security.mode) but carried plain data"
+                    return
+                }
                 // A device that was opened once stays "decrypted" even if a later telegram is of a plain kind; and a
                 // plain telegram (installation, status) does not hide a wrong or missing key seen before.
                 let previous = results[i].decryption
