@@ -25,9 +25,10 @@ public struct ProfileByte: Codable, Hashable, Sendable, ExpressibleByIntegerLite
         value = n
     }
 
+    /// Bytes as profiles write them ("0x94"), anything else as a number.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
-        try c.encode(value)
+        if (0...255).contains(value) { try c.encode("0x" + Hex.encode([UInt8(value)])) } else { try c.encode(value) }
     }
 }
 
@@ -123,6 +124,39 @@ public struct LayoutField: Codable, Hashable, Sendable {
     public var year: Bits?
     /// `date_bits` without a year: the date field this one follows.
     public var after: String?
+    /// A series of like values (a monthly history): `count` fields, the i-th (0-based) read `i × stride`
+    /// bytes and `i × bitStride` bits further on. The name's "{n}" becomes i + 1 ("month_{n}_hca"), or
+    /// "_1", "_2", … is appended.
+    public var `repeat`: Repeat?
+
+    public struct Repeat: Codable, Hashable, Sendable {
+        public var count: Int
+        public var stride: Int?
+        public var bitStride: Int?
+    }
+
+    /// The i-th field of a series: its name and where it sits.
+    func instance(_ i: Int) -> LayoutField {
+        guard let r = `repeat` else { return self }
+        var f = self
+        f.repeat = nil
+        let n = String(i + 1)
+        f.name = name.contains("{n}") ? name.replacing("{n}", with: n) : name + "_" + n
+        let bitPosition = (shift ?? 0) + i * (r.bitStride ?? 0)
+        f.offset = offset + i * (r.stride ?? 0) + bitPosition / 8
+        if r.bitStride != nil {
+            f.shift = bitPosition % 8
+            // Enough bytes to hold shift + bits, at most 8.
+            f.length = min(8, max(1, ((bitPosition % 8) + (bits ?? 8) + 7) / 8))
+        }
+        return f
+    }
+
+    /// Every field of a series (or this one).
+    var instances: [LayoutField] {
+        guard let r = `repeat` else { return [self] }
+        return (0..<max(0, min(r.count, 512))).map(instance)
+    }
 }
 
 /// A manufacturer-specific layout: where the bytes are and what they hold.
@@ -145,6 +179,9 @@ public struct ByteLayout: Codable, Hashable, Sendable {
     public var record: RecordMatch?
     /// For `compact_values`: the format signature, as the frame sends it (little-endian value).
     public var signature: ProfileByte?
+    /// A named codec (`ProfileCodecs`) that turns the source bytes into the bytes the fields read:
+    /// descrambling, unpacking. Fields then count offsets in the codec's output.
+    public var codec: String?
     /// The layout applies only when at least this many bytes are present.
     public var minLength: Int?
     /// The layout applies only when (byte at `offset` & `mask`) == `match`: a content code that says
@@ -316,7 +353,16 @@ public struct MeterProfile: Codable, Hashable, Sendable {
             local = []
             if l.source == .record && l.record == nil { throw fail("a record layout names no record") }
             if l.source == .compactValues && l.signature == nil { throw fail("a compact_values layout names no signature") }
-            for f in l.fields {
+            if let c = l.codec, ProfileCodecs.named[c] == nil {
+                throw fail("codec \"\(c)\" is not one of \(ProfileCodecs.named.keys.sorted().joined(separator: ", "))")
+            }
+            for series in l.fields {
+                if let r = series.repeat {
+                    guard (1...512).contains(r.count), (r.stride ?? 0) >= 0, (r.bitStride ?? 0) >= 0, r.stride != nil || r.bitStride != nil else {
+                        throw fail("\(series.name): repeat needs a count of 1–512 and a stride or bitStride")
+                    }
+                }
+            for f in series.instances {
                 try add(f.name)
                 guard f.offset >= 0, f.length >= 1, f.length <= 8 || f.encoding == .hex, f.length <= 64 else {
                     throw fail("\(f.name): offset \(f.offset), length \(f.length) out of range (1–8 bytes, hex up to 64)")
@@ -326,6 +372,7 @@ public struct MeterProfile: Codable, Hashable, Sendable {
                     guard f.day != nil, f.month != nil, f.year != nil || f.after != nil else { throw fail("\(f.name): date_bits needs day, month and year or after") }
                 }
                 if f.encoding == .dateBits || f.encoding == .dateG || f.encoding == .dateTimeF { dates.insert(f.name) }
+            }
             }
             for f in l.fields where f.after != nil && !dates.contains(f.after!) {
                 throw fail("\(f.name): after names \"\(f.after!)\", which is no date before it")
@@ -400,6 +447,8 @@ enum UnitConversion {
         "s": ("s", 1), "min": ("s", 60), "h": ("s", 3600), "d": ("s", 86400), "y": ("s", 365.25 * 86400),
         "bar": ("bar", 1), "V": ("V", 1), "A": ("A", 1), "kg": ("kg", 1), "dBm": ("dBm", 1),
         "hca": ("", 1), "": ("", 1), "counter": ("", 1),
+        "%": ("%", 1), "Hz": ("Hz", 1), "VA": ("VA", 1), "kVA": ("VA", 1000), "var": ("var", 1), "kvar": ("var", 1000),
+        "varh": ("varh", 1), "kvarh": ("varh", 1000), "kg/h": ("kg/h", 1), "t": ("kg", 1000),
     ]
     static let special: Set<String> = ["date", "datetime", "text"]
 

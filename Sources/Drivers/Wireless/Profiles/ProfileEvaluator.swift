@@ -113,13 +113,13 @@ struct CompiledProfile: Sendable {
 
     let profile: MeterProfile
     let records: [(field: RecordField, match: Match)]
-    let layouts: [(layout: ByteLayout, record: Match?, cis: Set<UInt8>?)]
+    let layouts: [(layout: ByteLayout, record: Match?, cis: Set<UInt8>?, fields: [LayoutField])]
 
     init(_ p: MeterProfile) {
         profile = p
         records = (p.records ?? []).map { ($0, Match($0.match)) }
         layouts = (p.layouts ?? []).map { l in
-            (l, l.record.map(Match.init), l.ci.map { Set($0.map { UInt8(truncatingIfNeeded: $0.value) }) })
+            (l, l.record.map(Match.init), l.ci.map { Set($0.map { UInt8(truncatingIfNeeded: $0.value) }) }, l.fields.flatMap(\.instances))
         }
     }
 }
@@ -139,8 +139,17 @@ public enum ProfileEvaluator {
             guard r.value(field.name) == nil, let rec = match.find(in: records), let v = recordValue(rec, field) else { continue }
             r.values.append(NamedValue(name: field.name, value: v, unit: field.unit))
         }
-        for (layout, match, cis) in c.layouts {
-            guard let bytes = layoutBytes(w, layout, match, cis) else { continue }
+        for (layout, match, cis, fields) in c.layouts {
+            guard var bytes = layoutBytes(w, layout, match, cis) else { continue }
+            if let name = layout.codec, let codec = ProfileCodecs.named[name] {
+                switch codec(bytes, CodecContext(w)) {
+                case .bytes(let b): bytes = b[...]
+                case .notApplicable: continue
+                case .failure(let why):
+                    r.problems.append("codec \(name): \(why)")
+                    continue
+                }
+            }
             if let c = layout.when {
                 let at = bytes.startIndex + c.offset
                 guard c.offset >= 0, at < bytes.endIndex,
@@ -150,7 +159,7 @@ public enum ProfileEvaluator {
                 r.problems.append("\(layout.source.rawValue): \(bytes.count) bytes, the layout needs \(min)")
                 continue
             }
-            for f in layout.fields where r.value(f.name) == nil {
+            for f in fields where r.value(f.name) == nil {
                 switch LayoutInterpreter.read(f, bytes, dates: r.values) {
                 case .value(let v): r.values.append(NamedValue(name: f.name, value: v, unit: f.unit ?? ""))
                 case .absent: break

@@ -2,7 +2,7 @@
 /// present `ell`, `afl`, `compact_frame`, `manufacturer_payload` and `record_error`.
 public enum WirelessReport {
     /// One JSON object on one line.
-    public static func json(_ w: WirelessTelegram) -> String {
+    public static func json(_ w: WirelessTelegram, profile: ProfileReading? = nil) -> String {
         var base = DirectJSONWriter().encode(TelegramReport(w.telegram))
         guard base.last == UInt8(ascii: "}") else { return String(decoding: base, as: UTF8.self) }
         base.removeLast()
@@ -72,8 +72,82 @@ public enum WirelessReport {
             o.key("offset", &f); o.signed(Int64(e.offset))
             o.byte(UInt8(ascii: "}"))
         }
+        if let profile { o.key("profile", &first); Self.profile(profile, &o) }
         o.byte(UInt8(ascii: "}"))
         return String(decoding: o.out, as: UTF8.self)
+    }
+
+    /// `"profile": {"id", "name", "category", "values": [{"name", "value", "unit"}], "set_day": {…},
+    /// "alarms": [{"flag", "severity", "text", "source"}], "problems": […]}` (docs/decode-json.md).
+    static func profile(_ r: ProfileReading, _ o: inout JSONByteSink) {
+        func value(_ v: ProfileValue) {
+            switch v {
+            // A value no JSON number can hold (a real record's NaN) is null, never a bare "nan".
+            case .number(let d): if d.isFinite { o.double(d) } else { o.literal("null") }
+            case .date(let t): o.string(t.description)
+            case .text(let s): o.string(s)
+            }
+        }
+        o.byte(UInt8(ascii: "{"))
+        var f = true
+        o.key("id", &f); o.string(r.profileID)
+        o.key("name", &f); o.string(r.profileName)
+        o.key("category", &f); o.string(r.category)
+        o.key("values", &f)
+        o.byte(UInt8(ascii: "["))
+        for (n, v) in r.values.enumerated() {
+            if n > 0 { o.byte(UInt8(ascii: ",")) }
+            o.byte(UInt8(ascii: "{"))
+            var g = true
+            o.key("name", &g); o.string(v.name)
+            o.key("value", &g); value(v.value)
+            o.key("unit", &g); o.string(v.unit)
+            o.byte(UInt8(ascii: "}"))
+        }
+        o.byte(UInt8(ascii: "]"))
+        if let s = r.setDayValue {
+            o.key("set_day", &f)
+            o.byte(UInt8(ascii: "{"))
+            var g = true
+            o.key("name", &g); o.string(s.name)
+            o.key("value", &g); value(s.value)
+            o.key("unit", &g); o.string(s.unit)
+            if let d = r.setDayDate { o.key("date", &g); o.string(d.description) }
+            o.byte(UInt8(ascii: "}"))
+        }
+        o.key("alarms", &f)
+        o.byte(UInt8(ascii: "["))
+        for (n, a) in r.alarms.enumerated() {
+            if n > 0 { o.byte(UInt8(ascii: ",")) }
+            o.byte(UInt8(ascii: "{"))
+            var g = true
+            o.key("flag", &g); o.string(a.flag)
+            o.key("severity", &g); o.string(a.severity.rawValue)
+            o.key("text", &g); o.string(a.text)
+            o.key("source", &g); o.string(a.source)
+            o.byte(UInt8(ascii: "}"))
+        }
+        o.byte(UInt8(ascii: "]"))
+        if !r.problems.isEmpty { o.key("problems", &f); o.strings(r.problems) }
+        o.byte(UInt8(ascii: "}"))
+    }
+
+    /// Lines for a person: the profile, its named values, the set day and the alarms.
+    public static func profileText(_ r: ProfileReading) -> String {
+        var out = "  profile: \(r.profileID) (\(r.profileName))\n"
+        let width = min(28, r.values.map(\.name.count).max() ?? 0)
+        for v in r.values {
+            let pad = String(repeating: " ", count: max(0, width - v.name.count))
+            out += "    \(v.name)\(pad)  \(v.value)\(v.unit.isEmpty || v.unit == "date" || v.unit == "datetime" || v.unit == "text" ? "" : " " + v.unit)\n"
+        }
+        if let s = r.setDayValue {
+            out += "  set day: \(s.name) \(s.value)\(s.unit.isEmpty ? "" : " " + s.unit)"
+            out += r.setDayDate.map { " on \($0)" } ?? " (the meter sends no date)"
+            out += "\n"
+        }
+        for a in r.alarms { out += "  ALARM \(a.severity.rawValue): \(a.flag) (\(a.text), from \(a.source))\n" }
+        for p in r.problems { out += "  ! profile: \(p)\n" }
+        return out
     }
 
     /// The byte-by-byte breakdown of `gatewayd decode --analyze`: one line per field.
