@@ -29,7 +29,7 @@ struct Decode: ParsableCommand {
     @Flag(help: "Print one JSON object per frame per line (snake_case keys) instead of a table.")
     var json = false
 
-    @Option(help: "AES-128 key (32 hex digits) for every encrypted wireless telegram.")
+    @Option(help: "AES-128 key (32 hex digits) for every encrypted telegram (wireless, or wired with TPL security).")
     var key: String?
 
     @Option(help: "File of wireless keys, one 'ID KEY' per line (8-digit id, 32 hex digits).")
@@ -37,6 +37,12 @@ struct Decode: ParsableCommand {
 
     @Flag(help: "Show wireless telegrams byte by byte, layer by layer.")
     var analyze = false
+
+    @Flag(help: "Do not apply the meter profiles: EN 13757-3 records only.")
+    var generic = false
+
+    @Option(name: .customLong("profiles"), help: "Wireless profile directory (default: the installed one, see gatewayd profiles --help).")
+    var profileDirectory: String?
 
     func validate() throws {
         if !hex.isEmpty && file != nil {
@@ -65,6 +71,25 @@ struct Decode: ParsableCommand {
         return ring
     }
 
+    /// The profiles, unless --generic. A profile directory that is configured but unusable is an error (as
+    /// everywhere); none installed at all decodes generically with a note.
+    func catalog() throws -> ProfileCatalog? {
+        if generic { return nil }
+        let dir: String
+        if let profileDirectory {
+            dir = profileDirectory
+        } else {
+            let found: String?
+            do { found = try ProfileCatalog.defaultDirectory() } catch { throw CLIError(error.message) }
+            guard let found else {
+                FileHandleOutput.standardError("gatewayd decode: no meter profiles installed; decoding generically (EN 13757-3 only)\n")
+                return nil
+            }
+            dir = found
+        }
+        do { return try ProfileCatalog.load(directory: dir) } catch { throw CLIError("\(error)") }
+    }
+
     func run() throws {
         let inputs: [DecodeInput]
         if !hex.isEmpty {
@@ -82,7 +107,7 @@ struct Decode: ParsableCommand {
             while let line = readLine() { lines.append(line) }
             inputs = DecodeInput.lines(lines.joined(separator: "\n"), source: "stdin")
         }
-        var session = DecodeSession(json: json, keyring: try keyring(), analyze: analyze)
+        var session = DecodeSession(json: json, keyring: try keyring(), analyze: analyze, catalog: try catalog())
         for input in inputs {
             print(session.render(input), terminator: "")
         }
@@ -117,13 +142,17 @@ struct DecodeSession {
     let analyze: Bool
     private let writer = TelegramJSONWriter()
     private var wireless: WirelessDecoder
+    private let keyring: WMBusKeyring
+    let catalog: ProfileCatalog?
     private(set) var decoded = 0
     private(set) var applicationErrors = 0
     private(set) var failed = 0
 
-    init(json: Bool, keyring: WMBusKeyring = WMBusKeyring(), analyze: Bool = false) {
+    init(json: Bool, keyring: WMBusKeyring = WMBusKeyring(), analyze: Bool = false, catalog: ProfileCatalog? = nil) {
         self.json = json
         self.analyze = analyze
+        self.catalog = catalog
+        self.keyring = keyring
         wireless = WirelessDecoder(keyring: keyring)
     }
 
@@ -162,10 +191,24 @@ struct DecodeSession {
         }
         if !Self.isWired(bytes) { return renderWireless(bytes, label: input.label) }
         do {
-            let telegram = try TelegramDecoder.decode(bytes)
+            var telegram = try TelegramDecoder.decode(bytes)
+            var security = ""
+            if let sealed = telegram.sealed {
+                // TPL security on a wired frame: open it with the same keys as radio meters.
+                do {
+                    telegram = try TelegramDecoder.open(telegram, keyring: keyring)
+                    security = "  security: mode \(sealed.mode), decrypted\n"
+                } catch where error.code == .noKey {
+                    security = "  security: mode \(sealed.mode), NO KEY: give one with --key or --keys to see the records\n"
+                }
+            } else if telegram.securityMode != 0 {
+                security = "  security: mode \(telegram.securityMode), announced as encrypted but already plain\n"
+            }
             if telegram.applicationError != nil { applicationErrors += 1 } else { decoded += 1 }
             if json { return writer.line(TelegramReport(telegram)) + "\n" }
-            return TelegramTable.render(telegram, label: input.label) + "\n"
+            var out = TelegramTable.render(telegram, label: input.label)
+            if !security.isEmpty, let nl = out.firstIndex(of: "\n") { out.insert(contentsOf: security, at: out.index(after: nl)) }
+            return out + "\n"
         } catch {
             failed += 1
             if json { return writer.line(DecodeFailureReport(error)) + "\n" }
@@ -177,7 +220,8 @@ struct DecodeSession {
         do {
             let w = try wireless.decode(bytes)
             decoded += 1
-            if json { return WirelessReport.json(w) + "\n" }
+            let reading = catalog?.evaluate(w)
+            if json { return WirelessReport.json(w, profile: reading) + "\n" }
             var out = TelegramTable.render(w.telegram, label: label)
             let a = w.frame.address
             var link = "  link:   \(w.frame.control.name), format \(w.frame.format.rawValue), \(a.manufacturer.letters) \(a.identification.digits)"
@@ -197,7 +241,14 @@ struct DecodeSession {
             if let c = w.compactFrame, !c.resolved {
                 out += "  compact frame: format signature \(c.formatSignature) not seen yet; decode a full frame of this meter first\n"
             }
-            if let p = w.manufacturerPayload { out += "  manufacturer-specific payload: \(Hex.encode(p, separator: " "))\n" }
+            if let reading {
+                out += WirelessReport.profileText(reading)
+            } else if catalog != nil {
+                out += "  profile: none for \(w.meterAddress.manufacturer.letters) version 0x\(Hex.encode([w.meterAddress.version])) type 0x\(Hex.encode([w.meterAddress.deviceType.rawValue])) (generic EN 13757-3; gatewayd profiles suggest starts one)\n"
+            }
+            if let p = w.manufacturerPayload, reading == nil || reading?.values.isEmpty == true {
+                out += "  manufacturer-specific payload: \(Hex.encode(p, separator: " "))\n"
+            }
             if let e = w.recordError { out += "  ! records stop at byte \(e.offset): \(e.message)\n" }
             if analyze { out += WirelessReport.analysis(w) }
             return out + "\n"

@@ -45,6 +45,9 @@ struct Listen: AsyncParsableCommand {
     @Option(help: "File of wireless keys, one 'ID KEY' per line (8-digit id, 32 hex digits).")
     var keys: String?
 
+    @Flag(help: "Do not apply the meter profiles: EN 13757-3 records only.")
+    var generic = false
+
     @Flag(help: "Print one JSON object per telegram per line (snake_case keys) instead of a table.")
     var json = false
 
@@ -73,7 +76,7 @@ struct Listen: AsyncParsableCommand {
         if let key { ring.defaultKey = WMBusKey(hex: key) }
         var catalog: ProfileCatalog?
         let profileDirectory: String?
-        do { profileDirectory = try ProfileCatalog.defaultDirectory() } catch { throw CLIError(error.message) }
+        do { profileDirectory = generic ? nil : try ProfileCatalog.defaultDirectory() } catch { throw CLIError(error.message) }
         if let dir = profileDirectory {
             do {
                 catalog = try ProfileCatalog.load(directory: dir)
@@ -275,7 +278,8 @@ final class ListenView: Sendable {
                 return "\(r.quantity) \(TelegramTable.text(v))\(r.unit.isEmpty ? "" : " " + r.unit)"
             }
             if !shown.isEmpty { row.values = shown.joined(separator: ", ") } else if encryption == "no key" { row.values = "(encrypted)" }
-            if let p = catalog?.evaluate(decoded) {
+            let reading = catalog?.evaluate(decoded)
+            if let p = reading {
                 row.profile = p.profileID
                 let named = p.values.prefix(3).map { "\($0.name) \($0.value)\($0.unit.isEmpty ? "" : " " + $0.unit)" }
                 if !named.isEmpty { row.values = named.joined(separator: ", ") }
@@ -284,7 +288,7 @@ final class ListenView: Sendable {
             s.rows[key] = row
             switch mode {
             case .table: return nil
-            case .json: return WirelessReport.json(decoded)
+            case .json: return WirelessReport.json(decoded, profile: reading)
             case .lines:
                 let rssi = t.rssiDBm.map { " \(Int($0)) dBm" } ?? ""
                 // The values come from the telegram (plain-text units, LVAR strings): escaped.

@@ -17,37 +17,7 @@ struct ProfileTests {
 
     static func catalog() throws -> ProfileCatalog { try ProfileCatalog.load(directory: directory) }
 
-    /// Decodes a profile test telegram the way the gateway does: preceding telegrams first, key if any.
-    static func decode(_ t: ProfileTestCase) throws -> WirelessTelegram {
-        var ring = WMBusKeyring()
-        if let k = t.key { ring.defaultKey = try #require(WMBusKey(hex: k)) }
-        var d = WirelessDecoder(keyring: ring)
-        for p in t.preceding ?? [] { _ = try d.decode(try Hex.decode(p)) }
-        let format: WMBusFrameFormat = t.framing == "b" ? .b : t.framing == "a" ? .a : .noCRC
-        return try d.decode(try Hex.decode(t.hex), format: format)
-    }
-
-    static func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= max(1e-9, 1e-6 * max(abs(a), abs(b))) }
-
-    /// Differences between a reading and a test case's expectations, in words.
-    static func differences(_ r: ProfileReading, _ t: ProfileTestCase) -> [String] {
-        var out: [String] = []
-        for (name, want) in t.expected.sorted(by: { $0.key < $1.key }) {
-            guard let got = r.value(name) else { out.append("\(name): missing, expected \(want)"); continue }
-            switch (want, got) {
-            case (.number(let w), .number(let g)): if !close(w, g) { out.append("\(name): \(g), expected \(w)") }
-            case (.text(let w), _): if got.description != w { out.append("\(name): \(got), expected \(w)") }
-            default: out.append("\(name): \(got), expected \(want)")
-            }
-        }
-        if let alarms = t.alarms, Set(alarms) != Set(r.alarms.map(\.flag)) {
-            out.append("alarms \(r.alarms.map(\.flag).sorted()), expected \(alarms.sorted())")
-        }
-        if let d = t.setDayDate, r.setDayDate?.description != d {
-            out.append("set-day date \(r.setDayDate?.description ?? "none"), expected \(d)")
-        }
-        return out
-    }
+    static func decode(_ t: ProfileTestCase) throws -> WirelessTelegram { try ProfileTestRunner.decode(t) }
 
     @Test("the shipped profiles cover 4 HCA makers, 4 water makers with Kamstrup, and a heat meter")
     func coverage() throws {
@@ -66,14 +36,34 @@ struct ProfileTests {
         let profile = try MeterProfile.decode(data, origin: file)
         let catalog = try Self.catalog()
         #expect(!profile.tests.isEmpty)
-        for (n, t) in profile.tests.enumerated() {
-            let w = try Self.decode(t)
-            #expect(catalog.detect(w)?.id == profile.id, "\(file) test \(n): detected \(catalog.detect(w)?.id ?? "nothing")")
-            let r = ProfileEvaluator.evaluate(w, profile: profile)
-            #expect(Self.differences(r, t) == [], "\(file) test \(n)")
-            #expect(r.problems == [], "\(file) test \(n)")
-            #expect(catalog.evaluate(w) == r)
+        for o in ProfileTestRunner.run(profile, catalog: catalog) {
+            #expect(o.failures == [], "\(file) test \(o.index)")
+            #expect(o.detected == profile.id)
+            let w = try Self.decode(profile.tests[o.index])
+            #expect(catalog.evaluate(w) == o.reading)
         }
+    }
+
+    @Test("the catalog's tests, counted: families, telegrams, values (printed for the CI log)")
+    func totals() throws {
+        let (totals, outcomes) = ProfileTestRunner.runAll(try Self.catalog())
+        print("wireless meter profiles: \(totals)")
+        #expect(totals.failed == 0, "\(outcomes.filter { !$0.passed }.map { "\($0.profileID) test \($0.index): \($0.failures)" })")
+        #expect(totals.families == Self.files().count)
+        #expect(totals.values > totals.telegrams, "tests compare values, not only detection")
+    }
+
+    @Test("the runner fails a test whose expectation is wrong, and one whose telegram another profile detects")
+    func runnerCanFail() throws {
+        let c = try Self.catalog()
+        var p = try #require(c.profiles.first { $0.id == "techem-fhkv-data-iii" })
+        p.tests[0].expected["current_hca"] = .number(5)
+        var o = ProfileTestRunner.run(p, catalog: c)
+        #expect(o[0].failures == ["current_hca: 4.0, expected 5.0"])
+        p = try #require(c.profiles.first { $0.id == "techem-fhkv-data-iii" })
+        p.id = "stranger"
+        o = ProfileTestRunner.run(p, catalog: c)
+        #expect(o[0].failures.first?.hasPrefix("detected as techem-fhkv-data-iii") == true)
     }
 
     @Test("a telegram from a meter no profile knows decodes generically: no profile, nil reading")

@@ -108,9 +108,14 @@ public struct PipelineCore: Sendable {
         counters.heard += 1
         let telegram: Telegram
         switch w.payload {
-        case .telegram(let t): telegram = t
+        case .telegram(let t):
+            // A wired meter with TPL security (mode 5 or 7) is opened with the radio meters' keys file.
+            do { telegram = try TelegramDecoder.open(t, keyring: options.keyring) } catch {
+                counters.failed += 1
+                return Staged(outcome: .failed("telegram on \(w.line) not opened: \(error)"))
+            }
         case .frame(let bytes):
-            do { telegram = try TelegramDecoder.decode(bytes) } catch {
+            do { telegram = try TelegramDecoder.decode(bytes, keyring: options.keyring) } catch {
                 counters.failed += 1
                 return Staged(outcome: .failed("telegram on \(w.line) not decoded: \(error)"))
             }

@@ -38,7 +38,7 @@ public struct RecordParser: Sendable {
             i += 1
             if dif == 0x2F { continue }  // idle filler
             if dif == 0x0F || dif == 0x1F {
-                return Result(records: records, manufacturerData: Array(data[i..<n]), moreRecordsFollow: dif == 0x1F)
+                return Result(records: CompactProfile.expand(records), manufacturerData: Array(data[i..<n]), moreRecordsFollow: dif == 0x1F)
             }
             if dif & 0x0F == 0x0F {
                 // 3Fh–6Fh are reserved, 7Fh is a master's global readout request, and 8Fh+ have no meaning.
@@ -176,7 +176,13 @@ public struct RecordParser: Sendable {
                 guard i + length <= n else {
                     throw error(.prematureEndAtData, i, "variable-length data announces \(length) bytes, \(n - i) remain")
                 }
-                value = decodeVariable(data, i, length, lvar, descriptor.kind)
+                // A compact profile's data is a header and packed elements, never text: kept as sent and
+                // expanded into records below (CompactProfile).
+                if lvar <= 0xBF && CompactProfile.isProfile(modifiers) {
+                    value = .bytes(Array(data[i..<(i + length)]))
+                } else {
+                    value = decodeVariable(data, i, length, lvar, descriptor.kind)
+                }
                 i += length
             }
 
@@ -185,7 +191,7 @@ public struct RecordParser: Sendable {
                 dataField: dataField, vif: vifCode, vifeCodes: vifeCodes, descriptor: descriptor,
                 modifiers: modifiers, value: value))
         }
-        return Result(records: records, manufacturerData: nil, moreRecordsFollow: false)
+        return Result(records: CompactProfile.expand(records), manufacturerData: nil, moreRecordsFollow: false)
     }
 
     @inline(__always) private func error(_ code: DecodeError.Code, _ offset: Int, _ message: String) -> DecodeError {

@@ -128,6 +128,10 @@ public struct Telegram: Hashable, Sendable {
     public var applicationError: ApplicationErrorReport?
     /// CI 76h/77h: multi-byte values are sent most significant byte first (EN 1434-3 mode 2).
     public var isMostSignificantByteFirst: Bool
+    /// Records encrypted by TPL security (mode 5 or 7) that no key has opened yet; `records` is empty then.
+    public var sealed: SealedRecords?
+    /// The TPL security mode the records were sent with (0: none), also after they were opened.
+    public var securityMode: Int = 0
 
     public init(controlInformation: UInt8) {
         self.controlInformation = controlInformation

@@ -48,6 +48,10 @@ public enum TelegramDecoder {
 
     /// Decodes a CI field and the bytes after it. `errorOffsetBase` is where `data` starts in the frame.
     public static func decodeApplicationLayer(ci: UInt8, data: [UInt8], errorOffsetBase: Int = 0) throws(DecodeError) -> Telegram {
+        try decodeApplicationLayer(ci: ci, data: data, errorOffsetBase: errorOffsetBase, opening: false)
+    }
+
+    static func decodeApplicationLayer(ci: UInt8, data: [UInt8], errorOffsetBase: Int, opening: Bool) throws(DecodeError) -> Telegram {
         var t = Telegram(controlInformation: ci)
         switch ci {
         case ControlInformation.applicationError:
@@ -67,6 +71,22 @@ public enum TelegramDecoder {
             }
             t.header = longHeader(data, msbFirst: msb)
             t.isMostSignificantByteFirst = msb
+            // TPL security: records of mode 5 or 7 stay sealed until a key opens them (WiredSecurity), unless
+            // they are already plain (2F2F), as some converters send them. Wired meters older than OMS put
+            // anything in these two bytes (the libmbus corpus has FFFFh and 27B6h), so other modes are read as
+            // plain records, as before.
+            let security = msb ? (mode: 0, blocks: 0) : securityMode(data)
+            if !opening, security.mode == 5 || security.mode == 7 {
+                t.securityMode = security.mode
+                let first = security.mode == 7 ? 13 : 12
+                if data.count >= first + 2 && data[first] == 0x2F && data[first + 1] == 0x2F {
+                    try parseRecords(into: &t, data, from: first, msb: msb, base: errorOffsetBase)
+                } else {
+                    t.sealed = SealedRecords(mode: security.mode, header: Array(data[0..<12]), body: Array(data[12...]),
+                                             errorOffsetBase: errorOffsetBase, blocks: security.blocks)
+                }
+                return t
+            }
             try parseRecords(into: &t, data, from: 12, msb: msb, base: errorOffsetBase)
             return t
 

@@ -49,7 +49,8 @@ public struct RecordMatch: Codable, Hashable, Sendable {
     public var quantity: String?
     /// Exact VIF: "13" (primary, without the extension bit), "FD17", "FB1A", "7F" (manufacturer-specific).
     public var vif: String?
-    /// First VIFE after a manufacturer-specific VIF, hex ("5F" for Qundis' FF 5F record).
+    /// The VIFEs the record's VIFE list starts with, hex: "5F" for Qundis' FF 5F record, "FF01" for a
+    /// manufacturer VIFE followed by 01h (extension bits are ignored).
     public var vife: String?
     public var storage: Int?
     public var tariff: Int?

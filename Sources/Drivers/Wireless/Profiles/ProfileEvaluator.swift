@@ -8,7 +8,8 @@ public enum ProfileValue: Hashable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .number(let d): return "\(d)"
+        // Whole numbers without ".0" (a technician reads "45 hca", not "45.0 hca").
+        case .number(let d): return d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)"
         case .date(let t): return t.description
         case .text(let s): return s
         }
@@ -56,7 +57,7 @@ struct CompiledProfile: Sendable {
     struct Match: Sendable {
         enum Annotation: Sendable { case none, any, contains(String) }
         var vif: VIFKey?
-        var vife: UInt8?
+        var vifes: [UInt8]?
         var quantity: String?
         var storage: UInt64?
         var tariff: UInt32?
@@ -67,7 +68,7 @@ struct CompiledProfile: Sendable {
 
         init(_ m: RecordMatch) {
             vif = m.vif.flatMap(VIFKey.init)
-            vife = m.vife.flatMap { (try? Hex.decode($0))?.first }.map { $0 & 0x7F }
+            vifes = m.vife.flatMap { try? Hex.decode($0) }.map { $0.map { $0 & 0x7F } }
             quantity = m.quantity
             storage = m.storage.map { UInt64(max(0, $0)) }
             tariff = m.tariff.map { UInt32(max(0, $0)) }
@@ -87,7 +88,7 @@ struct CompiledProfile: Sendable {
             if let u = subunit, r.subunit != u { return false }
             if let f = function, r.function != f { return false }
             if let v = vif, !v.matches(r.vif) { return false }
-            if let e = vife, r.vifeCodes.first != e { return false }
+            if let e = vifes, !r.vifeCodes.starts(with: e) { return false }
             if let q = quantity, r.descriptor.quantity != q { return false }
             switch annotation {
             case .any: break
@@ -187,7 +188,8 @@ public enum ProfileEvaluator {
     static func recordValue(_ rec: DataRecord, _ f: RecordField) -> ProfileValue? {
         switch f.unit {
         case "date", "datetime":
-            if case .dateTime(let t) = rec.value { return .date(t) }
+            // FFFF and 0000 are how meters say "no date yet" (month 15, month 0): no value, not a date.
+            if case .dateTime(let t) = rec.value, (1...12).contains(t.month), (1...31).contains(t.day) { return .date(t) }
             return nil
         case "text":
             switch rec.value {
