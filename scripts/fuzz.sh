@@ -66,6 +66,19 @@ if [ "$TARGET" = pipeline-fuzz ]; then
         { printf '\x01'; printf '%s' "$hex" | xxd -r -p; } > "$CORPUS/radio-$seeded.bin"
         seeded=$((seeded + 1))
     done
+    # Every wireless profile's test telegrams (radio or wired), so each profile's layouts and codecs are reached.
+    python3 - "$CORPUS" <<'PY'
+import glob, json, os, sys
+n = 0
+for path in sorted(glob.glob("profiles/wmbus/*.json")):
+    for i, t in enumerate(json.load(open(path)).get("tests", [])):
+        b = bytes.fromhex("".join(t["hex"].split()))
+        wired = len(b) > 4 and b[0] == 0x68 and b[3] == 0x68
+        name = os.path.join(sys.argv[1], "profile-%s-%d.bin" % (os.path.basename(path)[:-5], i))
+        open(name, "wb").write(bytes([0 if wired else 1]) + b)
+        n += 1
+print("    %d profile test telegrams" % n)
+PY
     k=0
     for p in profiles/modbus/*.json; do
         python3 - "$p" "$k" "$CORPUS/modbus-$(basename "$p" .json).bin" <<'PY'

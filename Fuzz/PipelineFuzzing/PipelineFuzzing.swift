@@ -52,7 +52,14 @@ public enum PipelineFuzzing {
 
     static func wired(_ frame: [UInt8]) -> Outcome {
         var devices: [RegisteredDevice] = []
+        var keys: [IdentificationNumber: WMBusKey] = [:]
         if let t = try? TelegramDecoder.decode(frame) {
+            // Wired TPL security: frames sealed with the fuzz key open, and the profiles read wired answers.
+            if let n = t.header.identification { keys[n] = key }
+            if let opened = try? TelegramDecoder.open(t, keyring: WMBusKeyring(keys: keys)),
+               let w = WirelessTelegram(wired: opened, recordBytes: frame.count >= 21 && opened.securityMode == 0 ? Array(frame[19..<(frame.count - 2)]) : nil) {
+                _ = meterProfiles.evaluate(w)
+            }
             if let id = t.header.identification?.digits, IdentificationNumber(id) != nil, let m = t.header.manufacturer?.letters,
                ManufacturerCode(m)?.isValidFlagCode == true {
                 devices.append(RegisteredDevice(key: "mbus:\(m):\(id)", bus: .wiredMBus, identification: id, manufacturer: m, line: "line-1"))
@@ -61,7 +68,7 @@ public enum PipelineFuzzing {
             }
         }
         let input = PipelineInput.wired(WiredInput(.frame(frame), line: "line-1", receivedAt: 1_780_000_000_000))
-        return exercise(devices: devices, keys: [:], inputs: [input, input])
+        return exercise(devices: devices, keys: keys, inputs: [input, input])
     }
 
     static func radio(_ raw: [UInt8], fitted: Bool) -> Outcome {

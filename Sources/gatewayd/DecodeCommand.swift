@@ -205,9 +205,18 @@ struct DecodeSession {
                 security = "  security: mode \(telegram.securityMode), announced as encrypted but already plain\n"
             }
             if telegram.applicationError != nil { applicationErrors += 1 } else { decoded += 1 }
-            if json { return writer.line(TelegramReport(telegram)) + "\n" }
+            // The radio profiles know the wired answers of the same meters (same identity, same records).
+            var reading: ProfileReading?
+            if let catalog, let w = WirelessTelegram(wired: telegram, recordBytes: telegram.securityMode == 0 && bytes.count >= 21 ? Array(bytes[19..<(bytes.count - 2)]) : nil) {
+                reading = catalog.evaluate(w)
+            }
+            if json {
+                let line = writer.line(TelegramReport(telegram))
+                return (reading.map { WirelessReport.appendingProfile(line, $0) } ?? line) + "\n"
+            }
             var out = TelegramTable.render(telegram, label: input.label)
             if !security.isEmpty, let nl = out.firstIndex(of: "\n") { out.insert(contentsOf: security, at: out.index(after: nl)) }
+            if let reading { out += WirelessReport.profileText(reading) }
             return out + "\n"
         } catch {
             failed += 1

@@ -228,14 +228,23 @@ struct ProfilesSuggest: ParsableCommand {
         let text = hex.joined()
         let bytes: [UInt8]
         do { bytes = try Hex.decode(text) } catch { throw CLIError("not hex: \(error.reason) at character \(error.offset)") }
-        var d = WirelessDecoder(keyring: WMBusKeyring(defaultKey: key.flatMap(WMBusKey.init(hex:))))
+        let ring = WMBusKeyring(defaultKey: key.flatMap(WMBusKey.init(hex:)))
+        var d = WirelessDecoder(keyring: ring)
         let w: WirelessTelegram
-        do { w = try d.decode(bytes) } catch { throw CLIError("the telegram does not decode: \(error.message) (byte \(error.offset)); check that it is a whole telegram, L-field first") }
+        if DecodeSession.isWired(bytes) {
+            // A wired answer of the meter: the same identity and records as its radio telegrams.
+            let wired: WirelessTelegram?
+            do { wired = try WirelessTelegram.wired(bytes, keyring: ring) } catch { throw CLIError("the wired frame does not decode: \(error.message) (byte \(error.offset))") }
+            guard let wired else { throw CLIError("the wired frame has no long header (CI 72h): no identity to detect the meter by") }
+            w = wired
+        } else {
+            do { w = try d.decode(bytes) } catch { throw CLIError("the telegram does not decode: \(error.message) (byte \(error.offset)); check that it is a whole telegram, L-field first") }
+        }
         if w.security.state == .noKey { throw CLIError("the telegram is encrypted: give its key with --key so the records can be read") }
         if let known = (try? location.load())?.0.detect(w) {
             FileHandleOutput.standardError("note: profile \(known.id) already detects this meter; the suggestion below is generic\n")
         }
-        let format: String? = w.frame.format == .a ? "a" : w.frame.format == .b ? "b" : nil
+        let format: String? = DecodeSession.isWired(bytes) ? nil : w.frame.format == .a ? "a" : w.frame.format == .b ? "b" : nil
         print(ProfileSuggester.json(ProfileSuggester.suggest(w, hex: Hex.encode(bytes), framing: format)))
     }
 }

@@ -36,5 +36,8 @@ public typealias ProfileCodec = @Sendable (ArraySlice<UInt8>, CodecContext) -> C
 /// The codecs a profile may name in a layout's `codec`: what cannot be data (descrambling, unpacking),
 /// each with its own tests. Everything else stays in the profile files.
 public enum ProfileCodecs {
-    public static let named: [String: ProfileCodec] = [:]
+    public static let named: [String: ProfileCodec] = [
+        "diehl_prios": DiehlPriosCodec.codec,
+        "apator_tags": ApatorTagsCodec.codec,
+    ]
 }

@@ -95,6 +95,10 @@ public struct LayoutField: Codable, Hashable, Sendable {
         case dateBits = "date_bits"
         /// Bytes as hex text.
         case hex
+        /// Three BCD bytes day, month, year (two digits, 20yy).
+        case dateBCDDayMonthYear = "date_bcd_dmy"
+        /// Three BCD bytes year (two digits, 20yy), month, day.
+        case dateBCDYearMonthDay = "date_bcd_ymd"
     }
 
     public struct Bits: Codable, Hashable, Sendable {
@@ -120,6 +124,9 @@ public struct LayoutField: Codable, Hashable, Sendable {
     public var add: Double?
     /// Raw values that mean "no value" (e.g. 65535).
     public var invalid: [Int64]?
+    /// A maker's code table: the raw integer (as decimal text) → the value; a code not in it gives no value.
+    /// Applied before `scale` and `add`.
+    public var table: [String: Double]?
     public var day: Bits?
     public var month: Bits?
     public var year: Bits?
@@ -171,6 +178,9 @@ public struct ByteLayout: Codable, Hashable, Sendable {
         case record
         /// The values of a compact frame (CI 79h) whose format is not known yet, after signature and CRC.
         case compactValues = "compact_values"
+        /// The application data after the TPL header (decrypted), for meters that send their own layout under
+        /// a standard CI 7Ah/72h header instead of records. `ci` limits which.
+        case applicationPayload = "application_payload"
     }
 
     public var source: Source
@@ -372,7 +382,10 @@ public struct MeterProfile: Codable, Hashable, Sendable {
                 if f.encoding == .dateBits {
                     guard f.day != nil, f.month != nil, f.year != nil || f.after != nil else { throw fail("\(f.name): date_bits needs day, month and year or after") }
                 }
-                if f.encoding == .dateBits || f.encoding == .dateG || f.encoding == .dateTimeF { dates.insert(f.name) }
+                if [.dateBits, .dateG, .dateTimeF, .dateBCDDayMonthYear, .dateBCDYearMonthDay].contains(f.encoding) { dates.insert(f.name) }
+                if let t = f.table, t.keys.contains(where: { Int64($0) == nil }) || t.values.contains(where: { !$0.isFinite }) {
+                    throw fail("\(f.name): table keys must be integers as text and values finite numbers")
+                }
             }
             }
             for f in l.fields where f.after != nil && !dates.contains(f.after!) {

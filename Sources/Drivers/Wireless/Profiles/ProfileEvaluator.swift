@@ -213,6 +213,10 @@ public enum ProfileEvaluator {
             return p[...]
         case .manufacturerData:
             return w.telegram.manufacturerData.map { $0[...] }
+        case .applicationPayload:
+            guard let b = w.recordBytes else { return nil }
+            if let cis, !cis.contains(w.telegram.controlInformation) { return nil }
+            return b[...]
         case .compactValues:
             guard let c = w.compactFrame, !c.resolved, let s = l.signature, Int(c.formatSignature) == s.value else { return nil }
             return c.values[...]
@@ -289,7 +293,13 @@ enum LayoutInterpreter {
             guard let n = f.bits, n < 64 else { return shifted }
             return shifted & ((1 << UInt64(max(0, n))) - 1)
         }
-        func scaled(_ raw: Double) -> Outcome {
+        func scaled(_ raw0: Double) -> Outcome {
+            var raw = raw0
+            if let table = f.table {
+                // Codes come as exact integers; a code the maker's table does not list is no value.
+                guard raw == raw.rounded(), abs(raw) < 9e15, let v = table[String(Int64(raw))] else { return .absent }
+                raw = v
+            }
             let s = f.scale ?? 1
             // Divide by 1000 rather than multiply by 0.001: 46791 / 1000 is 46.791, 46791 * 0.001 is not.
             let inverse = (1 / s).rounded()
@@ -344,6 +354,15 @@ enum LayoutInterpreter {
             return checked(MBusDateTime(year: year, month: month, day: day))
         case .hex:
             return .value(.text(Hex.encode(Array(b))))
+        case .dateBCDDayMonthYear, .dateBCDYearMonthDay:
+            guard f.length == 3 else { return .problem("a BCD date has 3 bytes") }
+            var digits: [Int] = []
+            for x in b {
+                guard x >> 4 <= 9, x & 0x0F <= 9 else { return .absent }
+                digits.append(Int(x >> 4) * 10 + Int(x & 0x0F))
+            }
+            let (d, m, y) = f.encoding == .dateBCDDayMonthYear ? (digits[0], digits[1], digits[2]) : (digits[2], digits[1], digits[0])
+            return checked(MBusDateTime(year: 2000 + y, month: m, day: d))
         }
     }
 

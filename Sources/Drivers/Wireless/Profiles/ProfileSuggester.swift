@@ -33,7 +33,7 @@ public enum ProfileSuggester {
             seen[key] = occurrence + 1
             if occurrence > 0 { m.occurrence = occurrence }
             var name = baseName(r, annotations: annotations)
-            if let suffix = unitSuffix(unit) { name += "_" + suffix }
+            if let suffix = unitSuffix(unit), !name.hasSuffix(suffix) { name += "_" + suffix }
             if let n = used[name] {
                 used[name] = n + 1
                 name += "_\(n + 1)"

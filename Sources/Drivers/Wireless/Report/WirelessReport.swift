@@ -77,6 +77,20 @@ public enum WirelessReport {
         return String(decoding: o.out, as: UTF8.self)
     }
 
+    /// A JSON object line (a wired telegram's) with `"profile": {…}` added as its last key.
+    public static func appendingProfile(_ json: String, _ r: ProfileReading) -> String {
+        var bytes = Array(json.utf8)
+        guard bytes.last == UInt8(ascii: "}") else { return json }
+        bytes.removeLast()
+        var o = JSONByteSink()
+        o.out = bytes
+        var first = false
+        o.key("profile", &first)
+        profile(r, &o)
+        o.byte(UInt8(ascii: "}"))
+        return String(decoding: o.out, as: UTF8.self)
+    }
+
     /// `"profile": {"id", "name", "category", "values": [{"name", "value", "unit"}], "set_day": {…},
     /// "alarms": [{"flag", "severity", "text", "source"}], "problems": […]}` (docs/decode-json.md).
     static func profile(_ r: ProfileReading, _ o: inout JSONByteSink) {
