@@ -154,6 +154,7 @@ struct DecodeSession {
         self.catalog = catalog
         self.keyring = keyring
         wireless = WirelessDecoder(keyring: keyring)
+        wireless.learn(formats: catalog?.compactFormats ?? [])
     }
 
     /// Wired frames: 68 L L 68 …, the 5-byte short frame 10 … 16, or a single E5. A wireless telegram

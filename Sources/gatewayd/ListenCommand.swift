@@ -200,7 +200,9 @@ final class ListenView: Sendable {
         self.mode = mode
         self.catalog = catalog
         self.progress = progress
-        shared = Mutex(State(decoder: WirelessDecoder(keyring: keyring)))
+        var decoder = WirelessDecoder(keyring: keyring)
+        decoder.learn(formats: catalog?.compactFormats ?? [])
+        shared = Mutex(State(decoder: decoder))
     }
 
     var sawWrongKey: Bool { shared.withLock { $0.wrongKey } }

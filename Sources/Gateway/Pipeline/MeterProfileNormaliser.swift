@@ -1,7 +1,7 @@
 import Drivers
 
 /// Wireless meter profiles (profiles/wmbus, `ProfileCatalog`) as a pipeline normaliser: when a radio
-/// telegram's meter has a profile, its named values (the billing fields the profile picks, set-day value
+/// telegram's meter (or a wired meter answering with a long header) has a profile, its named values (the billing fields the profile picks, set-day value
 /// included) replace the generic record list, and its alarm bits become alarm flags. Everything else,
 /// and every telegram without a profile, goes through the generic EN 13757-3 normaliser.
 public struct MeterProfileNormaliser: ReadingNormaliser {
@@ -15,7 +15,8 @@ public struct MeterProfileNormaliser: ReadingNormaliser {
 
     public func normalise(_ input: NormaliserInput) -> NormalisedTelegram {
         var out = generic.normalise(input)
-        guard let w = input.wireless, let p = catalog.evaluate(w) else { return out }
+        // A wired long-header answer is read by the profile of the same meter's radio telegrams.
+        guard let w = input.wireless ?? WirelessTelegram(wired: input.telegram), let p = catalog.evaluate(w) else { return out }
         let meterTime = out.values.compactMap(\.meterTime).first
         var values: [NormalisedValue] = []
         for v in p.values {

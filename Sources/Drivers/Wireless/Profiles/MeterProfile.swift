@@ -308,6 +308,9 @@ public struct MeterProfile: Codable, Hashable, Sendable {
     public var derived: [DerivedField]?
     public var status: StatusSpec?
     public var setDay: SetDaySpec?
+    /// Compact-frame formats the maker documents (the DIF/VIF list of the full frame, hex): compact frames
+    /// (CI 79h, 7Bh, 73h) of these meters decode without waiting for a full frame.
+    public var compactFormats: [String]?
     public var tests: [ProfileTestCase]
 
     public static func decode(_ data: Data, origin: String = "profile") throws(ProfileError) -> MeterProfile {
@@ -401,6 +404,9 @@ public struct MeterProfile: Codable, Hashable, Sendable {
         if let s = setDay {
             guard names.contains(s.value) else { throw fail("set day names unknown value \"\(s.value)\"") }
             if let d = s.date, !dates.contains(d) { throw fail("set day date \"\(d)\" is not a date value") }
+        }
+        for f in compactFormats ?? [] {
+            guard let b = try? Hex.decode(f), !b.isEmpty, b.count <= 255 else { throw fail("compact format \"\(f)\" is not a DIF/VIF list in hex") }
         }
         guard !tests.isEmpty else { throw fail("has no test telegram") }
         for (n, t) in tests.enumerated() {

@@ -19,6 +19,8 @@ public struct ProfileCatalog: Sendable {
     var exact: [UInt32: Int] = [:]
     var anyVersion: [UInt32: Int] = [:]
     var anyType: [UInt32: Int] = [:]
+    /// Every profile's documented compact-frame formats, for `WirelessDecoder.learn(formats:)`.
+    public private(set) var compactFormats: [[UInt8]] = []
 
     public init() {}
 
@@ -57,6 +59,7 @@ public struct ProfileCatalog: Sendable {
         profiles.append(p)
         origins.append(origin)
         compiled.append(CompiledProfile(p))
+        compactFormats += (p.compactFormats ?? []).compactMap { try? Hex.decode($0) }
     }
 
     func index(for a: WMBusAddress) -> Int? {

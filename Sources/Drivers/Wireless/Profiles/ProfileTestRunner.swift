@@ -16,13 +16,14 @@ public enum ProfileTestRunner {
     }
 
     /// The telegram of a test case, decoded as the gateway does: preceding telegrams first, its key if any.
-    public static func decode(_ t: ProfileTestCase) throws(ProfileError) -> WirelessTelegram {
+    public static func decode(_ t: ProfileTestCase, formats: [[UInt8]] = []) throws(ProfileError) -> WirelessTelegram {
         var ring = WMBusKeyring()
         if let k = t.key {
             guard let key = WMBusKey(hex: k) else { throw ProfileError(origin: "test", message: "key \"\(k)\" is not 32 hex digits") }
             ring.defaultKey = key
         }
         var d = WirelessDecoder(keyring: ring)
+        d.learn(formats: formats)
         let format: WMBusFrameFormat? = switch t.framing {
         case "b": .b
         case "a": .a
@@ -83,7 +84,7 @@ public enum ProfileTestRunner {
             var o = Outcome(profileID: profile.id, index: n, detected: nil, reading: nil, failures: [], checkedValues: t.expected.count)
             let w: WirelessTelegram
             do {
-                w = try decode(t)
+                w = try decode(t, formats: (profile.compactFormats ?? []).compactMap { try? Hex.decode($0) })
             } catch {
                 o.failures.append(error.message)
                 out.append(o)

@@ -34,7 +34,8 @@ enum CompactFormat {
             v += size
             i = header
         }
-        return v == values.endIndex ? out : nil
+        // 2Fh after the values is idle filler (an encrypted compact frame is padded to whole AES blocks).
+        return values[v...].allSatisfy({ $0 == 0x2F }) ? out : nil
     }
 
     /// Index after the DIB and VIB that start at `i`.

@@ -49,6 +49,13 @@ public struct WirelessDecoder: Sendable {
     }
 
     /// Decodes one telegram as received (L-field first, with or without CRCs; see `WMBusFrameCodec`).
+    /// Formats known before any full frame (profiles' `compactFormats`), cached by their signature.
+    public mutating func learn(formats known: [[UInt8]]) {
+        for f in known where formats.count < maximumFormats {
+            formats[WMBusCRC.compute(f)] = f
+        }
+    }
+
     public mutating func decode(_ bytes: [UInt8], format: WMBusFrameFormat? = nil,
                                 linkMode: WMBusLinkMode? = nil) throws(DecodeError) -> WirelessTelegram {
         let frame = try WMBusFrameCodec.decode(bytes, format: format, linkMode: linkMode)
@@ -298,7 +305,7 @@ struct LayerRun {
         var h = TransportHeader(ci: ci, kind: .none)
         let body = start + 1
         switch ci {
-        case ControlInformation.variableDataShortHeader:
+        case ControlInformation.variableDataShortHeader, WirelessCI.compactFrameShortHeader:
             guard body + 4 <= data.count else {
                 throw error(.headerTooShort, data.count, "CI 7A needs a 4-byte header, \(data.count - body) bytes remain")
             }
@@ -306,7 +313,7 @@ struct LayerRun {
             h.accessNumber = data[body]
             h.status = data[body + 1]
             h.configuration = UInt16(data[body + 2]) | UInt16(data[body + 3]) << 8
-        case ControlInformation.variableDataLongHeader:
+        case ControlInformation.variableDataLongHeader, WirelessCI.compactFrameLongHeader:
             guard body + 12 <= data.count else {
                 throw error(.headerTooShort, data.count, "CI 72 needs a 12-byte header, \(data.count - body) bytes remain")
             }
@@ -356,6 +363,13 @@ struct LayerRun {
         var t: Telegram
         if ci == WirelessCI.compactFrameNoHeader {
             (t, compact) = try compactFrame(app, at: body, formats: formats)
+        } else if WirelessCI.isCompact(ci) {
+            // Behind a TPL header: the signature follows the header (and the 2F2F check bytes of a decrypted frame).
+            var from = h.length
+            if security.state != .none, from + 2 <= app.count, app[from] == 0x2F, app[from + 1] == 0x2F { from += 2 }
+            guard from <= app.count else { throw error(.headerTooShort, data.count, "the compact frame ends inside its header") }
+            (t, compact) = try compactFrame(Array(app[from...]), at: body + from, formats: formats)
+            t.controlInformation = ci
         } else {
             do {
                 t = try TelegramDecoder.decodeApplicationLayer(ci: ci, data: app, errorOffsetBase: 0)
@@ -371,6 +385,17 @@ struct LayerRun {
         fillLinkIdentity(&t)
         if t.header.accessNumber == nil { t.header.accessNumber = ell?.accessNumber }
         if compact == nil { recordFields(t, base: body + (h.kind == .long ? 12 : h.kind == .short ? 4 : 0)) }
+        if compact != nil, h.kind != .none {
+            t.header.accessNumber = h.accessNumber
+            t.header.status = h.status.map(MeterStatus.init(rawValue:))
+            t.header.signature = h.configuration
+            if let m = h.meterAddress {
+                t.header.identification = m.identification
+                t.header.manufacturer = m.manufacturer
+                t.header.version = m.version
+                t.header.deviceType = m.deviceType
+            }
+        }
         var w = WirelessTelegram(frame: frame, ell: ell, afl: afl, tpl: h, security: security, telegram: t,
                                  compactFrame: compact, manufacturerPayload: nil, fields: fields)
         w.recordError = recordError
@@ -395,7 +420,7 @@ struct LayerRun {
 
     mutating func tplFields(_ h: TransportHeader, _ start: Int) {
         let kind = h.kind == .long ? "long header" : h.kind == .short ? "short header" : "no header"
-        field("TPL", "CI", start, 1, "\(hex(h.ci)): \(h.ci == WirelessCI.compactFrameNoHeader ? "compact frame, " : "")\(kind)")
+        field("TPL", "CI", start, 1, "\(hex(h.ci)): \(WirelessCI.isCompact(h.ci) ? "compact frame, " : "")\(kind)")
         var i = start + 1
         if let m = h.meterAddress {
             field("TPL", "ID", i, 4, m.identification.digits)

@@ -6,6 +6,11 @@ public enum WirelessCI {
     public static let ellLongWithReceiver: UInt8 = 0x8F
     public static let afl: UInt8 = 0x90
     public static let compactFrameNoHeader: UInt8 = 0x79
+    /// EN 13757-7 Table 2: compact frames behind a long (73h) or short (7Bh) TPL header. On the radio 73h is
+    /// never the wired fixed data structure.
+    public static let compactFrameLongHeader: UInt8 = 0x73
+    public static let compactFrameShortHeader: UInt8 = 0x7B
+    static func isCompact(_ ci: UInt8) -> Bool { ci == compactFrameNoHeader || ci == compactFrameLongHeader || ci == compactFrameShortHeader }
     /// Manufacturer-specific application layers.
     public static let manufacturerSpecific: ClosedRange<UInt8> = 0xA0...0xB7
 }
