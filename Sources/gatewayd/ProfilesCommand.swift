@@ -60,7 +60,7 @@ struct ProfilesList: ParsableCommand {
     @Option(help: "Only this category (heat_cost_allocator, water, heat, …).")
     var category: String?
 
-    @Flag(help: "One JSON object per profile per line.")
+    @Flag(help: "Print one JSON object per profile per line (snake_case keys) instead of a table.")
     var json = false
 
     func run() throws {
@@ -94,7 +94,7 @@ struct ProfilesShow: ParsableCommand {
     @Argument(help: "The profile id (gatewayd profiles list).")
     var id: String
 
-    @Flag(help: "Print the profile file's JSON.")
+    @Flag(help: "Print the profile as JSON (the profile file's own keys, not snake_case keys) instead of text.")
     var json = false
 
     func run() throws {
@@ -151,6 +151,9 @@ struct ProfilesTest: ParsableCommand {
     @Flag(help: "Print each test's values, also when it passes.")
     var verbose = false
 
+    @Flag(help: "Print one JSON object per test telegram per line (snake_case keys) instead of text.")
+    var json = false
+
     @Argument(help: "Profile files to test (default: every installed profile).")
     var files: [String] = []
 
@@ -191,13 +194,23 @@ struct ProfilesTest: ParsableCommand {
                 totals.telegrams += 1
                 totals.values += o.checkedValues
                 if !o.passed { totals.failed += 1 }
+                if json {
+                    struct Line: Encodable { var profile: String; var test: Int; var passed: Bool; var values_checked: Int; var detected: String?; var failures: [String] }
+                    let e = JSONEncoder()
+                    e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                    let line = Line(profile: p.id, test: o.index, passed: o.passed, values_checked: o.checkedValues, detected: o.detected, failures: o.failures)
+                    print(String(decoding: try e.encode(line), as: UTF8.self))
+                    continue
+                }
                 out += "\(o.passed ? "ok  " : "FAIL") \(p.id) test \(o.index): \(o.checkedValues) values\n"
                 for f in o.failures { out += "       \(f)\n" }
                 if verbose || !o.passed, let r = o.reading { out += WirelessReport.profileText(r) }
             }
         }
-        out += "\(totals)\n"
-        print(TerminalText.lines(out), terminator: "")
+        if !json {
+            out += "\(totals)\n"
+            print(TerminalText.lines(out), terminator: "")
+        }
         if totals.failed > 0 { throw ExitCode(1) }
     }
 }

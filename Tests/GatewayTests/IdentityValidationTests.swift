@@ -22,6 +22,21 @@ struct IdentityValidationTests {
         #expect(p[0].description.contains("not 8 decimal digits"))
     }
 
+    @Test("bit 15 of the manufacturer field (Apator radio modules send APA as 8601h) is not a broken code")
+    func manufacturerBit15() throws {
+        #expect(IdentityValidation.problems(in: header(id: 0x4000_0000, manufacturer: 0x8601)).isEmpty)
+        // ...but the letters under it must still be a code.
+        #expect(IdentityValidation.problems(in: header(id: 0x4000_0000, manufacturer: 0x8000)) == [.invalidManufacturerCode("@@@")])
+        // And the registry files such a telegram under the meter registered as APA.
+        let registry = try DeviceRegistry(RegistryDocument(gateway: "gw", building: "1", devices: [
+            RegisteredDevice(key: "wmbus:APA:40000000", bus: .wirelessMBus, identification: "40000000", manufacturer: "APA")]))
+        guard case .success(let d) = registry.identify(header(id: 0x4000_0000, manufacturer: 0x8601), bus: .wirelessMBus) else {
+            Issue.record("an APA allocator with bit 15 set was not identified")
+            return
+        }
+        #expect(d.key == "wmbus:APA:40000000")
+    }
+
     @Test func missing() {
         #expect(IdentityValidation.problems(in: header(id: nil, manufacturer: nil)) == [.missingIdentification])
     }

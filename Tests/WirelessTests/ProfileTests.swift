@@ -39,7 +39,7 @@ struct ProfileTests {
         for o in ProfileTestRunner.run(profile, catalog: catalog) {
             #expect(o.failures == [], "\(file) test \(o.index)")
             #expect(o.detected == profile.id)
-            let w = try Self.decode(profile.tests[o.index])
+            let w = try ProfileTestRunner.decode(profile.tests[o.index], formats: catalog.compactFormats)
             #expect(catalog.evaluate(w) == o.reading)
         }
     }

@@ -127,9 +127,8 @@ struct DaemonTests {
         let registry = try DeviceRegistry.load(path: Self.seeds + "/registry.json")
         // Everything the registry expects, except the meter that is dead on purpose (EMH at 21) and the
         // allocator whose key the demo does not have.
-        // The BFW 240 allocator is heard, but its values sit in a manufacturer layout no shipped profile
-        // reads yet (only its status bits arrive, as alarms).
-        let silent: Set<String> = ["mbus:EMH:00623702", "wmbus:VIP:23701267", "wmbus:BFW:00707076"]
+        // The BFW 240 allocator's own layout is read by its profile (bfw-240-radio) since issue 14.
+        let silent: Set<String> = ["mbus:EMH:00623702", "wmbus:VIP:23701267"]
         for device in registry.devices where !silent.contains(device.key) {
             #expect((portal.devices[device.key] ?? 0) > 0, "no readings of \(device.key) at the portal")
         }

@@ -403,18 +403,25 @@ public struct CommissioningSession: Sendable {
         let normalised = normaliser.normalise(NormaliserInput(telegram: telegram, wireless: wireless, device: device))
         // The profile is looked up once per device (the normaliser has just evaluated it for the values).
         if results[i].profile == nil {
-            results[i].profile = wireless.flatMap { catalog?.evaluate($0)?.profileID } ?? "generic EN 13757-3"
+            // A wired long-header answer is read by the same meter's radio profile (as the normaliser does).
+            results[i].profile = (wireless ?? WirelessTelegram(wired: telegram)).flatMap { catalog?.evaluate($0)?.profileID } ?? "generic EN 13757-3"
         }
         let values = normalised.values.filter { $0.value.isFinite }
         if results[i].values.isEmpty {
             results[i].values = values.prefix(options.maximumValues).map { .init(name: $0.quantity, value: $0.value, unit: $0.unit) }
         }
-        if results[i].reading == nil, let v = values.first(where: { $0.readingClass == .routine && $0.storage == 0 && Self.isBillingQuantity($0) }) ?? values.first(where: { $0.readingClass == .routine && $0.storage == 0 }) {
-            results[i].reading = .init(name: v.quantity, value: v.value, unit: v.unit)
-        }
-        if results[i].setDay == nil, let v = values.first(where: { $0.readingClass == .setDay }) ?? values.first(where: { $0.storage == 1 && Self.isBillingQuantity($0) }) {
-            results[i].setDay = .init(name: v.quantity, value: v.value, unit: v.unit)
-        }
+        let (reading, setDay) = Self.readingAndSetDay(values)
+        if results[i].reading == nil, let v = reading { results[i].reading = .init(name: v.quantity, value: v.value, unit: v.unit) }
+        if results[i].setDay == nil, let v = setDay { results[i].setDay = .init(name: v.quantity, value: v.value, unit: v.unit) }
+    }
+
+    /// The value the report shows as a device's reading (a current billing quantity if there is one) and its
+    /// set-day value (the profile's, else a billing quantity at storage 1).
+    public static func readingAndSetDay(_ values: [NormalisedValue]) -> (reading: NormalisedValue?, setDay: NormalisedValue?) {
+        let reading = values.first(where: { $0.readingClass == .routine && $0.storage == 0 && isBillingQuantity($0) })
+            ?? values.first(where: { $0.readingClass == .routine && $0.storage == 0 })
+        let setDay = values.first(where: { $0.readingClass == .setDay }) ?? values.first(where: { $0.storage == 1 && isBillingQuantity($0) })
+        return (reading, setDay)
     }
 
     /// Energy, volume and allocation units are what a bill is made of (not temperatures or flows).

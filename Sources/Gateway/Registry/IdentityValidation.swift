@@ -7,7 +7,7 @@ import Drivers
 public enum IdentityProblem: Hashable, Sendable, CustomStringConvertible {
     /// The identification number has a nibble above 9.
     case identificationNotBCD(String)
-    /// The manufacturer code is not three letters A–Z, or has bit 15 set.
+    /// The manufacturer code is not three letters A–Z (bit 15 aside).
     case invalidManufacturerCode(String)
     /// The telegram carries no identification (short header, application error).
     case missingIdentification
@@ -31,7 +31,11 @@ public enum IdentityValidation {
         guard let id = header.identification else { return [.missingIdentification] }
         if !id.isValidBCD { found.append(.identificationNotBCD(id.digits)) }
         // '@@@' (0000h) is what some meters really send for "no manufacturer"; it is still not a code.
-        if let m = header.manufacturer, !m.isValidFlagCode { found.append(.invalidManufacturerCode(m.letters)) }
+        // Bit 15 is not part of the code: radio modules set it (Apator's send APA as 8601h, EN 13757-4 uses the
+        // bit as an address flag), and the letters, which the registry and the profiles match, ignore it.
+        if let m = header.manufacturer, !ManufacturerCode(rawValue: m.rawValue & 0x7FFF).isValidFlagCode {
+            found.append(.invalidManufacturerCode(m.letters))
+        }
         return found
     }
 }

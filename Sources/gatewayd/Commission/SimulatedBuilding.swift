@@ -170,7 +170,7 @@ struct SimulatedBuilding {
         }
 
         // Wired heat meters: real answers with new ids, `wiredLines` lines, the last `wiredMissing` never answer.
-        let frames = try Self.wiredTemplates()
+        let frames = try Self.wiredTemplates(catalog)
         var slaveFiles: [[[String: Any]]] = Array(repeating: [], count: spec.wiredLines)
         let perLine = (spec.wiredMeters + spec.wiredLines - 1) / max(1, spec.wiredLines)
         var missingWired = Set<Int>()
@@ -192,7 +192,7 @@ struct SimulatedBuilding {
             }
             truth.devices.append(.init(key: key, bus: "mbus", unit: unit, floor: "\(floor)", kind: "heat meter", transmits: answers,
                                        decryption: "not_applicable", serialMatch: answers ? "match" : "not_checked", rssi: nil,
-                                       telegrams: answers ? 1 : 0, readingUnit: answers ? "Wh" : nil))
+                                       telegrams: answers ? 1 : 0, readingUnit: answers ? template.readingUnit : nil))
         }
         for n in 0..<(spec.wiredLines > 0 ? spec.wiredStrangers : 0) {
             // Answers on the wire, unknown to the registry: a meter someone connected without registering it.
@@ -346,6 +346,22 @@ struct SimulatedBuilding {
                 var decoder = WirelessDecoder()
                 guard bytes.count > 11, let frame = try? WMBusFrameCodec.decode(bytes, format: .noCRC),
                       let decoded = try? decoder.decode(frame), decoded.security.state == .none else { continue }
+                // The building gives each device a new id: only telegrams that stay the same meter with another
+                // id qualify (not those whose bytes are scrambled or checked with the address, or whose meter
+                // id sits behind a radio adapter's).
+                let probe = IdentificationNumber("12345678")!
+                var check = WirelessDecoder()
+                guard let movedBytes = ProfileTelegramEncoder.withIdentification(bytes, probe), let moved = try? check.decode(movedBytes),
+                      moved.meterAddress.identification == probe, moved.recordError == nil,
+                      let reading = catalog.evaluate(moved), reading.profileID == p.id, reading.problems.isEmpty,
+                      IdentityValidation.problems(in: moved.telegram.header).isEmpty else { continue }
+                // What the truth promises the commissioning report shows: a reading in the billing unit, and for an
+                // allocator a set-day value, as the report picks them from the normalised values.
+                let normalised = MeterProfileNormaliser(catalog: catalog).normalise(NormaliserInput(
+                    telegram: moved.telegram, wireless: moved,
+                    device: RegisteredDevice(key: "probe", bus: .wirelessMBus, identification: probe.digits, manufacturer: frame.address.manufacturer.letters)))
+                let (current, setDay) = CommissioningSession.readingAndSetDay(normalised.values.filter { $0.value.isFinite })
+                guard current?.unit == (p.category == "water" ? "m3" : "hca"), p.category == "water" || setDay != nil else { continue }
                 let template = RadioTemplate(bytes: bytes, manufacturer: frame.address.manufacturer.letters)
                 if p.category == "water" { water.append(template) } else { allocators.append(template) }
                 break
@@ -360,10 +376,12 @@ struct SimulatedBuilding {
     struct WiredTemplate {
         var hex: String
         var manufacturer: String
+        /// The unit of the reading the commissioning report shows for it (a profile may convert Wh to kWh).
+        var readingUnit: String
     }
 
     /// Heat meters' answers from the demo building's slave file (one telegram each).
-    static func wiredTemplates() throws -> [WiredTemplate] {
+    static func wiredTemplates(_ catalog: ProfileCatalog) throws -> [WiredTemplate] {
         guard let dir = ConfigChoice.demoBuildingDirectory() else { throw CLIError("seeds/demo-building not found; set GATEWAYD_SEEDS") }
         let data = try Data(contentsOf: URL(fileURLWithPath: dir + "/mbus-slaves.json"))
         guard let doc = try JSONSerialization.jsonObject(with: data) as? [String: Any], let slaves = doc["slaves"] as? [[String: Any]] else {
@@ -378,7 +396,10 @@ struct SimulatedBuilding {
             else { continue }
             // Only answers whose first record is energy: a heat meter's billing value.
             guard t.records.first.map({ $0.quantity.lowercased().contains("energy") }) ?? false else { continue }
-            out.append(WiredTemplate(hex: frames[0], manufacturer: m))
+            let device = RegisteredDevice(key: "probe", bus: .wiredMBus, identification: t.header.identification?.digits, manufacturer: m)
+            let normalised = MeterProfileNormaliser(catalog: catalog).normalise(NormaliserInput(telegram: t, wireless: nil, device: device))
+            guard let unit = CommissioningSession.readingAndSetDay(normalised.values.filter { $0.value.isFinite }).reading?.unit else { continue }
+            out.append(WiredTemplate(hex: frames[0], manufacturer: m, readingUnit: unit))
         }
         guard !out.isEmpty else { throw CLIError("no heat-meter answers in \(dir)/mbus-slaves.json") }
         return out

@@ -39,5 +39,6 @@ public enum ProfileCodecs {
     public static let named: [String: ProfileCodec] = [
         "diehl_prios": DiehlPriosCodec.codec,
         "apator_tags": ApatorTagsCodec.codec,
+        "bmeters_rfm_tx1": BMetersRFMTX1Codec.codec,
     ]
 }

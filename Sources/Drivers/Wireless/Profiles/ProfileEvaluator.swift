@@ -162,7 +162,9 @@ public enum ProfileEvaluator {
             }
             for f in fields where r.value(f.name) == nil {
                 switch LayoutInterpreter.read(f, bytes, dates: r.values) {
-                case .value(let v): r.values.append(NamedValue(name: f.name, value: v, unit: f.unit ?? ""))
+                case .value(let v):
+                    if case .number(let d) = v, !d.isFinite { break }
+                    r.values.append(NamedValue(name: f.name, value: v, unit: f.unit ?? ""))
                 case .absent: break
                 case .problem(let text): r.problems.append("\(f.name): \(text)")
                 }
@@ -199,7 +201,8 @@ public enum ProfileEvaluator {
             default: return nil
             }
         default:
-            guard let n = rec.normalizedValue, let v = UnitConversion.convert(n, from: rec.unit, to: f.unit) else { return nil }
+            // A real record's NaN or infinity is how meters say "no value": no value, never a non-finite number.
+            guard let n = rec.normalizedValue, let v = UnitConversion.convert(n, from: rec.unit, to: f.unit), (v * (f.scale ?? 1)).isFinite else { return nil }
             return .number(v * (f.scale ?? 1))
         }
     }

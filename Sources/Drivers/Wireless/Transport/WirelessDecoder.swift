@@ -352,6 +352,9 @@ struct LayerRun {
                 w.telegram.header.version = m.version
                 w.telegram.header.deviceType = m.deviceType
             }
+            // A maker's own security mode: the bytes after the header go to the profiles as sent, where a
+            // named codec may know the maker's scrambling (application_payload layouts).
+            if security.state == .unsupportedMode, encryptedStart <= data.count { w.recordBytes = Array(data[encryptedStart...]) }
             return w
         }
 
