@@ -122,7 +122,12 @@ struct ProfilesShow: ParsableCommand {
         for l in p.layouts ?? [] {
             out += "  layout \(l.source.rawValue)\(l.codec.map { " through codec \($0)" } ?? ""): \(l.fields.map(\.name).joined(separator: ", "))\n"
         }
-        for d in p.derived ?? [] { out += "  value \(d.name) [\(d.unit)] = \(d.sum.joined(separator: " + "))\n" }
+        for d in p.derived ?? [] {
+            if let sum = d.sum { out += "  value \(d.name) [\(d.unit)] = \(sum.joined(separator: " + "))\n" }
+            if let m = d.monthsBefore {
+                out += "  value \(d.name) [date] = \(m.date) - \(m.months) month\(m.months == 1 ? "" : "s")\(m.when.map { " (when \($0) is present)" } ?? "")\n"
+            }
+        }
         if let s = p.setDay { out += "  set day: \(s.value)\(s.date.map { " dated by \($0)" } ?? "")\n" }
         for b in p.status?.tpl ?? [] { out += "  TPL status bits 0x\(Hex.encode([UInt8(truncatingIfNeeded: b.mask.value)])): \(b.flag) (\(b.severity.rawValue))\n" }
         for s in p.status?.values ?? [] {

@@ -191,6 +191,33 @@ struct ProfileTests {
         }
     }
 
+    @Test("derived history dates: whole months back, a month's last day stays the last day, only beside their value; bad ones refused")
+    func monthsBefore() throws {
+        let c = try Self.catalog()
+        let p = try #require(c.profiles.first { $0.id == "maddalena-microclima" })
+        let t = try #require(p.tests.first { $0.expected["set_date_3_date"] != nil })
+        let r = try #require(c.evaluate(try Self.decode(t)))
+        // 2020-12-31 is the newest set day: 2 months back is 31 October, 10 months back 29 February (a leap year).
+        #expect(r.value("set_date_1_date")?.description == "2020-12-31")
+        #expect(r.value("set_date_3_date")?.description == "2020-10-31")
+        #expect(r.value("set_date_11_date")?.description == "2020-02-29")
+        #expect(r.value("set_date_23_date")?.description == "2019-02-28")
+        // The telegram carries odd storage numbers only: no date without its value.
+        #expect(r.value("consumption_at_set_date_2_kwh") == nil && r.value("set_date_2_date") == nil)
+
+        var bad = p
+        bad.derived = [DerivedField(name: "d", unit: "date", monthsBefore: .init(date: "total_volume_m3", months: 1))]
+        #expect(throws: ProfileError.self) { try bad.validate() }  // not a date
+        bad.derived = [DerivedField(name: "d", unit: "date", monthsBefore: .init(date: "set_date", months: -1))]
+        #expect(throws: ProfileError.self) { try bad.validate() }
+        bad.derived = [DerivedField(name: "d", unit: "date", sum: ["total_volume_m3"], monthsBefore: .init(date: "set_date", months: 1))]
+        #expect(throws: ProfileError.self) { try bad.validate() }  // both
+        bad.derived = [DerivedField(name: "d", unit: "date")]
+        #expect(throws: ProfileError.self) { try bad.validate() }  // neither
+        bad.derived = [DerivedField(name: "d", unit: "date", monthsBefore: .init(date: "set_date", months: 1, when: "nothing"))]
+        #expect(throws: ProfileError.self) { try bad.validate() }
+    }
+
     @Test("the profiles directory: GATEWAYD_PROFILES/wmbus first, then the checkout above the executable")
     func directoryLookup() throws {
         let root = (Self.directory as NSString).deletingLastPathComponent

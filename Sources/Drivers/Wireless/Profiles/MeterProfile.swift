@@ -207,11 +207,40 @@ public struct LayoutCondition: Codable, Hashable, Sendable {
     public var match: ProfileByte
 }
 
-/// A value computed from others: the sum of named values (current + previous period, Techem).
+/// A value computed from others: the sum of named values (current + previous period, Techem), or a date some
+/// whole months before a date value (histories whose meter sends only the newest period's date).
 public struct DerivedField: Codable, Hashable, Sendable {
     public var name: String
     public var unit: String
-    public var sum: [String]
+    /// The sum of these values; nothing when one is missing.
+    public var sum: [String]?
+    public var monthsBefore: MonthsBefore?
+
+    /// `date` minus `months` months; a date on the last day of its month stays on the last day (31 Dec →
+    /// 31 Oct → 29 Feb), as billing dates do. Only when the value `when` names is present (the history
+    /// value this date belongs to), if given.
+    /// With `endOfMonth`, the result is the last day of its month (a meter that keeps month-end values but
+    /// sends only today's date).
+    public struct MonthsBefore: Codable, Hashable, Sendable {
+        public var date: String
+        public var months: Int
+        public var when: String?
+        public var endOfMonth: Bool?
+
+        public init(date: String, months: Int, when: String? = nil, endOfMonth: Bool? = nil) {
+            self.date = date
+            self.months = months
+            self.when = when
+            self.endOfMonth = endOfMonth
+        }
+    }
+
+    public init(name: String, unit: String, sum: [String]? = nil, monthsBefore: MonthsBefore? = nil) {
+        self.name = name
+        self.unit = unit
+        self.sum = sum
+        self.monthsBefore = monthsBefore
+    }
 }
 
 /// How bad a status flag is.
@@ -397,7 +426,19 @@ public struct MeterProfile: Codable, Hashable, Sendable {
         }
         local = []
         for d in derived ?? [] {
-            for s in d.sum where !names.contains(s) { throw fail("\(d.name) sums unknown value \"\(s)\"") }
+            switch (d.sum, d.monthsBefore) {
+            case (let sum?, nil):
+                guard !sum.isEmpty else { throw fail("\(d.name) sums nothing") }
+                for s in sum where !names.contains(s) { throw fail("\(d.name) sums unknown value \"\(s)\"") }
+            case (nil, let m?):
+                guard dates.contains(m.date) else { throw fail("\(d.name): monthsBefore names \"\(m.date)\", which is no date value") }
+                guard (0...1200).contains(m.months) else { throw fail("\(d.name): monthsBefore \(m.months) months is out of range (0–1200)") }
+                if let w = m.when, !names.contains(w) { throw fail("\(d.name): when names unknown value \"\(w)\"") }
+                guard d.unit == "date" else { throw fail("\(d.name): a monthsBefore value has unit \"date\"") }
+                dates.insert(d.name)
+            default:
+                throw fail("\(d.name): a derived value has either sum or monthsBefore")
+            }
             try add(d.name)
         }
         for s in status?.values ?? [] where !names.contains(s.value) { throw fail("status reads unknown value \"\(s.value)\"") }

@@ -171,13 +171,22 @@ public enum ProfileEvaluator {
             }
         }
         for d in p.derived ?? [] {
-            var sum = 0.0
-            var complete = true
-            for n in d.sum {
-                guard let v = r.value(n)?.number else { complete = false; break }
-                sum += v
+            if let terms = d.sum {
+                var sum = 0.0
+                var complete = true
+                for n in terms {
+                    guard let v = r.value(n)?.number else { complete = false; break }
+                    sum += v
+                }
+                if complete, sum.isFinite { r.values.append(NamedValue(name: d.name, value: .number(sum), unit: d.unit)) }
+            } else if let m = d.monthsBefore, case .date(let base)? = r.value(m.date), m.when.map({ r.value($0) != nil }) ?? true {
+                let t = m.months == 0 ? base : CompactProfile.step(base, .months(m.months), backwards: true)
+                if var t {
+                    t.hour = nil; t.minute = nil; t.second = nil
+                    if m.endOfMonth == true { t.day = CompactProfile.daysIn(t.year, t.month) }
+                    r.values.append(NamedValue(name: d.name, value: .date(t), unit: d.unit))
+                }
             }
-            if complete { r.values.append(NamedValue(name: d.name, value: .number(sum), unit: d.unit)) }
         }
         statusFlags(w, p.status, &r)
         if let s = p.setDay {
