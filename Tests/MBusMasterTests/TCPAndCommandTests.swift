@@ -23,6 +23,12 @@ struct TCPAndCommandTests {
         ["/usr/bin/socat", "/bin/socat"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    @Test("CI has socat for the M-Bus/TCP converter test (a missing peer fails under CI, it does not skip)")
+    func socatUnderCI() {
+        guard ProcessInfo.processInfo.environment["CI"] != nil else { return }
+        #expect(Self.socat != nil, "socat is not installed: run scripts/install-deps.sh")
+    }
+
     @Test("a transparent M-Bus/TCP converter (socat on 127.0.0.1 in front of the simulated line)",
           .enabled(if: socat != nil, "socat is not installed: run scripts/install-deps.sh"))
     func tcpConverter() async throws {
