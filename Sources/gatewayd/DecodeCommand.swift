@@ -154,6 +154,7 @@ struct DecodeSession {
         self.catalog = catalog
         self.keyring = keyring
         wireless = WirelessDecoder(keyring: keyring)
+        wireless.collectsFields = analyze
         wireless.learn(formats: catalog?.compactFormats ?? [])
     }
 

@@ -201,6 +201,7 @@ final class ListenView: Sendable {
         self.catalog = catalog
         self.progress = progress
         var decoder = WirelessDecoder(keyring: keyring)
+        decoder.collectsFields = false
         decoder.learn(formats: catalog?.compactFormats ?? [])
         shared = Mutex(State(decoder: decoder))
     }

@@ -88,6 +88,7 @@ public struct CommissioningSession: Sendable {
         self.listenSeconds = listenSeconds
         self.catalog = catalog
         decoder = WirelessDecoder(keyring: keyring)
+        decoder.collectsFields = false
         decoder.learn(formats: catalog?.compactFormats ?? [])
         keyed = Set(keyring.keys.keys)
         normaliser = catalog.map { MeterProfileNormaliser(catalog: $0) } ?? EN13757Normaliser()

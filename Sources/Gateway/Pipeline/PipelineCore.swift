@@ -43,6 +43,7 @@ public struct PipelineCore: Sendable {
         self.options = options
         deduplicator = Deduplicator(options: options.deduplication)
         wireless = WirelessDecoder(keyring: options.keyring)
+        wireless.collectsFields = false  // the byte-by-byte walk is for `decode --analyze`, not the pipeline
         // Compact frames of meters whose profiles document their format decode from the first one heard.
         if let profiles = options.normaliser as? MeterProfileNormaliser { wireless.learn(formats: profiles.catalog.compactFormats) }
     }

@@ -52,8 +52,9 @@ public struct ProfileReading: Hashable, Sendable {
     public var worstSeverity: AlarmSeverity? { alarms.map(\.severity).max() }
 }
 
-/// A profile prepared for evaluation: text keys parsed once at load time.
-struct CompiledProfile: Sendable {
+/// A profile prepared for evaluation: text keys parsed once at load time. A class: the catalog hands the
+/// evaluator a reference per telegram instead of copying a struct of arrays (a retain per array).
+final class CompiledProfile: Sendable {
     struct Match: Sendable {
         enum Annotation: Sendable { case none, any, contains(String) }
         var vif: VIFKey?
@@ -112,12 +113,22 @@ struct CompiledProfile: Sendable {
         }
     }
 
-    let profile: MeterProfile
+    let id: String
+    let name: String
+    let category: String
+    let derived: [DerivedField]
+    let status: StatusSpec?
+    let setDay: SetDaySpec?
     let records: [(field: RecordField, match: Match)]
     let layouts: [(layout: ByteLayout, record: Match?, cis: Set<UInt8>?, fields: [LayoutField])]
 
     init(_ p: MeterProfile) {
-        profile = p
+        id = p.id
+        name = p.name
+        category = p.category
+        derived = p.derived ?? []
+        status = p.status
+        setDay = p.setDay
         records = (p.records ?? []).map { ($0, Match($0.match)) }
         layouts = (p.layouts ?? []).map { l in
             (l, l.record.map(Match.init), l.ci.map { Set($0.map { UInt8(truncatingIfNeeded: $0.value) }) }, l.fields.flatMap(\.instances))
@@ -132,13 +143,15 @@ public enum ProfileEvaluator {
     }
 
     static func evaluate(_ w: WirelessTelegram, _ c: CompiledProfile) -> ProfileReading {
-        let p = c.profile
-        var r = ProfileReading(profileID: p.id, profileName: p.name, category: p.category, values: [], alarms: [], problems: [])
+        var r = ProfileReading(profileID: c.id, profileName: c.name, category: c.category, values: [], alarms: [], problems: [])
         r.values.reserveCapacity(c.records.count + 8)
+        // Names already taken: the first source of a name wins (a set, not a scan of the values per field).
+        var taken = Set<String>(minimumCapacity: c.records.count + 8)
         let records = w.telegram.records
         for (field, match) in c.records {
-            guard r.value(field.name) == nil, let rec = match.find(in: records), let v = recordValue(rec, field) else { continue }
+            guard !taken.contains(field.name), let rec = match.find(in: records), let v = recordValue(rec, field) else { continue }
             r.values.append(NamedValue(name: field.name, value: v, unit: field.unit))
+            taken.insert(field.name)
         }
         for (layout, match, cis, fields) in c.layouts {
             guard var bytes = layoutBytes(w, layout, match, cis) else { continue }
@@ -160,17 +173,18 @@ public enum ProfileEvaluator {
                 r.problems.append("\(layout.source.rawValue): \(bytes.count) bytes, the layout needs \(min)")
                 continue
             }
-            for f in fields where r.value(f.name) == nil {
+            for f in fields where !taken.contains(f.name) {
                 switch LayoutInterpreter.read(f, bytes, dates: r.values) {
                 case .value(let v):
                     if case .number(let d) = v, !d.isFinite { break }
                     r.values.append(NamedValue(name: f.name, value: v, unit: f.unit ?? ""))
+                    taken.insert(f.name)
                 case .absent: break
                 case .problem(let text): r.problems.append("\(f.name): \(text)")
                 }
             }
         }
-        for d in p.derived ?? [] {
+        for d in c.derived {
             if let terms = d.sum {
                 var sum = 0.0
                 var complete = true
@@ -188,8 +202,8 @@ public enum ProfileEvaluator {
                 }
             }
         }
-        statusFlags(w, p.status, &r)
-        if let s = p.setDay {
+        statusFlags(w, c.status, &r)
+        if let s = c.setDay {
             r.setDayValue = r.values.first { $0.name == s.value }
             if let dn = s.date, case .date(let t)? = r.value(dn) { r.setDayDate = t }
         }

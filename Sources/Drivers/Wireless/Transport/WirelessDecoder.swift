@@ -43,6 +43,9 @@ public struct WirelessDecoder: Sendable {
     public private(set) var formats: [UInt16: [UInt8]] = [:]
     /// Bound on learned formats, so a noisy channel cannot grow memory without limit.
     public var maximumFormats = 4096
+    /// Whether telegrams carry their byte-by-byte walk (`WirelessTelegram.fields`, for `WirelessReport.analysis`).
+    /// Building it costs about a fifth of a decode (a string per field), so the daemon's path turns it off.
+    public var collectsFields = true
 
     public init(keyring: WMBusKeyring = WMBusKeyring()) {
         self.keyring = keyring
@@ -64,6 +67,7 @@ public struct WirelessDecoder: Sendable {
 
     public mutating func decode(_ frame: WMBusFrame) throws(DecodeError) -> WirelessTelegram {
         var run = LayerRun(frame: frame)
+        run.collectsFields = collectsFields
         let result = try run.decode(keyring: keyring, formats: formats)
         if let learned = run.learnedFormat, formats[learned.signature] == nil, formats.count < maximumFormats {
             formats[learned.signature] = learned.format
@@ -77,6 +81,7 @@ struct LayerRun {
     let frame: WMBusFrame
     var data: [UInt8]
     var fields: [WirelessField] = []
+    var collectsFields = true
     var ell: ExtendedLinkLayer?
     var afl: AuthenticationLayer?
     var security = SecurityReport()
@@ -94,13 +99,15 @@ struct LayerRun {
         DecodeError(code: code, offset: at(index), message: message)
     }
 
-    mutating func field(_ layer: String, _ name: String, _ index: Int, _ count: Int, _ meaning: String) {
+    mutating func field(_ layer: String, _ name: String, _ index: Int, _ count: Int, _ meaning: @autoclosure () -> String) {
+        guard collectsFields else { return }
         let end = min(index + count, data.count)
         guard index >= 0, index <= end else { return }
-        fields.append(WirelessField(layer: layer, name: name, offset: at(index), bytes: Array(data[index..<end]), meaning: meaning))
+        fields.append(WirelessField(layer: layer, name: name, offset: at(index), bytes: Array(data[index..<end]), meaning: meaning()))
     }
 
     mutating func linkFields() {
+        guard collectsFields else { return }
         let a = frame.address
         let base = frame.format == .noCRC ? 0 : 0
         fields.append(WirelessField(layer: "link", name: "L", offset: base, bytes: [UInt8(truncatingIfNeeded: frame.payload.count + 9)],
@@ -131,7 +138,8 @@ struct LayerRun {
                 i = try authenticationLayer(at: i)
             case WirelessCI.manufacturerSpecific:
                 field("mfct", "CI", i, 1, "manufacturer-specific application layer, reported raw")
-                field("mfct", "payload", i + 1, data.count - i - 1, "\(data.count - i - 1) bytes in the manufacturer's own layout")
+                let own = data.count - i - 1
+                field("mfct", "payload", i + 1, own, "\(own) bytes in the manufacturer's own layout")
                 var w = finish(ci: ci, header: nil, at: i)
                 w.manufacturerPayload = Array(data[(i + 1)...])
                 return w
@@ -170,7 +178,8 @@ struct LayerRun {
         var e = ExtendedLinkLayer(ci: ci, communicationControl: data[start + 1], accessNumber: data[start + 2])
         field("ELL", "CI", start, 1, "extended link layer")
         field("ELL", "CC", start + 1, 1, "communication control")
-        field("ELL", "ACC", start + 2, 1, "access number \(data[start + 2])")
+        let access = data[start + 2]
+        field("ELL", "ACC", start + 2, 1, "access number \(access)")
         var i = start + 3
         if ci == 0x8E || ci == 0x8F {
             e.receiver = WMBusAddress(data, at: i)
@@ -222,7 +231,8 @@ struct LayerRun {
                 throw error(.wrongKey, i, "the key for \(frame.address.identification) does not decrypt the ELL payload (its CRC does not match): wrong key")
             } else {
                 security.state = .noKey
-                field("ELL", "encrypted", i, data.count - i, "AES-128-CTR, no key for \(frame.address.identification)")
+                let id = frame.address.identification
+                field("ELL", "encrypted", i, data.count - i, "AES-128-CTR, no key for \(id)")
                 ell = e
                 return data.count
             }
@@ -259,7 +269,8 @@ struct LayerRun {
             try need(1, "AFL.MCL")
             a.messageControl = data[i]
             a.messageControlIndex = i
-            field("AFL", "MCL", i, 1, "message control, authentication type \(data[i] & 0x0F)")
+            let authentication = data[i] & 0x0F
+            field("AFL", "MCL", i, 1, "message control, authentication type \(authentication)")
             i += 1
         }
         if fcl & 0x0200 != 0 {
@@ -554,6 +565,7 @@ struct LayerRun {
     }
 
     mutating func recordFields(_ t: Telegram, base: Int) {
+        guard collectsFields else { return }
         for (n, r) in t.records.enumerated() where r.offset >= 0 {
             let next = n + 1 < t.records.count && t.records[n + 1].offset >= 0 ? t.records[n + 1].offset : data.count - base
             let value: String
