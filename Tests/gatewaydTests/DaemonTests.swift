@@ -77,6 +77,11 @@ struct DaemonTests {
 
             [status]
             socket = "\(dir)/status.sock"
+
+            # As the demo: its silent allocator (10 s registered interval) is not_heard after 30 s; the
+            # replayed meters are heard every ~22 s.
+            [alarms]
+            not_heard_minimum = "30s"
             """
         try Data(config.utf8).write(to: URL(fileURLWithPath: dir + "/gatewayd.toml"))
         return (dir, dir + "/gatewayd.toml")
@@ -128,11 +133,17 @@ struct DaemonTests {
         // Everything the registry expects, except the meter that is dead on purpose (EMH at 21) and the
         // allocator whose key the demo does not have.
         // The BFW 240 allocator's own layout is read by its profile (bfw-240-radio) since issue 14.
-        let silent: Set<String> = ["mbus:EMH:00623702", "wmbus:VIP:23701267"]
+        // The allocator of unit 4.01 never sends: after 3 × its registered 10 s (and the demo's 30 s minimum)
+        // it is not_heard, and that alarm reaches the portal (issue 17).
+        let silent: Set<String> = ["mbus:EMH:00623702", "wmbus:VIP:23701267", "wmbus:QDS:90919294"]
         for device in registry.devices where !silent.contains(device.key) {
             #expect((portal.devices[device.key] ?? 0) > 0, "no readings of \(device.key) at the portal")
         }
         for key in silent { #expect(portal.devices[key] == nil) }
+        let alarmIDs = portal.alarmIDs ?? []
+        #expect(alarmIDs.contains { $0.hasPrefix("wmbus:QDS:90919294|not_heard|raised|") }, "alarms at the portal: \(alarmIDs)")
+        // Meters that do send are never taken for silent.
+        #expect(!alarmIDs.contains { $0.contains("|not_heard|") && !$0.hasPrefix("wmbus:QDS:90919294|") }, "\(alarmIDs)")
         // Strangers from next door are heard but never uploaded.
         for stranger in ["wmbus:EIE:01097274", "wmbus:LAS:00010206", "wmbus:LSE:91835132"] {
             #expect(portal.devices[stranger] == nil, "\(stranger)'s readings reached the portal")

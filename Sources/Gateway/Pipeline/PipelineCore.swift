@@ -11,9 +11,13 @@ public struct PipelineOptions: Sendable {
     /// Normaliser of M-Bus and wireless M-Bus telegrams (per profile, generic EN 13757-3 otherwise).
     public var normaliser: any ReadingNormaliser
     public var modbusNormaliser: ModbusNormaliser
+    /// When a registered radio meter counts as silent (`not_heard`).
+    public var silence: SilenceWatch.Policy
 
     public init(deduplication: Deduplicator.Options = .init(), uploadStrangers: Bool = false, keyring: WMBusKeyring = WMBusKeyring(),
-                normaliser: any ReadingNormaliser = EN13757Normaliser(), modbusNormaliser: ModbusNormaliser = ModbusNormaliser()) {
+                normaliser: any ReadingNormaliser = EN13757Normaliser(), modbusNormaliser: ModbusNormaliser = ModbusNormaliser(),
+                silence: SilenceWatch.Policy = SilenceWatch.Policy()) {
+        self.silence = silence
         self.deduplication = deduplication
         self.uploadStrangers = uploadStrangers
         self.keyring = keyring
@@ -37,10 +41,14 @@ public struct PipelineCore: Sendable {
     private var wireless: WirelessDecoder
     /// Stamped on readings: false until the gateway's clock is synchronised.
     public var clockSynchronised = true
+    /// Registered radio meters heard, and which have fallen silent (`checkSilence`).
+    public private(set) var presence: SilenceWatch
 
-    public init(registry: DeviceRegistry, options: PipelineOptions = PipelineOptions()) {
+    public init(registry: DeviceRegistry, options: PipelineOptions = PipelineOptions(), startedAt: Int64 = 0) {
         self.registry = registry
         self.options = options
+        presence = SilenceWatch(policy: options.silence, startedAt: startedAt)
+        presence.watch(Self.radioMeters(registry))
         deduplicator = Deduplicator(options: options.deduplication)
         wireless = WirelessDecoder(keyring: options.keyring)
         wireless.collectsFields = false  // the byte-by-byte walk is for `decode --analyze`, not the pipeline
@@ -61,7 +69,42 @@ public struct PipelineCore: Sendable {
         var alarmUndo: [(device: String, scope: String, state: [String: AlarmCondition]?)] = []
     }
 
-    public mutating func replaceRegistry(_ r: DeviceRegistry) { registry = r }
+    public mutating func replaceRegistry(_ r: DeviceRegistry) {
+        registry = r
+        presence.watch(Self.radioMeters(r))
+    }
+
+    /// Registered (not replaced) radio meters and their registry intervals in milliseconds.
+    static func radioMeters(_ r: DeviceRegistry) -> [String: Int64?] {
+        var out: [String: Int64?] = [:]
+        for d in r.devices where d.bus == .wirelessMBus && d.replacedBy == nil {
+            // updateValue: assigning a nil Int64? through the subscript would remove the key instead.
+            out.updateValue(d.transmitInterval.flatMap { $0 > 0 && $0 < 100_000_000 ? Int64($0) * 1000 : nil }, forKey: d.key)
+        }
+        return out
+    }
+
+    /// Which radio meters fell silent or were heard again since the last check, staged as `not_heard` alarms
+    /// (scope "presence"): raised once, cleared when the meter is heard again.
+    public mutating func checkSilence(now: Int64) -> (change: SilenceWatch.Change, staged: [Staged]) {
+        let change = presence.check(now: now)
+        var staged: [Staged] = []
+        for s in change.silenced {
+            let since = s.neverHeard ? "since the gateway started" : "for \(SilenceWatch.words(s.silentFor))"
+            let basis = s.interval.map { "\(presence.policy.intervals) × its \(s.intervalSource == "registry" ? "registered" : "usual") interval of \(SilenceWatch.words($0))" }
+                ?? "the minimum of \(SilenceWatch.words(presence.policy.minimum))"
+            let message = "not heard \(since) (more than \(basis)): check the meter's battery and radio module, and whether something now blocks its signal"
+            staged.append(stage(conditions: [AlarmCondition(code: "not_heard", priority: .major, message: message)],
+                                device: s.device, scope: "presence", at: now, source: "gateway"))
+        }
+        for key in change.heardAgain {
+            staged.append(stage(conditions: [], device: key, scope: "presence", at: now, source: "gateway"))
+        }
+        return (change, staged)
+    }
+
+    /// The alarms of a silence check were not stored: the next check raises (or clears) them again.
+    public mutating func undoSilence(_ change: SilenceWatch.Change) { presence.undo(change) }
 
     /// New meter keys (a key added after commissioning found "no key"): the next telegram uses them. The
     /// decoder's cache of compact-frame formats stays; it does not depend on keys.
@@ -160,7 +203,10 @@ public struct PipelineCore: Sendable {
                                      flags: Set<MeterAlarmFlag>?) -> Staged {
         var device: RegisteredDevice
         switch identified {
-        case .success(let d): device = d
+        case .success(let d):
+            device = d
+            // Heard, whatever follows (a wrong key or a refused value is a finding of its own, not silence).
+            if bus == .wirelessMBus { presence.heard(d.key, at: receivedAt) }
         case .failure(let reason):
             switch reason {
             case .notInRegistry, .otherBuilding:

@@ -22,8 +22,8 @@ public actor ReadingPipeline {
     public let alarmBacklog = 1024
 
     public init(registry: DeviceRegistry, buffer: any ReadingBuffer, options: PipelineOptions = PipelineOptions(),
-                unknownDevices: UnknownDevices = UnknownDevices()) {
-        core = PipelineCore(registry: registry, options: options)
+                unknownDevices: UnknownDevices = UnknownDevices(), startedAt: Int64 = 0) {
+        core = PipelineCore(registry: registry, options: options, startedAt: startedAt)
         self.buffer = buffer
         self.unknownDevices = unknownDevices
     }
@@ -86,6 +86,30 @@ public actor ReadingPipeline {
     }
 
     public func counters() -> PipelineCounters { core.counters }
+
+    /// Raises `not_heard` for registered radio meters silent longer than the policy allows and clears it for
+    /// those heard again; the alarms are stored like any other (one transaction). Call it periodically.
+    @discardableResult
+    public func checkSilence(now: Int64) async throws(BufferError) -> SilenceWatch.Change {
+        await enter()
+        defer { leave() }
+        let (change, staged) = core.checkSilence(now: now)
+        let readings = staged.flatMap(\.readings)
+        guard !readings.isEmpty else { return change }
+        do {
+            _ = try await store(staged, readings)
+        } catch {
+            core.undoSilence(change)
+            throw error
+        }
+        return change
+    }
+
+    /// When a registered radio meter was last heard (Unix milliseconds), nil if not since the start.
+    public func lastHeard(_ device: String) -> Int64? { core.presence.lastHeard(device) }
+
+    /// Registered radio meters silent now (not heard for longer than the policy allows), sorted.
+    public func silentMeters() -> [String] { core.presence.silent.sorted() }
 
     /// Conditions active now, highest priority first.
     public func activeAlarms() -> [(device: String, condition: AlarmCondition)] { core.alarms.activeAlarms }

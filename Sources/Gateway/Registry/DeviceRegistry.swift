@@ -50,11 +50,15 @@ public struct RegisteredDevice: Codable, Hashable, Sendable {
     /// Key of the device that replaced this one, or that this one replaced.
     public var replacedBy: String?
     public var replaces: String?
+    /// A radio meter's transmit interval in seconds, where the portal knows it (else it is learned from the
+    /// telegrams): the `not_heard` alarm waits for three of them.
+    public var transmitInterval: Int?
 
     public init(key: String, bus: BusKind, unit: String? = nil, identification: String? = nil, manufacturer: String? = nil,
                 primaryAddress: Int? = nil, modbusUnit: Int? = nil, line: String? = nil, profile: String? = nil, medium: String? = nil,
                 serial: String? = nil, keyReference: String? = nil, installed: String? = nil, replacedOn: String? = nil,
-                replacedBy: String? = nil, replaces: String? = nil) {
+                replacedBy: String? = nil, replaces: String? = nil, transmitInterval: Int? = nil) {
+        self.transmitInterval = transmitInterval
         self.key = key
         self.bus = bus
         self.unit = unit

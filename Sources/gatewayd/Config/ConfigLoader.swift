@@ -153,13 +153,14 @@ struct ConfigDecoder {
         let registry = decodeRegistry(r.table("registry"), root: root, building: building?.0)
         let metrics = decodeMetrics(r.table("metrics"), root: root)
         let status = decodeStatus(r.table("status"), root: root)
+        let alarms = decodeAlarms(r.table("alarms"))
         r.finish()
 
         guard let gatewayID, let building, let buses, let schedules, let buffer, let uplink, let registry, let metrics,
-              let status, sink.problems.isEmpty else { return nil }
+              let status, let alarms, sink.problems.isEmpty else { return nil }
         return GatewayConfig(gatewayID: gatewayID.0, building: building.0, demo: demo, buses: buses, schedules: schedules,
                              buffer: buffer, uplink: uplink, registry: registry, metrics: metrics, status: status,
-                             keys: keys, keysFile: keysFile?.2, sources: sources)
+                             keys: keys, keysFile: keysFile?.2, sources: sources, alarms: alarms)
     }
 
     // MARK: - Buses
@@ -915,6 +916,21 @@ struct ConfigDecoder {
             }
         }
         return sink.problems.count == before ? metrics : nil
+    }
+
+    /// `[alarms]`: when a registered radio meter counts as silent (`not_heard`).
+    private func decodeAlarms(_ table: ConfigTable?) -> GatewayConfig.Alarms? {
+        let fallback = GatewayConfig.Alarms()
+        guard let table else { return fallback }
+        let before = sink.problems.count
+        var r = TableReader(table, sink)
+        let intervals = r.integer("not_heard_intervals", in: 2...100)
+        let minimum = r.duration("not_heard_minimum", in: .seconds(10) ... .seconds(30 * 86_400))
+        r.finish()
+        var alarms = fallback
+        if let (n, _) = intervals { alarms.notHeardIntervals = n }
+        if let (d, _) = minimum { alarms.notHeardMinimum = d }
+        return sink.problems.count == before ? alarms : nil
     }
 
     private func decodeStatus(_ table: ConfigTable?, root: ConfigTable) -> GatewayConfig.StatusSocket? {

@@ -173,7 +173,7 @@ struct TableReader {
     }
 
     static let topLevelKeys: Set<String> = ["gateway_id", "building", "keys_file", "profiles_dir", "demo", "buses", "schedules",
-                                            "buffer", "uplink", "registry", "metrics", "status"]
+                                            "buffer", "uplink", "registry", "metrics", "status", "alarms"]
 
     /// Reports every key of the table no reader method asked for.
     func finish() {

@@ -28,6 +28,14 @@ struct GatewayConfig: Hashable, Sendable {
     var keysFile: String?
     /// The files the configuration was read from, main file first, then drop-ins in order.
     var sources: [String]
+    var alarms = Alarms()
+
+    /// `[alarms]`: a registered radio meter is `not_heard` after `notHeardIntervals` of its transmit intervals
+    /// (the registry's `transmitInterval`, else learned from its telegrams), never sooner than `notHeardMinimum`.
+    struct Alarms: Hashable, Sendable {
+        var notHeardIntervals = 3
+        var notHeardMinimum: Duration = .seconds(3600)
+    }
 
     struct Buses: Hashable, Sendable {
         var mbus: [MBusLineConfig] = []

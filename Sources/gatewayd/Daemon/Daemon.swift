@@ -40,9 +40,12 @@ final class Daemon: Sendable {
         let buffer = try Self.openBuffer(config.buffer)
         // Start-up events (a quarantine) stay in the buffer's queue: housekeeping's first round logs them
         // and raises them as alarms, which reach the portal.
+        let silence = SilenceWatch.Policy(intervals: config.alarms.notHeardIntervals,
+                                          minimum: Int64(config.alarms.notHeardMinimum.components.seconds) * 1000)
         let pipeline = ReadingPipeline(
             registry: registry, buffer: buffer,
-            options: PipelineOptions(keyring: config.keys, normaliser: try loadMeterProfiles()))
+            options: PipelineOptions(keyring: config.keys, normaliser: try loadMeterProfiles(), silence: silence),
+            startedAt: unixMilliseconds())
         await board.update("buffer", kind: "reading buffer", health: .healthy, detail: config.buffer.path)
         await board.update("registry", kind: "device registry", health: .healthy,
                            detail: "\(registry.devices.count) devices, building \(registry.building)")

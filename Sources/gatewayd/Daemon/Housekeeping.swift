@@ -157,6 +157,21 @@ final class Housekeeping: Service, Sendable {
                 conditions: [bufferCondition(event)], device: "gateway", scope: "buffer", at: now)
         }
 
+        // Silent radio meters: not_heard raised or cleared here, so the edge goes to the portal this round.
+        do { try await pipeline.checkSilence(now: now) } catch {
+            logger.warning("not_heard alarms could not be stored; the next round tries again", metadata: ["error": "\(error)"])
+        }
+        let silent = await pipeline.silentMeters()
+        metrics.set(.metersNotHeard, to: Double(silent.count))
+        let radioMeters = await pipeline.registry.devices.filter { $0.bus == .wirelessMBus && $0.replacedBy == nil }.count
+        if radioMeters > 0 {
+            // A silent meter is the meter's problem (an alarm on it), not the gateway's: the component stays healthy.
+            await board.update("presence", kind: "radio meters heard", health: .healthy,
+                               detail: silent.isEmpty ? "all \(radioMeters) registered radio meters heard recently"
+                                   : "\(silent.count) of \(radioMeters) not heard: \(silent.prefix(3).joined(separator: ", "))\(silent.count > 3 ? ", …" : "")",
+                               counters: ["not_heard": silent.count])
+        }
+
         for (device, refusal) in await pipeline.drainRefusals() {
             logger.warning("value refused", metadata: ["device": "\(device)", "value": "\(refusal)"])
         }

@@ -1,0 +1,91 @@
+import Drivers
+import Testing
+@testable import Gateway
+
+/// Issue 17, item 1: a registered radio meter that falls silent raises `not_heard` after three of its
+/// intervals (registered or learned), never before the minimum, and clears when heard again. All on a
+/// virtual clock: the times are arguments.
+@Suite("silent radio meters (not_heard)")
+struct SilenceWatchTests {
+    typealias F = PipelineFixtures
+    static let minute: Int64 = 60_000
+    let t0: Int64 = 1_780_000_000_000
+
+    @Test("the interval is learned from the gaps (median, duplicates under 2 s ignored); silent after 3 of them")
+    func learned() {
+        var w = SilenceWatch(policy: .init(intervals: 3, minimum: 10 * Self.minute), startedAt: t0)
+        w.watch(["a": nil])
+        // Every 8 minutes, each telegram also heard by a second dongle 300 ms later, one 30-minute outlier.
+        for at in [0, 8, 16, 24, 54, 62].map({ t0 + $0 * Self.minute }) {
+            w.heard("a", at: at)
+            w.heard("a", at: at + 300)
+        }
+        #expect(w.interval(of: "a")?.milliseconds == 8 * Self.minute && w.interval(of: "a")?.source == "learned")
+        let last = t0 + 62 * Self.minute
+        #expect(w.check(now: last + 24 * Self.minute).isEmpty)  // exactly 3 intervals: not yet
+        let c = w.check(now: last + 24 * Self.minute + 1)
+        #expect(c.silenced.map(\.device) == ["a"] && c.silenced[0].interval == 8 * Self.minute && !c.silenced[0].neverHeard)
+        #expect(w.check(now: last + 30 * Self.minute).isEmpty)  // raised once
+        w.heard("a", at: last + 31 * Self.minute)
+        #expect(w.check(now: last + 31 * Self.minute).heardAgain == ["a"])
+        #expect(w.silent.isEmpty)
+    }
+
+    @Test("the registry's interval wins; the minimum holds for fast meters; never heard counts from the start")
+    func registryMinimumAndNeverHeard() {
+        var w = SilenceWatch(policy: .init(intervals: 3, minimum: 60 * Self.minute), startedAt: t0)
+        w.watch(["fast": 2 * Self.minute, "slow": 4 * 60 * Self.minute, "new": nil])
+        w.heard("fast", at: t0)
+        w.heard("slow", at: t0)
+        // fast: 3 × 2 min = 6 min, but not before the 60-minute minimum.
+        #expect(w.check(now: t0 + 59 * Self.minute).isEmpty)
+        let first = w.check(now: t0 + 61 * Self.minute)
+        #expect(first.silenced.map(\.device) == ["fast", "new"])
+        #expect(first.silenced.first { $0.device == "new" }?.neverHeard == true)
+        #expect(first.silenced.first { $0.device == "fast" }?.intervalSource == "registry")
+        // slow: 3 × 4 h.
+        #expect(w.check(now: t0 + 12 * 60 * Self.minute).isEmpty)
+        #expect(w.check(now: t0 + 12 * 60 * Self.minute + 1).silenced.map(\.device) == ["slow"])
+        // A meter taken out of the registry is forgotten, and no longer silent.
+        w.watch(["slow": 4 * 60 * Self.minute])
+        #expect(w.silent == ["slow"])
+        w.heard("gone", at: t0)
+        #expect(w.lastHeard("gone") == nil)
+    }
+
+    @Test("hostile times: out of order, far future, huge intervals never trap")
+    func hostile() {
+        var w = SilenceWatch(policy: .init(intervals: 1_000_000, minimum: 0), startedAt: t0)
+        w.watch(["a": Int64.max / 2])
+        w.heard("a", at: Int64.max - 5)
+        w.heard("a", at: 0)  // older than the last: ignored
+        #expect(w.lastHeard("a") == Int64.max - 5)
+        _ = w.check(now: Int64.min)
+        _ = w.check(now: Int64.max)
+        #expect(SilenceWatch.words(-5) == "0 s" && SilenceWatch.words(7_200_000) == "2 h" && SilenceWatch.words(90_000) == "90 s")
+    }
+
+    @Test("through the pipeline: not_heard stored once as an alarm, cleared when the meter is heard again")
+    func pipeline() async throws {
+        let buffer = MemoryReadingBuffer()
+        let pipeline = ReadingPipeline(registry: try F.registry(), buffer: buffer,
+                                       options: PipelineOptions(silence: .init(intervals: 3, minimum: 5 * Self.minute)), startedAt: t0)
+        _ = try await pipeline.ingest(F.radio("22222222", litres: 10, at: t0))
+        _ = try await pipeline.ingest(F.radio("22222222", litres: 11, access: 8, at: t0 + 2 * Self.minute))
+        let outcome = try await pipeline.ingest(F.radio("22222222", litres: 12, access: 9, at: t0 + 4 * Self.minute))
+        #expect(await pipeline.lastHeard("wmbus:QDS:22222222") == t0 + 4 * Self.minute, "\(outcome)")
+        // Learned interval 2 min; minimum 5 min: silent 6 min after the last telegram.
+        #expect(try await pipeline.checkSilence(now: t0 + 10 * Self.minute).isEmpty)
+        let change = try await pipeline.checkSilence(now: t0 + 10 * Self.minute + 1)
+        #expect(change.silenced.map(\.device) == ["wmbus:QDS:22222222"])
+        #expect(await pipeline.silentMeters() == ["wmbus:QDS:22222222"])
+        let open = await pipeline.activeAlarms()
+        #expect(open.contains { $0.device == "wmbus:QDS:22222222" && $0.condition.code == "not_heard" && $0.condition.message.contains("2 min") })
+        #expect(try await pipeline.checkSilence(now: t0 + 20 * Self.minute).isEmpty)
+        _ = try await pipeline.ingest(F.radio("22222222", litres: 13, access: 10, at: t0 + 21 * Self.minute))
+        #expect(try await pipeline.checkSilence(now: t0 + 21 * Self.minute).heardAgain == ["wmbus:QDS:22222222"])
+        #expect(await pipeline.activeAlarms().allSatisfy { $0.condition.code != "not_heard" })
+        let alarms = try await buffer.all().filter { $0.readingClass == .alarm && $0.quantity == "alarm:not_heard" }
+        #expect(alarms.count == 2, "raised and cleared: \(alarms.map(\.quantity))")
+    }
+}
