@@ -5,7 +5,7 @@ import Testing
 /// Issue 17, item 1: a registered radio meter that falls silent raises `not_heard` after three of its
 /// intervals (registered or learned), never before the minimum, and clears when heard again. All on a
 /// virtual clock: the times are arguments.
-@Suite("silent radio meters (not_heard)")
+@Suite("silent devices: not_heard (radio), no_answer (wired, Modbus)")
 struct SilenceWatchTests {
     typealias F = PipelineFixtures
     static let minute: Int64 = 60_000
@@ -75,17 +75,41 @@ struct SilenceWatchTests {
         let outcome = try await pipeline.ingest(F.radio("22222222", litres: 12, access: 9, at: t0 + 4 * Self.minute))
         #expect(await pipeline.lastHeard("wmbus:QDS:22222222") == t0 + 4 * Self.minute, "\(outcome)")
         // Learned interval 2 min; minimum 5 min: silent 6 min after the last telegram.
-        #expect(try await pipeline.checkSilence(now: t0 + 10 * Self.minute).isEmpty)
+        // (The registry's wired meter and heat pump, never read here, fall silent at the 5-minute minimum.)
+        let radio = "wmbus:QDS:22222222"
+        #expect(try await pipeline.checkSilence(now: t0 + 10 * Self.minute).silenced.allSatisfy { $0.device != radio })
         let change = try await pipeline.checkSilence(now: t0 + 10 * Self.minute + 1)
-        #expect(change.silenced.map(\.device) == ["wmbus:QDS:22222222"])
-        #expect(await pipeline.silentMeters() == ["wmbus:QDS:22222222"])
+        #expect(change.silenced.map(\.device) == [radio])
+        #expect(await pipeline.silentMeters().contains(radio))
         let open = await pipeline.activeAlarms()
         #expect(open.contains { $0.device == "wmbus:QDS:22222222" && $0.condition.code == "not_heard" && $0.condition.message.contains("2 min") })
         #expect(try await pipeline.checkSilence(now: t0 + 20 * Self.minute).isEmpty)
         _ = try await pipeline.ingest(F.radio("22222222", litres: 13, access: 10, at: t0 + 21 * Self.minute))
-        #expect(try await pipeline.checkSilence(now: t0 + 21 * Self.minute).heardAgain == ["wmbus:QDS:22222222"])
+        #expect(try await pipeline.checkSilence(now: t0 + 21 * Self.minute).heardAgain == [radio])
         #expect(await pipeline.activeAlarms().allSatisfy { $0.condition.code != "not_heard" })
+        #expect(await pipeline.activeAlarms().filter { $0.condition.code == "no_answer" }.count == 2)
         let alarms = try await buffer.all().filter { $0.readingClass == .alarm && $0.quantity == "alarm:not_heard" }
         #expect(alarms.count == 2, "raised and cleared: \(alarms.map(\.quantity))")
+    }
+
+    @Test("wired meters and heat pumps follow the same model: no_answer after 3 readout intervals of their line, cleared on the next answer")
+    func polledDevices() async throws {
+        let buffer = MemoryReadingBuffer()
+        let options = PipelineOptions(silence: .init(intervals: 3, minimum: 0),
+                                      lineIntervals: ["mbus-line-1": 2 * Self.minute, "rs485-1": Self.minute])
+        let pipeline = ReadingPipeline(registry: try F.registry(), buffer: buffer, options: options, startedAt: t0)
+        _ = try await pipeline.ingest(.wired(WiredInput(.frame(F.wiredFrame("06855817", "KAM", litres: 5)), line: "mbus-line-1", receivedAt: t0)))
+        _ = try await pipeline.ingest(.modbus(ModbusInput(try F.kaisaiReading(), line: "rs485-1", receivedAt: t0)))
+        // (The registry's radio meter, never heard and without an interval, is silent at once with no minimum.)
+        #expect(try await pipeline.checkSilence(now: t0 + 3 * Self.minute + 1).silenced.map(\.device) == ["modbus:kaisai:unit1", "wmbus:QDS:22222222"])
+        #expect(try await pipeline.checkSilence(now: t0 + 6 * Self.minute + 1).silenced.map(\.device) == ["mbus:KAM:06855817"])
+        let open = await pipeline.activeAlarms().filter { $0.condition.code == "no_answer" }
+        #expect(Set(open.map(\.device)) == ["mbus:KAM:06855817", "modbus:kaisai:unit1"])
+        #expect(open.first { $0.device == "modbus:kaisai:unit1" }?.condition.message.contains("readout interval of 60 s") == true)
+        _ = try await pipeline.ingest(.wired(WiredInput(.frame(F.wiredFrame("06855817", "KAM", litres: 6, access: 2)), line: "mbus-line-1",
+                                                        receivedAt: t0 + 7 * Self.minute)))
+        #expect(try await pipeline.checkSilence(now: t0 + 7 * Self.minute).heardAgain == ["mbus:KAM:06855817"])
+        // The manual device is never watched: nobody expects it to send.
+        #expect(await pipeline.silentMeters() == ["modbus:kaisai:unit1", "wmbus:QDS:22222222"])
     }
 }

@@ -11,13 +11,18 @@ public struct PipelineOptions: Sendable {
     /// Normaliser of M-Bus and wireless M-Bus telegrams (per profile, generic EN 13757-3 otherwise).
     public var normaliser: any ReadingNormaliser
     public var modbusNormaliser: ModbusNormaliser
-    /// When a registered radio meter counts as silent (`not_heard`).
+    /// When a registered device counts as silent (`not_heard` for radio meters, `no_answer` for wired meters
+    /// and heat pumps).
     public var silence: SilenceWatch.Policy
+    /// Readout interval per wired M-Bus or Modbus line (milliseconds): the interval a polled device on that
+    /// line is judged by. Lines not listed: learned from the answers, as for radio meters.
+    public var lineIntervals: [String: Int64]
 
     public init(deduplication: Deduplicator.Options = .init(), uploadStrangers: Bool = false, keyring: WMBusKeyring = WMBusKeyring(),
                 normaliser: any ReadingNormaliser = EN13757Normaliser(), modbusNormaliser: ModbusNormaliser = ModbusNormaliser(),
-                silence: SilenceWatch.Policy = SilenceWatch.Policy()) {
+                silence: SilenceWatch.Policy = SilenceWatch.Policy(), lineIntervals: [String: Int64] = [:]) {
         self.silence = silence
+        self.lineIntervals = lineIntervals
         self.deduplication = deduplication
         self.uploadStrangers = uploadStrangers
         self.keyring = keyring
@@ -48,7 +53,7 @@ public struct PipelineCore: Sendable {
         self.registry = registry
         self.options = options
         presence = SilenceWatch(policy: options.silence, startedAt: startedAt)
-        presence.watch(Self.radioMeters(registry))
+        presence.watch(Self.watchedDevices(registry, lineIntervals: options.lineIntervals))
         deduplicator = Deduplicator(options: options.deduplication)
         wireless = WirelessDecoder(keyring: options.keyring)
         wireless.collectsFields = false  // the byte-by-byte walk is for `decode --analyze`, not the pipeline
@@ -71,15 +76,22 @@ public struct PipelineCore: Sendable {
 
     public mutating func replaceRegistry(_ r: DeviceRegistry) {
         registry = r
-        presence.watch(Self.radioMeters(r))
+        presence.watch(Self.watchedDevices(r, lineIntervals: options.lineIntervals))
     }
 
-    /// Registered (not replaced) radio meters and their registry intervals in milliseconds.
-    static func radioMeters(_ r: DeviceRegistry) -> [String: Int64?] {
+    /// Registered (not replaced) devices the gateway reads itself, with the interval each is judged by in
+    /// milliseconds: a radio meter's registry `transmitInterval`, a polled device's line interval.
+    static func watchedDevices(_ r: DeviceRegistry, lineIntervals: [String: Int64]) -> [String: Int64?] {
         var out: [String: Int64?] = [:]
-        for d in r.devices where d.bus == .wirelessMBus && d.replacedBy == nil {
+        for d in r.devices where d.replacedBy == nil {
+            let interval: Int64?
+            switch d.bus {
+            case .wirelessMBus: interval = d.transmitInterval.flatMap { $0 > 0 && $0 < 100_000_000 ? Int64($0) * 1000 : nil }
+            case .wiredMBus, .modbus: interval = d.line.flatMap { lineIntervals[$0] }
+            case .manual: continue
+            }
             // updateValue: assigning a nil Int64? through the subscript would remove the key instead.
-            out.updateValue(d.transmitInterval.flatMap { $0 > 0 && $0 < 100_000_000 ? Int64($0) * 1000 : nil }, forKey: d.key)
+            out.updateValue(interval, forKey: d.key)
         }
         return out
     }
@@ -90,12 +102,21 @@ public struct PipelineCore: Sendable {
         let change = presence.check(now: now)
         var staged: [Staged] = []
         for s in change.silenced {
+            let bus = registry.device(key: s.device)?.bus ?? .wirelessMBus
             let since = s.neverHeard ? "since the gateway started" : "for \(SilenceWatch.words(s.silentFor))"
-            let basis = s.interval.map { "\(presence.policy.intervals) × its \(s.intervalSource == "registry" ? "registered" : "usual") interval of \(SilenceWatch.words($0))" }
+            let kind = bus == .wirelessMBus ? (s.intervalSource == "registry" ? "registered" : "usual") : "readout"
+            let basis = s.interval.map { "\(presence.policy.intervals) × its \(kind) interval of \(SilenceWatch.words($0))" }
                 ?? "the minimum of \(SilenceWatch.words(presence.policy.minimum))"
-            let message = "not heard \(since) (more than \(basis)): check the meter's battery and radio module, and whether something now blocks its signal"
-            staged.append(stage(conditions: [AlarmCondition(code: "not_heard", priority: .major, message: message)],
-                                device: s.device, scope: "presence", at: now, source: "gateway"))
+            let condition: AlarmCondition
+            switch bus {
+            case .wirelessMBus:
+                condition = AlarmCondition(code: "not_heard", priority: .major, message: "not heard \(since) (more than \(basis)): check the meter's battery and radio module, and whether something now blocks its signal")
+            case .wiredMBus:
+                condition = AlarmCondition(code: "no_answer", priority: .major, message: "no answer \(since) (more than \(basis)): check the meter is connected to the line and its address")
+            case .modbus, .manual:
+                condition = AlarmCondition(code: "no_answer", priority: .major, message: "no answer \(since) (more than \(basis)): check the controller's power, its RS-485 or network wiring and its unit id")
+            }
+            staged.append(stage(conditions: [condition], device: s.device, scope: "presence", at: now, source: "gateway"))
         }
         for key in change.heardAgain {
             staged.append(stage(conditions: [], device: key, scope: "presence", at: now, source: "gateway"))
@@ -206,7 +227,7 @@ public struct PipelineCore: Sendable {
         case .success(let d):
             device = d
             // Heard, whatever follows (a wrong key or a refused value is a finding of its own, not silence).
-            if bus == .wirelessMBus { presence.heard(d.key, at: receivedAt) }
+            presence.heard(d.key, at: receivedAt)
         case .failure(let reason):
             switch reason {
             case .notInRegistry, .otherBuilding:
@@ -288,7 +309,9 @@ public struct PipelineCore: Sendable {
         counters.decoded += 1
         let device: RegisteredDevice
         switch registry.identifyModbus(line: m.line, unit: m.reading.unit, reported: m.reading.identities) {
-        case .success(let d): device = d
+        case .success(let d):
+            device = d
+            presence.heard(d.key, at: m.receivedAt)
         case .failure(let reason):
             if case .noModbusDevice = reason { counters.unknown += 1; return Staged(outcome: .unknownDevice(reason)) }
             counters.rejected += 1

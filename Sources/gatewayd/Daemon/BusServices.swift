@@ -130,15 +130,12 @@ struct WiredLineRunner: BusRunner {
                 let readout = try await line.read(address)
                 answered += 1
                 _ = await feed(pipeline, .wired(WiredInput(.telegram(readout.assembled), line: name, receivedAt: unixMilliseconds())), logger: logger)
-                _ = try? await pipeline.report(conditions: [], device: device.key, scope: "readout", at: unixMilliseconds())
             } catch {
                 missing.append(device.key)
+                // A silent meter is the meter's problem, not the line's. One missed readout is noise (a
+                // collision, a meter busy integrating); the pipeline's silence watch raises no_answer on the
+                // device after [alarms] not_heard_intervals missed intervals, as for radio meters.
                 logger.notice("meter did not answer", metadata: ["line": "\(name)", "device": "\(device.key)", "error": "\(error)"])
-                // A silent meter is the meter's problem, not the line's: an alarm on the device, raised once.
-                _ = try? await pipeline.report(
-                    conditions: [AlarmCondition(code: "no_answer", priority: .major,
-                                                message: "no answer on \(name): \(error); check the meter is connected and its address")],
-                    device: device.key, scope: "readout", at: unixMilliseconds())
             }
         }
         await progress.record(asked: devices.count, answered: answered, missing: missing)

@@ -42,9 +42,14 @@ final class Daemon: Sendable {
         // and raises them as alarms, which reach the portal.
         let silence = SilenceWatch.Policy(intervals: config.alarms.notHeardIntervals,
                                           minimum: Int64(config.alarms.notHeardMinimum.components.seconds) * 1000)
+        // Polled devices are judged by their line's readout interval.
+        var lineIntervals: [String: Int64] = [:]
+        for name in config.buses.mbus.map(\.name) + config.buses.modbus.map(\.name) {
+            lineIntervals[name] = Int64(config.schedules.schedule(forBus: name).interval.components.seconds) * 1000
+        }
         let pipeline = ReadingPipeline(
             registry: registry, buffer: buffer,
-            options: PipelineOptions(keyring: config.keys, normaliser: try loadMeterProfiles(), silence: silence),
+            options: PipelineOptions(keyring: config.keys, normaliser: try loadMeterProfiles(), silence: silence, lineIntervals: lineIntervals),
             startedAt: unixMilliseconds())
         await board.update("buffer", kind: "reading buffer", health: .healthy, detail: config.buffer.path)
         await board.update("registry", kind: "device registry", health: .healthy,

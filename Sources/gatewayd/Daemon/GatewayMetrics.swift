@@ -36,7 +36,7 @@ final class GatewayMetrics: Sendable {
         case strangersEvicted = "gatewayd_unknown_devices_evicted_total"
         case uploadHeld = "gatewayd_upload_batches_held_total"
         case bufferWaitingForClock = "gatewayd_buffer_waiting_for_clock_readings"
-        case metersNotHeard = "gatewayd_meters_not_heard"
+        case metersNotHeard = "gatewayd_devices_silent"
 
         var help: String {
             switch self {
@@ -59,7 +59,7 @@ final class GatewayMetrics: Sendable {
             case .strangersEvicted: "Unknown-device sightings dropped to stay within the table's bound (least recently heard first)."
             case .uploadHeld: "HTTP 400 answers that named no reading of the batch: the batch was held, not deleted (alarm uplink_batch_held)."
             case .bufferWaitingForClock: "Readings held back until the clock is synchronised (never uploaded with a wrong time)."
-            case .metersNotHeard: "Registered radio meters silent for longer than [alarms] allows (alarm not_heard)."
+            case .metersNotHeard: "Registered devices silent for longer than [alarms] allows (alarms not_heard for radio meters, no_answer for wired meters and heat pumps)."
             }
         }
     }

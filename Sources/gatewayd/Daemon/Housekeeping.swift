@@ -163,13 +163,13 @@ final class Housekeeping: Service, Sendable {
         }
         let silent = await pipeline.silentMeters()
         metrics.set(.metersNotHeard, to: Double(silent.count))
-        let radioMeters = await pipeline.registry.devices.filter { $0.bus == .wirelessMBus && $0.replacedBy == nil }.count
-        if radioMeters > 0 {
+        let watched = await pipeline.registry.devices.filter { $0.bus != .manual && $0.replacedBy == nil }.count
+        if watched > 0 {
             // A silent meter is the meter's problem (an alarm on it), not the gateway's: the component stays healthy.
-            await board.update("presence", kind: "radio meters heard", health: .healthy,
-                               detail: silent.isEmpty ? "all \(radioMeters) registered radio meters heard recently"
-                                   : "\(silent.count) of \(radioMeters) not heard: \(silent.prefix(3).joined(separator: ", "))\(silent.count > 3 ? ", …" : "")",
-                               counters: ["not_heard": silent.count])
+            await board.update("presence", kind: "devices heard", health: .healthy,
+                               detail: silent.isEmpty ? "all \(watched) registered devices heard or answering"
+                                   : "\(silent.count) of \(watched) silent: \(silent.prefix(3).joined(separator: ", "))\(silent.count > 3 ? ", …" : "")",
+                               counters: ["silent": silent.count])
         }
 
         for (device, refusal) in await pipeline.drainRefusals() {
