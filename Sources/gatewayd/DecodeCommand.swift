@@ -265,8 +265,12 @@ struct DecodeSession {
             return out + "\n"
         } catch {
             failed += 1
-            if json { return writer.line(DecodeFailureReport(error)) + "\n" }
-            return "\(label): cannot decode: \(error.message)\n  error \(error.code) at byte \(error.offset) of \(bytes.count)\n\n"
+            // A wrong key, a key filed under another meter of the keys file, a failed MAC, a cut telegram.
+            let finding = KeyForensics.diagnose(bytes, format: nil, error: error, telegram: nil, keyring: keyring)
+            if json { return writer.line(DecodeFailureReport(error, keyFinding: finding)) + "\n" }
+            var out = "\(label): cannot decode: \(error.message)\n  error \(error.code) at byte \(error.offset) of \(bytes.count)\n"
+            if let finding { out += "  key finding: \(finding.kind.rawValue): \(finding.advice)\n" }
+            return out + "\n"
         }
     }
 }

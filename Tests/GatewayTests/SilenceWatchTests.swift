@@ -113,3 +113,47 @@ struct SilenceWatchTests {
         #expect(await pipeline.silentMeters() == ["modbus:kaisai:unit1", "wmbus:QDS:22222222"])
     }
 }
+
+/// Issue 17, item 2 in the daemon's pipeline: a telegram that does not open raises `decryption:KIND` on
+/// its registered meter with advice, counted by kind; a telegram that opens clears it.
+@Suite("key forensics in the pipeline")
+struct PipelineKeyForensicsTests {
+    static let a = IdentificationNumber("41000001")!
+    static let b = IdentificationNumber("41000002")!
+    static let keyA = WMBusKey(hex: "000102030405060708090A0B0C0D0E0F")!
+    static let keyB = WMBusKey(hex: "F0E0D0C0B0A090807060504030201000")!
+    let t0: Int64 = 1_780_000_000_000
+
+    static func registry() throws -> DeviceRegistry {
+        try DeviceRegistry(RegistryDocument(gateway: "gw", building: "1", devices: [
+            RegisteredDevice(key: "wmbus:QDS:41000001", bus: .wirelessMBus, identification: "41000001", manufacturer: "QDS"),
+            RegisteredDevice(key: "wmbus:QDS:41000002", bus: .wirelessMBus, identification: "41000002", manufacturer: "QDS"),
+        ]))
+    }
+
+    static func input(_ access: UInt8, at: Int64) -> PipelineInput {
+        let address = WMBusAddress(manufacturer: ManufacturerCode("QDS")!, identification: a, version: 0x37, deviceType: .water)
+        let bytes = ProfileTelegramEncoder.modeFive(address: address, accessNumber: access, records: [0x0C, 0x13, 0x45, 0x23, 0x01, 0x00], key: keyA)!
+        return .wireless(WirelessInput(.frame(bytes, format: .noCRC, linkMode: .t1), dongle: "im871a", rssi: -70, receivedAt: at))
+    }
+
+    @Test("swapped keys: alarm on the meter naming the other one, counted; the right key clears it")
+    func swappedThenFixed() async throws {
+        let buffer = MemoryReadingBuffer()
+        let pipeline = ReadingPipeline(registry: try Self.registry(), buffer: buffer,
+                                       options: PipelineOptions(keyring: WMBusKeyring(keys: [Self.a: Self.keyB, Self.b: Self.keyA])))
+        let outcome = try await pipeline.ingest(Self.input(1, at: t0))
+        guard case .failed(let why) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(why.contains("41000002") && why.contains("swapped"))
+        let open = await pipeline.activeAlarms()
+        #expect(open.map(\.condition.code) == ["decryption:key_of_another_meter"] && open.first?.device == "wmbus:QDS:41000001")
+        #expect(await pipeline.counters().keyFindings == ["key_of_another_meter": 1])
+        #expect(await pipeline.lastHeard("wmbus:QDS:41000001") == t0, "a telegram that does not open still says the meter is alive")
+        // Within the hour the other keys are not tried again: the same meter, a plain wrong key (same alarm scope).
+        _ = try await pipeline.ingest(Self.input(2, at: t0 + 60_000))
+        #expect(await pipeline.counters().keyFindings["wrong_key"] == 1)
+        await pipeline.replaceKeyring(WMBusKeyring(keys: [Self.a: Self.keyA, Self.b: Self.keyB]))
+        guard case .buffered = try await pipeline.ingest(Self.input(3, at: t0 + 120_000)) else { Issue.record("not buffered with the right key"); return }
+        #expect(await pipeline.activeAlarms().isEmpty)
+    }
+}

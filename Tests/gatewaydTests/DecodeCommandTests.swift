@@ -27,6 +27,22 @@ struct DecodeCommandTests {
         try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
     }
 
+    @Test("a telegram the keys file opens only with another meter's key: the key finding names that meter (JSON and text)")
+    func swappedKeyFinding() throws {
+        let a = IdentificationNumber("41000001")!, b = IdentificationNumber("41000002")!
+        let keyA = WMBusKey(hex: "000102030405060708090A0B0C0D0E0F")!, keyB = WMBusKey(hex: "F0E0D0C0B0A090807060504030201000")!
+        let address = WMBusAddress(manufacturer: ManufacturerCode("QDS")!, identification: a, version: 0x37, deviceType: .water)
+        let bytes = try #require(ProfileTelegramEncoder.modeFive(address: address, accessNumber: 7, records: [0x0C, 0x13, 0x45, 0x23, 0x01, 0x00], key: keyA))
+        let swapped = WMBusKeyring(keys: [a: keyB, b: keyA])
+        var session = DecodeSession(json: true, keyring: swapped)
+        let object = try json(session.render(DecodeInput(label: "test", text: Hex.encode(bytes))))
+        let finding = try #require(object["key_finding"] as? [String: Any])
+        #expect(finding["kind"] as? String == "key_of_another_meter" && finding["key_filed_under"] as? String == "41000002")
+        #expect((object["error"] as? [String: Any])?["code"] as? String == "wrong_key")
+        var text = DecodeSession(json: false, keyring: swapped)
+        #expect(text.render(DecodeInput(label: "test", text: Hex.encode(bytes))).contains("key finding: key_of_another_meter"))
+    }
+
     @Test("JSON output carries the documented keys")
     func jsonKeys() throws {
         var session = DecodeSession(json: true)

@@ -46,6 +46,9 @@ public struct PipelineCore: Sendable {
     private var wireless: WirelessDecoder
     /// Stamped on readings: false until the gateway's clock is synchronised.
     public var clockSynchronised = true
+    /// When each meter's failed telegram was last tried against the building's other keys (at most hourly:
+    /// one decode per key), bounded.
+    private var forensicsTried: [IdentificationNumber: Int64] = [:]
     /// Registered radio meters heard, and which have fallen silent (`checkSilence`).
     public private(set) var presence: SilenceWatch
 
@@ -211,7 +214,8 @@ public struct PipelineCore: Sendable {
         case .frame(let bytes, let format, let mode):
             do { wt = try wireless.decode(bytes, format: format, linkMode: mode) } catch {
                 counters.failed += 1
-                return Staged(outcome: .failed("radio telegram from \(w.dongle) not decoded: \(error)"))
+                return keyFinding(bytes, format: format, error: error, dongle: w.dongle, receivedAt: w.receivedAt)
+                    ?? Staged(outcome: .failed("radio telegram from \(w.dongle) not decoded: \(error)"))
             }
         }
         counters.decoded += 1
@@ -264,9 +268,46 @@ public struct PipelineCore: Sendable {
             let what = wt.security.state == .noKey
                 ? "it is encrypted and no key is known for it: add its key (\(device.keyReference ?? "no key reference in the registry")) to the key file"
                 : "it uses security mode \(wt.security.mode), which this gateway does not decrypt"
-            return Staged(outcome: .failed("\(device.key): \(what)"))
+            let kind: KeyDiagnosis.Kind = wt.security.state == .noKey ? .noKey : .unsupportedMode
+            counters.keyFindings[kind.rawValue, default: 0] += 1
+            let d = KeyDiagnosis(kind: kind, meter: wt.meterAddress.identification)
+            var staged = stage(conditions: [AlarmCondition(code: "decryption:" + kind.rawValue, priority: .major, message: d.advice)],
+                               device: device.key, scope: "decryption", at: receivedAt, source: source)
+            staged.outcome = .failed("\(device.key): \(what)")
+            return staged
         }
         return stage(device: device, telegram: telegram, wireless: wireless, source: source, rssi: rssi, receivedAt: receivedAt, flags: flags)
+    }
+
+    /// A radio telegram that did not decode for a reason about keys (wrong key, a key filed under another
+    /// meter, a failed MAC, cut short): counted by kind, and for a registered meter an alarm
+    /// `decryption:KIND` that says what to do. Nil when the failure has nothing to do with keys.
+    mutating func keyFinding(_ bytes: [UInt8], format: WMBusFrameFormat?, error: DecodeError, dongle: String, receivedAt: Int64) -> Staged? {
+        guard error.code == .wrongKey || error.code == .macMismatch || error.code == .invalidEncryptedLength,
+              let frame = try? WMBusFrameCodec.decode(bytes, format: format) else { return nil }
+        let id = frame.address.identification
+        // Trying the building's other keys costs a decode per key: once per meter and hour, in a bounded table.
+        let last = forensicsTried[id]
+        let tryOthers = last.map { receivedAt &- $0 >= 3_600_000 || receivedAt < $0 } ?? true
+        if tryOthers {
+            if forensicsTried.count >= 4096 { forensicsTried.removeAll(keepingCapacity: true) }
+            forensicsTried[id] = receivedAt
+        }
+        guard let d = KeyForensics.diagnose(bytes, format: format, error: error, telegram: nil, keyring: options.keyring,
+                                            tryOtherKeys: tryOthers && !options.keyring.keys.isEmpty) else { return nil }
+        counters.keyFindings[d.kind.rawValue, default: 0] += 1
+        let outcome = PipelineOutcome.failed("radio telegram of \(d.meter.digits) from \(dongle) not opened: \(d.advice)")
+        var header = TelegramHeader()
+        header.identification = d.meter
+        header.manufacturer = frame.address.manufacturer
+        guard case .success(let device) = registry.identify(header, bus: .wirelessMBus) else { return Staged(outcome: outcome) }
+        presence.heard(device.key, at: receivedAt)
+        // A swapped key and a plain wrong key of the same meter are one alarm that changes its words: the code
+        // stays "decryption:<kind>", so a new kind clears the old one.
+        var staged = stage(conditions: [AlarmCondition(code: "decryption:" + d.kind.rawValue, priority: .major, message: d.advice)],
+                           device: device.key, scope: "decryption", at: receivedAt, source: "wmbus:" + dongle)
+        staged.outcome = outcome
+        return staged
     }
 
     /// What gives a telegram away as forged or downgraded, or nil when its security is what the device's
@@ -292,6 +333,15 @@ public struct PipelineCore: Sendable {
             n.evaluatesFlags = true
         }
         var staged = finish(device: device.key, n, access: telegram.header.accessNumber, source: source, rssi: rssi, receivedAt: receivedAt)
+        // A telegram that opened ends a decryption alarm (wrong key, swapped key, no key) raised before.
+        if let wt = wireless, wt.security.state == .decrypted, case .buffered = staged.outcome,
+           alarms.snapshot(device: device.key, scope: "decryption") != nil {
+            let cleared = stage(conditions: [], device: device.key, scope: "decryption", at: receivedAt, source: source)
+            staged.readings += cleared.readings
+            staged.alarms += cleared.alarms
+            staged.alarmUndo += cleared.alarmUndo
+            if case .buffered(let d, let n, let a) = staged.outcome { staged.outcome = .buffered(device: d, readings: n, alarms: a + cleared.alarms) }
+        }
         // An authentic telegram of a device that must encrypt ends a downgrade alarm raised before.
         if let wt = wireless, wt.security.state == .decrypted, case .buffered = staged.outcome,
            alarms.snapshot(device: device.key, scope: "security") != nil {

@@ -129,6 +129,8 @@ public struct PipelineCounters: Hashable, Sendable {
     public var refusedValues = 0
     /// Telegrams refused because a meter that must encrypt sent them in the clear (also in `rejected`).
     public var securityDowngrades = 0
+    /// Radio telegrams that did not open, by `KeyDiagnosis.Kind` ("wrong_key", "key_of_another_meter", …).
+    public var keyFindings: [String: Int] = [:]
 
     public init() {}
 }

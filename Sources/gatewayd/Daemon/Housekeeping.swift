@@ -139,6 +139,7 @@ final class Housekeeping: Service, Sendable {
         metrics.observe(.alarmsRaised, cumulative: c.alarmsRaised)
         metrics.observe(.valuesRefused, cumulative: c.refusedValues)
         metrics.observe(.securityDowngrades, cumulative: c.securityDowngrades)
+        for (kind, n) in c.keyFindings { metrics.observe(.keyFindings, labels: [("kind", kind)], cumulative: n) }
         metrics.set(.strangers, to: Double(await pipeline.unknownDevices.count))
         metrics.observe(.strangersEvicted, cumulative: await pipeline.unknownDevices.evicted)
 

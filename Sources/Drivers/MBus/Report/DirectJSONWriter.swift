@@ -64,7 +64,21 @@ struct DirectJSONWriter {
         o.string(f.error.message)
         o.literal(#","offset":"#)
         o.signed(Int64(f.error.offset))
-        o.literal("}}")
+        o.literal("}")
+        if let k = f.keyFinding {
+            o.literal(#","key_finding":{"advice":"#)
+            o.string(k.advice)
+            if let under = k.keyFiledUnder {
+                o.literal(#","key_filed_under":"#)
+                o.string(under)
+            }
+            o.literal(#","kind":"#)
+            o.string(k.kind)
+            o.literal(#","meter":"#)
+            o.string(k.meter)
+            o.literal("}")
+        }
+        o.literal("}")
         return o.out
     }
 }

@@ -165,10 +165,36 @@ public struct DecodeFailureReport: Encodable, Hashable, Sendable {
         public var message: String
         public var offset: Int
     }
-    public var error: Body
+    /// Why a radio telegram did not open, where it is about keys (`KeyForensics`).
+    public struct KeyFinding: Encodable, Hashable, Sendable {
+        public var kind: String
+        public var meter: String
+        public var keyFiledUnder: String?
+        public var advice: String
 
-    public init(_ e: DecodeError) {
+        enum CodingKeys: String, CodingKey {
+            case kind, meter, advice
+            case keyFiledUnder = "key_filed_under"
+        }
+
+        public init(_ d: KeyDiagnosis) {
+            kind = d.kind.rawValue
+            meter = d.meter.digits
+            keyFiledUnder = d.keyFiledUnder?.digits
+            advice = d.advice
+        }
+    }
+    public var error: Body
+    public var keyFinding: KeyFinding?
+
+    enum CodingKeys: String, CodingKey {
+        case error
+        case keyFinding = "key_finding"
+    }
+
+    public init(_ e: DecodeError, keyFinding: KeyDiagnosis? = nil) {
         error = Body(code: e.code.name, message: e.message, offset: e.offset)
+        self.keyFinding = keyFinding.map(KeyFinding.init)
     }
 
     public init(code: String, message: String, offset: Int) {
