@@ -68,6 +68,7 @@ struct CommissionBuildingTests {
             #expect(d.telegrams == t.telegrams, "\(t.key) telegrams \(d.telegrams), expected \(t.telegrams)")
             #expect(d.decryption.rawValue == t.decryption, "\(t.key) decryption \(d.decryption), expected \(t.decryption)")
             #expect(d.serialMatch.rawValue == t.serialMatch, "\(t.key) serial match \(d.serialMatch), expected \(t.serialMatch)")
+            #expect(d.keyFiledUnder == t.keyFiledUnder, "\(t.key) key filed under \(String(describing: d.keyFiledUnder)), expected \(String(describing: t.keyFiledUnder))")
             if let samples = t.rssi {
                 let sorted = samples.sorted()
                 let rssi = try #require(d.rssi, "\(t.key) has no RSSI")
@@ -88,6 +89,13 @@ struct CommissionBuildingTests {
             compared += 1
         }
         #expect(compared == 462)
+        // Key forensics (issue 17): the swapped pair is named as such, each finding naming the other meter.
+        let swapped = truth.devices.filter { $0.keyFiledUnder != nil }
+        #expect(swapped.count == 2)
+        let swapFindings = report.findings.filter { $0.code == "key_of_another_meter" }
+        #expect(swapFindings.count == 2 && swapped.allSatisfy { t in swapFindings.contains { $0.devices.first == t.key && $0.message.contains(t.keyFiledUnder!) } },
+                "\(swapFindings)")
+        #expect(report.findings.filter { $0.code == "wrong_key" }.count == 5)
 
         // Strangers: exactly the neighbours, identity and signal only.
         #expect(Set(report.unknownDevices.map(\.identification)) == Set(truth.strangerIDs))

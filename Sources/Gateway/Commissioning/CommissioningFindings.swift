@@ -33,8 +33,15 @@ enum CommissioningFindings {
             let who = "\(d.identification ?? d.key)\(d.unit.map { " (unit \($0))" } ?? "")"
             switch d.decryption {
             case .wrongKey:
-                out.append(.init(severity: .action, code: "wrong_key",
-                                 message: "key rejected for \(who): request the key from the manufacturer", devices: [d.key]))
+                if let other = d.keyFiledUnder {
+                    let otherDevice = devices.first { $0.identification == other && $0.bus == d.bus }
+                    out.append(.init(severity: .action, code: "key_of_another_meter",
+                                     message: "the key filed under \(other)\(otherDevice?.unit.map { " (unit \($0))" } ?? "") opens the telegrams of \(who): the two rows of the key file are probably swapped; file each key under its own meter",
+                                     devices: [d.key] + (otherDevice.map { [$0.key] } ?? [])))
+                } else {
+                    out.append(.init(severity: .action, code: "wrong_key",
+                                     message: "key rejected for \(who): request the key from the manufacturer", devices: [d.key]))
+                }
             case .noKey:
                 out.append(.init(severity: .action, code: "no_key",
                                  message: "no key for \(who), it sends encrypted: add its key from the manufacturer to the key file",

@@ -89,6 +89,9 @@ public struct CommissioningReport: Codable, Hashable, Sendable {
         /// one that announces encryption but carries plain data: its values were not taken (the daemon
         /// refuses such telegrams with a `security_downgrade` alarm). Nil when not seen.
         public var securityDowngrade: String?
+        /// For a wrong key: the meter under whose id the key file holds the key that does open this meter's
+        /// telegrams (two rows swapped). Nil when no other key opens them, or not a key problem.
+        public var keyFiledUnder: String?
 
         public init(key: String, bus: String, unit: String?, floor: String, identification: String?, manufacturer: String?, kind: String,
                     line: String?) {
@@ -218,7 +221,7 @@ public struct CommissioningReport: Codable, Hashable, Sendable {
         }
 
         public var severity: Severity
-        /// Stable code for tooling: not_heard, no_answer, wrong_key, no_key, weak_signal, serial_mismatch,
+        /// Stable code for tooling: not_heard, no_answer, wrong_key, key_of_another_meter, no_key, weak_signal, serial_mismatch,
         /// manufacturer_mismatch, heat_pump_silent, unsupported_security, unknown_nearby, bus_failed.
         public var code: String
         /// One sentence that says what is wrong and what to do.

@@ -77,6 +77,8 @@ public struct CommissioningSession: Sendable {
     private var lastNewRadioDevice: Int64?
     /// Radio telegrams that did not decode at all (not even the link layer).
     public private(set) var undecodable = 0
+    /// Devices whose failed telegram was already tried against the other keys.
+    private var forensicsTried: Set<String> = []
     /// Meters whose key is in the key file: they must not be heard in the clear.
     private let keyed: Set<IdentificationNumber>
 
@@ -209,6 +211,12 @@ public struct CommissioningSession: Sendable {
             markHeard(i, bus: bus, rssi: rssi, serial: .match, detail: nil, at: t.receivedAt.millisecondsSince1970)
             if error.code == .wrongKey || error.code == .macMismatch {
                 if results[i].decryption != .decrypted { results[i].decryption = .wrongKey }
+                // Once per device: does another key of the building open it (swapped rows of the key file)?
+                if forensicsTried.insert(device.key).inserted,
+                   let d = KeyForensics.diagnose(t.bytes, format: .noCRC, error: error, telegram: nil, keyring: decoder.keyring),
+                   d.kind == .keyOfAnotherMeter {
+                    results[i].keyFiledUnder = d.keyFiledUnder?.digits
+                }
             } else if results[i].error == nil {
                 results[i].error = "telegram not decodable: \(error.message)"
             }

@@ -20,6 +20,8 @@ struct SimulatedBuilding {
         var waterMetersPerUnit = 1
         var silent = 20
         var wrongKey = 5
+        /// Encrypted meters whose rows in the key file are swapped pairwise (an even number).
+        var swappedKeys = 2
         var weak = 10
         /// Every n-th allocator sends encrypted (mode 5).
         var encryptEvery = 4
@@ -55,6 +57,8 @@ struct SimulatedBuilding {
             var telegrams: Int
             /// The unit of the first billing value, when the device is read.
             var readingUnit: String?
+            /// For a swapped key: the meter whose row holds this meter's key.
+            var keyFiledUnder: String?
         }
         var expected = 0
         var heard = 0
@@ -128,6 +132,16 @@ struct SimulatedBuilding {
         let weakSet = Set(order.filter { topFloors.contains(radioDevices[$0].floor) && !radioDevices[$0].encrypted }.prefix(spec.weak))
         let wrongKeySet = Set(order.filter { radioDevices[$0].encrypted && !weakSet.contains($0) }.prefix(spec.wrongKey))
         let silentSet = Set(order.filter { !weakSet.contains($0) && !wrongKeySet.contains($0) }.prefix(spec.silent))
+        // Pairs of transmitting encrypted meters whose keys the key file holds under each other's id.
+        let swappable = order.filter { radioDevices[$0].encrypted && !weakSet.contains($0) && !wrongKeySet.contains($0) && !silentSet.contains($0) }
+        // Whole pairs only: a small building may have fewer encrypted meters than asked for.
+        let swapList = Array(swappable.prefix(min(max(0, spec.swappedKeys), swappable.count) / 2 * 2))
+        var swapPartner: [Int: Int] = [:]
+        for p in stride(from: 0, to: swapList.count, by: 2) {
+            swapPartner[swapList[p]] = swapList[p + 1]
+            swapPartner[swapList[p + 1]] = swapList[p]
+        }
+        var keyLineOf: [Int: Int] = [:]
 
         // HCA records for the encrypted ones (QUNDIS Q caloric layout: current, set day, dates).
         let records = try Hex.decode("0b6e9700004b6e700200426c9f2ccb086e970000c2086cbe26326cffff046d2d16a227")
@@ -140,6 +154,7 @@ struct SimulatedBuilding {
                 // A wrong key on file: the meter's key with one byte changed, as when a key list is mixed up.
                 var onFile = key.bytes
                 if wrongKeySet.contains(i) { onFile[0] ^= 0x5A }
+                keyLineOf[i] = keyLines.count
                 keyLines.append("\(d.id.digits) \(Hex.encode(onFile, separator: ""))")
                 telegram = ProfileTelegramEncoder.modeFive(address: d.address!, accessNumber: UInt8(truncatingIfNeeded: i), records: records, key: key)
             }
@@ -149,12 +164,22 @@ struct SimulatedBuilding {
             if transmits, let telegram {
                 for (r, s) in samples.enumerated() { radio.append((telegram, s, "t1", r)) }
             }
-            let decryption = !transmits ? "not_applicable" : (wrongKeySet.contains(i) ? "wrong_key" : (d.encrypted ? "decrypted" : "plain"))
+            let keyIsWrong = wrongKeySet.contains(i) || swapPartner[i] != nil
+            let decryption = !transmits ? "not_applicable" : (keyIsWrong ? "wrong_key" : (d.encrypted ? "decrypted" : "plain"))
             truth.devices.append(.init(key: d.key, bus: "wmbus", unit: d.unit, floor: "\(d.floor)", kind: d.kind, transmits: transmits,
                                        decryption: decryption, serialMatch: transmits ? "match" : "not_checked",
                                        rssi: transmits ? samples : nil, telegrams: transmits ? spec.rounds : 0,
-                                       readingUnit: transmits && !wrongKeySet.contains(i) ? (d.kind == "water meter" ? "m3" : "hca") : nil))
+                                       readingUnit: transmits && !keyIsWrong ? (d.kind == "water meter" ? "m3" : "hca") : nil,
+                                       keyFiledUnder: swapPartner[i].map { radioDevices[$0].id.digits }))
             if weakSet.contains(i) { truth.weakFloors["\(d.floor)", default: 0] += 1 }
+        }
+
+        // Swap the key-file rows of each pair: each meter's key filed under the other's id.
+        for (i, j) in swapPartner where i < j {
+            guard let li = keyLineOf[i], let lj = keyLineOf[j] else { continue }
+            let ki = keyLines[li].split(separator: " ")[1], kj = keyLines[lj].split(separator: " ")[1]
+            keyLines[li] = "\(radioDevices[i].id.digits) \(kj)"
+            keyLines[lj] = "\(radioDevices[j].id.digits) \(ki)"
         }
 
         // Strangers: the neighbours' meters, heard but not ours. A few are known to the portal elsewhere.
@@ -475,7 +500,7 @@ struct SimulateBuilding: ParsableCommand {
         commandName: "building",
         abstract: "Generate a simulated building (500 devices by default) to run `gatewayd commission` against.",
         discussion: """
-            400 radio devices in 80 units on 10 floors (20 silent, 5 with a wrong key on file, 10 weak on the top \
+            400 radio devices in 80 units on 10 floors (20 silent, 5 with a wrong key on file, 2 whose key-file rows are swapped, 10 weak on the top \
             floors), 60 wired heat meters on 2 M-Bus lines (3 never answer), 2 heat pumps (one whose registry \
             serial does not match) and 30 strangers. truth.json lists what commissioning must find.
             """)
