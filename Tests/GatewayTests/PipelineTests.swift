@@ -18,7 +18,9 @@ struct PipelineTests {
         guard case .buffered(let device, let n, _) = outcome else { Issue.record("not buffered: \(outcome)"); return }
         #expect(device == "mbus:KAM:06855817")
         let readings = try await buffer.all()
-        #expect(readings.filter { $0.readingClass != .alarm }.count == n)
+        // n values, plus the set_day_captured proof of the meter's set-day value (issue 17).
+        #expect(readings.filter { $0.readingClass != .alarm && $0.quantity != SetDayLedger.quantity }.count == n)
+        #expect(readings.filter { $0.quantity == SetDayLedger.quantity }.count == 1)
         // Energy 0x0C 06 (kWh, BCD 9 digits in the corpus) in Wh, raw kept.
         let energy = try #require(readings.first { $0.quantity == "Energy" && $0.storage == 0 && $0.tariff == 0 })
         #expect(energy.unit == "Wh")

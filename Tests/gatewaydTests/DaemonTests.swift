@@ -144,6 +144,10 @@ struct DaemonTests {
         #expect(alarmIDs.contains { $0.hasPrefix("wmbus:QDS:90919294|not_heard|raised|") }, "alarms at the portal: \(alarmIDs)")
         // Meters that do send are never taken for silent.
         #expect(!alarmIDs.contains { $0.contains("|not_heard|") && !$0.hasPrefix("wmbus:QDS:90919294|") }, "\(alarmIDs)")
+        // Billing-day proof (issue 17): the set-day values the demo's meters sent are in the ledger beside the buffer.
+        let ledger = try SetDayLedgerFile(path: ws.dir + "/set-days.json").load()
+        #expect(ledger.devices.count >= 5, "set-day captures: \(ledger.devices.keys.sorted())")
+        #expect(ledger.devices.keys.allSatisfy { registry.device(key: $0) != nil })
         // Strangers from next door are heard but never uploaded.
         for stranger in ["wmbus:EIE:01097274", "wmbus:LAS:00010206", "wmbus:LSE:91835132"] {
             #expect(portal.devices[stranger] == nil, "\(stranger)'s readings reached the portal")

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import Gateway
 @testable import Drivers
 @testable import gatewayd
 
@@ -177,5 +178,31 @@ struct DecodeCommandTests {
         let piped = try run(["decode", "--json"], stdin: Self.energyFrame + "\n" + Self.energyFrame + "\n")
         #expect(piped.status == 0)
         #expect(piped.out.split(separator: "\n").count == 2)
+    }
+}
+
+/// `gatewayd billing`: devices without a set-day value for the billing date (issue 17, item 3).
+@Suite("gatewayd billing")
+struct BillingCommandTests {
+    @Test("lists missing and stale devices against the due date; dates are checked; the default is the last 31 December")
+    func rows() throws {
+        let registry = try DeviceRegistry(RegistryDocument(gateway: "gw", building: "1", devices: [
+            RegisteredDevice(key: "wmbus:QDS:1", bus: .wirelessMBus, unit: "1.01", identification: "00000001", manufacturer: "QDS", medium: "heat-cost allocator"),
+            RegisteredDevice(key: "wmbus:QDS:2", bus: .wirelessMBus, unit: "1.02", identification: "00000002", manufacturer: "QDS"),
+            RegisteredDevice(key: "wmbus:QDS:3", bus: .wirelessMBus, unit: "1.03", identification: "00000003", manufacturer: "QDS"),
+            RegisteredDevice(key: "manual:4", bus: .manual, unit: "1.04"),
+        ]))
+        var ledger = SetDayLedger()
+        func proof(_ device: String, _ t: Int64) -> Reading {
+            Reading(device: device, quantity: "H.C.A.", value: 42, unit: "hca", meterTime: t, receivedAt: 1_770_000_000_000, storage: 1, readingClass: .setDay)
+        }
+        ledger.apply(ledger.newCaptures(in: [proof("wmbus:QDS:1", 1_767_139_200), proof("wmbus:QDS:2", 1_735_603_200)]))  // 2025-12-31, 2024-12-31
+        let rows = BillingCommand.rows(ledger: ledger, registry: registry, due: "2025-12-31")
+        #expect(rows.map(\.device) == ["wmbus:QDS:2", "wmbus:QDS:3"])
+        #expect(rows.map(\.status) == ["stale", "missing"] && rows[0].lastPeriod == "2024-12-31" && rows[0].kind == "radio meter")
+        #expect(BillingCommand.rows(ledger: ledger, registry: registry, due: "2024-12-31").map(\.device) == ["wmbus:QDS:3"])
+        #expect(BillingCommand.date("2025-02-29") == nil && BillingCommand.date("2024-02-29") == "2024-02-29" && BillingCommand.date("31.12.2025") == nil)
+        #expect(BillingCommand.lastYearEnd(now: 1_780_000_000_000) == "2025-12-31")  // 2026-05-28
+        #expect(BillingCommand.lastYearEnd(now: 1_767_139_200_000 + 3_600_000) == "2025-12-31")
     }
 }

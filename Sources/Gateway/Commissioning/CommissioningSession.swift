@@ -116,7 +116,7 @@ public struct CommissioningSession: Sendable {
         return String(unit.split(separator: ".", maxSplits: 1).first ?? Substring(unit))
     }
 
-    static func kind(of d: RegisteredDevice) -> String {
+    public static func kind(of d: RegisteredDevice) -> String {
         if d.bus == .modbus { return "heat pump" }
         if let m = d.medium, !m.isEmpty { return m == "heat" ? "heat meter" : (m.hasSuffix("water") ? m + " meter" : m) }
         return d.bus == .wiredMBus ? "M-Bus meter" : "radio meter"

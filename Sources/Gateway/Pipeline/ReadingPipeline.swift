@@ -21,9 +21,17 @@ public actor ReadingPipeline {
     /// Most alarm edges kept for `drainAlarms`; older ones are in the buffer anyway.
     public let alarmBacklog = 1024
 
+    /// Proof of each device's set-day capture (`SetDayLedger`), saved to `ledgerFile` when it changes.
+    private var ledger: SetDayLedger
+    private let ledgerFile: SetDayLedgerFile?
+    private var ledgerProblems: [String] = []
+
     public init(registry: DeviceRegistry, buffer: any ReadingBuffer, options: PipelineOptions = PipelineOptions(),
-                unknownDevices: UnknownDevices = UnknownDevices(), startedAt: Int64 = 0) {
+                unknownDevices: UnknownDevices = UnknownDevices(), startedAt: Int64 = 0,
+                ledger: SetDayLedger = SetDayLedger(), ledgerFile: SetDayLedgerFile? = nil) {
         core = PipelineCore(registry: registry, options: options, startedAt: startedAt)
+        self.ledger = ledger
+        self.ledgerFile = ledgerFile
         self.buffer = buffer
         self.unknownDevices = unknownDevices
     }
@@ -47,7 +55,30 @@ public actor ReadingPipeline {
             staged.append(s)
         }
         for s in staged { if let seen = s.sighting { await unknownDevices.record(seen.header, rssi: seen.rssi) } }
-        return try await store(staged, readings)
+        // A set-day value of a new period: its proof record goes to the portal in the same transaction.
+        let captures = ledger.newCaptures(in: readings)
+        readings += captures.map(\.reading)
+        let outcomes = try await store(staged, readings)
+        if !captures.isEmpty {
+            ledger.apply(captures)
+            if let ledgerFile {
+                do { try ledgerFile.save(ledger) } catch {
+                    // The proof records are stored and uploaded; only the local copy for `gatewayd billing` lags.
+                    ledgerProblems.append("\(error)")
+                    if ledgerProblems.count > 16 { ledgerProblems.removeFirst() }
+                }
+            }
+        }
+        return outcomes
+    }
+
+    /// The set-day captures so far (for status and `gatewayd billing`).
+    public func setDayLedger() -> SetDayLedger { ledger }
+
+    /// Problems saving the ledger since the last call (for the log).
+    public func drainLedgerProblems() -> [String] {
+        defer { ledgerProblems.removeAll() }
+        return ledgerProblems
     }
 
     /// Stores alarm conditions of something that is not a meter (a line that is slow, the buffer evicting):

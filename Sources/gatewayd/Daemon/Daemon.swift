@@ -47,10 +47,19 @@ final class Daemon: Sendable {
         for name in config.buses.mbus.map(\.name) + config.buses.modbus.map(\.name) {
             lineIntervals[name] = Int64(config.schedules.schedule(forBus: name).interval.components.seconds) * 1000
         }
+        // Set-day proof beside the buffer (`gatewayd billing` reads it). A damaged ledger is set aside, not fatal:
+        // the proof records already at the portal stay, and the next set-day values rebuild it.
+        let ledgerFile = SetDayLedgerFile(path: (config.buffer.path as NSString).deletingLastPathComponent + "/set-days.json")
+        var ledger = SetDayLedger()
+        do { ledger = try ledgerFile.load() } catch {
+            logger.warning("set-day ledger unreadable; starting a new one", metadata: ["error": "\(error)"])
+            try? FileManager.default.moveItem(atPath: ledgerFile.path, toPath: ledgerFile.path + ".corrupt-\(unixMilliseconds())")
+        }
+        ledger.keep(only: Set(registry.devices.map(\.key)))
         let pipeline = ReadingPipeline(
             registry: registry, buffer: buffer,
             options: PipelineOptions(keyring: config.keys, normaliser: try loadMeterProfiles(), silence: silence, lineIntervals: lineIntervals),
-            startedAt: unixMilliseconds())
+            startedAt: unixMilliseconds(), ledger: ledger, ledgerFile: ledgerFile)
         await board.update("buffer", kind: "reading buffer", health: .healthy, detail: config.buffer.path)
         await board.update("registry", kind: "device registry", health: .healthy,
                            detail: "\(registry.devices.count) devices, building \(registry.building)")

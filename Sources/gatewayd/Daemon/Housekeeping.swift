@@ -173,6 +173,9 @@ final class Housekeeping: Service, Sendable {
                                counters: ["silent": silent.count])
         }
 
+        for problem in await pipeline.drainLedgerProblems() {
+            logger.warning("set-day ledger not saved (the proof records did reach the buffer)", metadata: ["error": "\(problem)"])
+        }
         for (device, refusal) in await pipeline.drainRefusals() {
             logger.warning("value refused", metadata: ["device": "\(device)", "value": "\(refusal)"])
         }

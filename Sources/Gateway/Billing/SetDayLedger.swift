@@ -1,0 +1,127 @@
+import Foundation
+
+/// Proof that each device's billing (set-day) value was captured: per device, the newest set-day period
+/// seen, its value and when the gateway stored it. The portals bill by these values (Brunata's annual
+/// reading), so a missing one must be visible before the bill, not after.
+///
+/// A set-day reading is one the normaliser classed `.setDay` (a profile's set-day value, or a record with
+/// storage ≥ 1 and a date), from a wired readout or a radio telegram alike. Its period is the set-day date:
+/// the meter's timestamp to the nearest day (set days are midnights in the meter's zone, within 12 hours of
+/// UTC midnight). Pure: the pipeline decides when to save it.
+public struct SetDayLedger: Codable, Hashable, Sendable {
+    public struct Capture: Codable, Hashable, Sendable {
+        /// The set-day date, "2025-12-31".
+        public var period: String
+        public var quantity: String
+        public var value: Double
+        public var unit: String
+        /// When the gateway stored it (Unix milliseconds).
+        public var capturedAt: Int64
+        public var source: String
+    }
+
+    public private(set) var devices: [String: Capture] = [:]
+
+    public init() {}
+
+    /// "2025-12-31" for a set-day timestamp (Unix seconds), rounded to the nearest day; nil when out of range.
+    public static func period(meterTime: Int64) -> String? {
+        guard meterTime > -62_000_000_000, meterTime < 250_000_000_000 else { return nil }
+        let day = (meterTime + 43_200).quotientAndRemainder(dividingBy: 86_400)
+        let days = day.remainder < 0 ? day.quotient - 1 : day.quotient
+        let (y, m, d) = civil(days)
+        guard (1...9999).contains(y) else { return nil }
+        return String(format: "%04d-%02d-%02d", y, m, d)
+    }
+
+    /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's civil_from_days).
+    static func civil(_ z0: Int64) -> (Int, Int, Int) {
+        let z = z0 + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        return (Int(yoe + era * 400 + (m <= 2 ? 1 : 0)), Int(m), Int(d))
+    }
+
+    /// A proof record to store, and the capture it makes once stored.
+    public struct Pending: Sendable {
+        public var reading: Reading
+        public var capture: Capture
+    }
+
+    /// The "set_day_captured" records for the set-day readings of `readings` that open a newer period for
+    /// their device than the ledger holds (one per device and period, the first quantity seen). The caller
+    /// stores them with the readings and then `apply`s them.
+    public func newCaptures(in readings: [Reading]) -> [Pending] {
+        var out: [String: Pending] = [:]
+        var order: [String] = []
+        for r in readings where r.readingClass == .setDay && r.quantity != Self.quantity && r.value.isFinite {
+            guard let t = r.meterTime, let period = Self.period(meterTime: t) else { continue }
+            if let known = out[r.device]?.capture.period ?? devices[r.device]?.period, known >= period { continue }
+            if out[r.device] == nil { order.append(r.device) }
+            let proof = Reading(device: r.device, quantity: Self.quantity, value: r.value, unit: r.unit,
+                                raw: "set day \(period): \(r.quantity) \(r.raw)", meterTime: t, receivedAt: r.receivedAt,
+                                clockSynchronised: r.clockSynchronised, storage: r.storage, source: r.source, readingClass: .setDay)
+            out[r.device] = Pending(reading: proof, capture: Capture(period: period, quantity: r.quantity, value: r.value, unit: r.unit,
+                                                                     capturedAt: r.receivedAt, source: r.source))
+        }
+        return order.compactMap { out[$0] }
+    }
+
+    /// Records captures made by `newCaptures` once they are stored.
+    public mutating func apply(_ pending: [Pending]) {
+        for p in pending {
+            if let known = devices[p.reading.device]?.period, known >= p.capture.period { continue }
+            devices[p.reading.device] = p.capture
+        }
+    }
+
+    /// Keeps only these devices (the registry's): a ledger never grows beyond the building.
+    public mutating func keep(only keys: Set<String>) { devices = devices.filter { keys.contains($0.key) } }
+
+    /// The quantity of the explicit proof record sent to the portal.
+    public static let quantity = "set_day_captured"
+
+    /// Devices whose newest captured period is before `due` ("2025-12-31"), or that have none.
+    public func missing(of expected: [String], due: String) -> [(device: String, last: Capture?)] {
+        expected.compactMap { key in
+            let c = devices[key]
+            if let c, c.period >= due { return nil }
+            return (key, c)
+        }
+    }
+}
+
+/// Where the ledger is kept between runs: a JSON file written atomically (write a temporary, rename).
+public struct SetDayLedgerFile: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    /// The ledger, or an empty one when the file does not exist. A damaged file is an error naming it.
+    public func load() throws -> SetDayLedger {
+        guard FileManager.default.fileExists(atPath: path) else { return SetDayLedger() }
+        do {
+            return try JSONDecoder().decode(SetDayLedger.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw LedgerError(message: "\(path) is not a set-day ledger (\(error)); move it aside, the gateway starts a new one")
+        }
+    }
+
+    public func save(_ ledger: SetDayLedger) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+        do { try encoder.encode(ledger).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw LedgerError(message: "cannot write the set-day ledger \(path): \(error)")
+        }
+    }
+
+    public struct LedgerError: Error, CustomStringConvertible, Sendable {
+        public var message: String
+        public var description: String { message }
+    }
+}
