@@ -74,6 +74,29 @@ struct SchedulingTests {
         #expect(other.status.nextSetDay! >= june && other.status.nextSetDay! < june + 20 * minute)
     }
 
+    @Test("a set day missed while the gateway was off is read out at the next start, once; none for a new installation or an old miss")
+    func missedSetDay() {
+        let rule = SetDayRule(day: 1, hour: 0, minute: 5, timeZone: utc, spreadMilliseconds: 0)
+        let may1 = MeterClock.civilSeconds(year: 2026, month: 5, day: 1) * 1000 + 5 * minute
+        let april1 = MeterClock.civilSeconds(year: 2026, month: 4, day: 1) * 1000 + 5 * minute
+        #expect(rule.previous(atOrBefore: t0) == may1 && rule.previous(atOrBefore: may1) == may1 && rule.previous(atOrBefore: may1 - 1) == april1)
+        // Off on 1 May (last readout: 1 April), back on 28 May: the May readout runs first, due 1 May.
+        var s = LineSchedule(plan: plan(15 * minute, setDay: rule), gatewayID: "gw-0007", now: t0, lastSetDayReadout: april1)
+        let (kind, at) = s.next()!
+        #expect(kind == .setDay(job: "meters", dueAt: may1) && at <= t0)
+        s.finished(kind, startedAt: t0, endedAt: t0 + minute)
+        // Then routine polls, and the next set day as usual (1 June), not the May one again.
+        let (after, _) = s.next()!
+        #expect(after == .routine(job: "meters"))
+        #expect(s.status.nextSetDay == MeterClock.civilSeconds(year: 2026, month: 6, day: 1) * 1000 + 5 * minute)
+        // Already done, a new installation, or a miss more than 31 days old: nothing to catch up.
+        #expect(LineSchedule(plan: plan(15 * minute, setDay: rule), gatewayID: "gw-0007", now: t0, lastSetDayReadout: may1).next()!.kind == .routine(job: "meters"))
+        #expect(LineSchedule(plan: plan(15 * minute, setDay: rule), gatewayID: "gw-0007", now: t0).next()!.kind == .routine(job: "meters"))
+        let july = MeterClock.civilSeconds(year: 2026, month: 7, day: 20) * 1000
+        let yearly = SetDayRule(month: 5, day: 1, hour: 0, minute: 5, timeZone: utc, spreadMilliseconds: 0)
+        #expect(LineSchedule(plan: plan(15 * minute, setDay: yearly), gatewayID: "gw-0007", now: july, lastSetDayReadout: april1).next()!.kind == .routine(job: "meters"))
+    }
+
     @Test("a slow line backs off exponentially to the cap, never piles up, reports, and recovers")
     func backoff() {
         var s = LineSchedule(plan: plan(minute, cap: 8 * minute), gatewayID: "gw-0007", now: t0)

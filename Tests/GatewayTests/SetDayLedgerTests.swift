@@ -58,8 +58,12 @@ struct SetDayLedgerTests {
         #expect(try file.load().devices.isEmpty)
         var ledger = SetDayLedger()
         ledger.apply(ledger.newCaptures(in: [Self.setDay("a", 10, period: "2025-12-31", at: t0)]))
+        // The lines' last set-day readouts travel with it (a missed one is caught up at the next start).
+        ledger.readoutDone(line: "mbus-line-1", dueAt: t0)
+        ledger.readoutDone(line: "mbus-line-1", dueAt: t0 - 1)  // older: ignored
         try file.save(ledger)
         #expect(try file.load() == ledger)
+        #expect(try file.load().readouts?["mbus-line-1"] == t0)
         try Data("{\"devices\": 5".utf8).write(to: URL(fileURLWithPath: file.path))
         #expect(throws: SetDayLedgerFile.LedgerError.self) { try file.load() }
     }

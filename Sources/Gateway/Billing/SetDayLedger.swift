@@ -21,8 +21,19 @@ public struct SetDayLedger: Codable, Hashable, Sendable {
     }
 
     public private(set) var devices: [String: Capture] = [:]
+    /// Per wired or Modbus line, when its last set-day readout was due (Unix ms): a set day that passed while
+    /// the gateway was off is read out at the next start (`LineSchedule`).
+    public private(set) var readouts: [String: Int64]?
 
     public init() {}
+
+    /// The line's set-day readout due at `dueAt` has run.
+    public mutating func readoutDone(line: String, dueAt: Int64) {
+        var r = readouts ?? [:]
+        if let known = r[line], known >= dueAt { return }
+        r[line] = dueAt
+        readouts = r
+    }
 
     /// "2025-12-31" for a set-day timestamp (Unix seconds), rounded to the nearest day; nil when out of range.
     public static func period(meterTime: Int64) -> String? {

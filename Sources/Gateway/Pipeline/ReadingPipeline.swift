@@ -72,6 +72,17 @@ public actor ReadingPipeline {
         return outcomes
     }
 
+    /// When `line`'s last set-day readout was due (Unix ms), as the ledger remembers it across restarts.
+    public func lastSetDayReadout(line: String) -> Int64? { ledger.readouts?[line] }
+
+    /// A line's set-day readout due at `dueAt` has run: remembered (and saved) so a restart does not repeat it.
+    public func setDayReadoutDone(line: String, dueAt: Int64) {
+        ledger.readoutDone(line: line, dueAt: dueAt)
+        if let ledgerFile {
+            do { try ledgerFile.save(ledger) } catch { ledgerProblems.append("\(error)") }
+        }
+    }
+
     /// The set-day captures so far (for status and `gatewayd billing`).
     public func setDayLedger() -> SetDayLedger { ledger }
 

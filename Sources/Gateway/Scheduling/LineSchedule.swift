@@ -63,6 +63,18 @@ public struct SetDayRule: Hashable, Sendable {
         }
         return after + 366 * 86_400_000  // unreachable: within 13 months the rule's month comes round
     }
+
+    /// The last moment of this rule at or before `t` (Unix ms), before the spread.
+    public func previous(atOrBefore t: Int64) -> Int64 {
+        // Start 400 days back (a yearly rule occurs in any 400 days) and walk forward; at most 14 steps.
+        var candidate = next(after: t &- 400 * 86_400_000)
+        var last = candidate
+        for _ in 0..<16 where candidate <= t {
+            last = candidate
+            candidate = next(after: candidate)
+        }
+        return last
+    }
 }
 
 /// What a line polls: its jobs, an optional set-day readout, and the back-off cap.
@@ -146,9 +158,14 @@ public struct LineSchedule: Sendable {
     }
     private var jobs: [JobState]
     private var nextSetDay: Int64?
+    /// A set-day readout missed while the gateway was off: due at once, with its original due time.
+    private var catchUp: Int64?
     public private(set) var status: LineStatus
 
-    public init(plan: LinePlan, gatewayID: String, now: Int64) {
+    /// `lastSetDayReadout`: when the line's last set-day readout was due (from the set-day ledger), nil when
+    /// none is known (a new installation: nothing to catch up). A set day that passed after it, at most 31
+    /// days ago, is read out at once: the gateway was off at the set day, and late values beat none.
+    public init(plan: LinePlan, gatewayID: String, now: Int64, lastSetDayReadout: Int64? = nil) {
         self.plan = plan
         self.gatewayID = gatewayID
         status = LineStatus(line: plan.line)
@@ -156,7 +173,14 @@ public struct LineSchedule: Sendable {
             let phase = PollJitter.offset(gateway: gatewayID, plan.line, j.name, range: j.intervalMilliseconds)
             return JobState(job: j, phase: phase, nextDue: Self.grid(atOrAfter: now, interval: j.intervalMilliseconds, phase: phase), backoff: 0)
         }
-        if let rule = plan.setDay { nextSetDay = setDayTime(after: now, rule) }
+        if let rule = plan.setDay {
+            nextSetDay = setDayTime(after: now, rule)
+            let spread = PollJitter.offset(gateway: gatewayID, plan.line, "set-day", range: rule.spreadMilliseconds)
+            let missed = rule.previous(atOrBefore: now &- spread) &+ spread
+            if let last = lastSetDayReadout, last < missed, missed <= now, now &- missed <= 31 * 86_400_000 {
+                catchUp = missed
+            }
+        }
         refreshStatus()
     }
 
@@ -176,6 +200,10 @@ public struct LineSchedule: Sendable {
     /// The next poll and when it is due (Unix ms); nil when the plan has no jobs. A set-day readout wins a tie.
     public func next() -> (kind: PollKind, at: Int64)? {
         var best: (PollKind, Int64)?
+        if let missed = catchUp, let name = plan.setDayJob ?? plan.jobs.first?.name {
+            // Before anything else: its due time has passed.
+            return (kind: .setDay(job: name, dueAt: missed), at: missed)
+        }
         if let sd = nextSetDay, let name = plan.setDayJob ?? plan.jobs.first?.name {
             best = (.setDay(job: name, dueAt: sd), sd)
         }
@@ -194,7 +222,11 @@ public struct LineSchedule: Sendable {
         status.cycles += 1
         status.lastCycleMilliseconds = duration
         if case .setDay(_, let due) = kind, let rule = plan.setDay {
-            nextSetDay = setDayTime(after: max(due, startedAt), rule)
+            if due == catchUp {
+                catchUp = nil
+            } else {
+                nextSetDay = setDayTime(after: max(due, startedAt), rule)
+            }
         }
         if let i = jobs.firstIndex(where: { $0.job.name == kind.job }) {
             var j = jobs[i]

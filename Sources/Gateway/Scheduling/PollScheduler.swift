@@ -27,13 +27,13 @@ public actor PollScheduler {
     /// Polls `plan.line` until the task is cancelled (then returns normally). `job` runs one poll and returns
     /// when it is done; it is never started again before it returned. `report` hears the line's status after
     /// every poll, with the line-slow condition while it is backed off (empty when it recovered).
-    public func run(_ plan: LinePlan, job: @escaping @Sendable (PollKind) async -> Void,
+    public func run(_ plan: LinePlan, lastSetDayReadout: Int64? = nil, job: @escaping @Sendable (PollKind) async -> Void,
                     report: (@Sendable (LineStatus, [AlarmCondition]) async -> Void)? = nil) async throws(SchedulerError) {
         guard running[plan.line] == nil else {
             throw SchedulerError(message: "line \(plan.line) is already being polled; one master per line")
         }
         guard !plan.jobs.isEmpty else { throw SchedulerError(message: "line \(plan.line) has nothing to poll: give it at least one job") }
-        var schedule = LineSchedule(plan: plan, gatewayID: gatewayID, now: clock.now())
+        var schedule = LineSchedule(plan: plan, gatewayID: gatewayID, now: clock.now(), lastSetDayReadout: lastSetDayReadout)
         running[plan.line] = schedule.status
         defer { running[plan.line] = nil }
         while !Task.isCancelled, let (kind, at) = schedule.next() {

@@ -82,8 +82,9 @@ struct WiredLineRunner: BusRunner {
         }
         let progress = LineProgress()
         do {
-            try await scheduler.run(plan) { kind in
+            try await scheduler.run(plan, lastSetDayReadout: await pipeline.lastSetDayReadout(line: name)) { kind in
                 await readAll(line: line, kind: kind, progress: progress)
+                if case .setDay(_, let due) = kind { await pipeline.setDayReadoutDone(line: name, dueAt: due) }
                 await publish(line: line, progress: progress, conditions: [])
             } report: { status, conditions in
                 _ = try? await pipeline.report(conditions: conditions, device: "line:\(name)", scope: "line", at: unixMilliseconds())
@@ -190,7 +191,7 @@ struct ModbusLineRunner: BusRunner {
         }
         let progress = LineProgress()
         do {
-            try await scheduler.run(plan) { _ in
+            try await scheduler.run(plan, lastSetDayReadout: await pipeline.lastSetDayReadout(line: name)) { kind in
                 var answered = 0
                 var missing: [String] = []
                 for device in devices {
@@ -205,6 +206,7 @@ struct ModbusLineRunner: BusRunner {
                     }
                 }
                 await progress.record(asked: devices.count, answered: answered, missing: missing)
+                if case .setDay(_, let due) = kind { await pipeline.setDayReadoutDone(line: name, dueAt: due) }
                 await publish(line: line, progress: progress, conditions: [])
             } report: { status, conditions in
                 _ = try? await pipeline.report(conditions: conditions, device: "line:\(name)", scope: "line", at: unixMilliseconds())
