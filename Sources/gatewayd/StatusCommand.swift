@@ -88,6 +88,15 @@ enum StatusTable {
             if let e = u.lastError { out += "\n  last error: \(e)" }
             out += "\n"
         }
+        if let reception = s.reception, !reception.isEmpty {
+            // The weakest links first: where a repeater or a moved receiver would help.
+            let weakest = reception.sorted { $0.medianRssi < $1.medianRssi }.prefix(5)
+            out += "signal: \(reception.count) meter/receiver pairs; weakest:\n"
+            out += TextTable.render(
+                header: ["device", "receiver", "median dBm", "telegrams"],
+                rows: weakest.map { [$0.device, $0.receiver, String(format: "%.0f", $0.medianRssi), String($0.samples)] },
+                indent: "  ")
+        }
         if let count = s.unknownDeviceCount, count > 0 {
             // Strangers are neighbours' meters: who and how loud, never what they sent.
             let shown = (s.unknownDevices ?? []).prefix(10)

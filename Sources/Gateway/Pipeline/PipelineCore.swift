@@ -49,6 +49,8 @@ public struct PipelineCore: Sendable {
     /// When each meter's failed telegram was last tried against the building's other keys (at most hourly:
     /// one decode per key), bounded.
     private var forensicsTried: [IdentificationNumber: Int64] = [:]
+    /// Median RSSI per registered radio meter and receiver, and week-over-week fading (`signal_weaker`).
+    public private(set) var reception = ReceptionStats()
     /// Registered radio meters heard, and which have fallen silent (`checkSilence`).
     public private(set) var presence: SilenceWatch
 
@@ -79,6 +81,7 @@ public struct PipelineCore: Sendable {
 
     public mutating func replaceRegistry(_ r: DeviceRegistry) {
         registry = r
+        reception.keep(only: Set(r.devices.map(\.key)))
         presence.watch(Self.watchedDevices(r, lineIntervals: options.lineIntervals))
     }
 
@@ -226,6 +229,31 @@ public struct PipelineCore: Sendable {
     mutating func identifiedTelegram(_ identified: Result<RegisteredDevice, RejectionReason>, telegram: Telegram, wireless: WirelessTelegram?,
                                      bus: BusKind, source: String, rssi: Int16?, receivedAt: Int64,
                                      flags: Set<MeterAlarmFlag>?) -> Staged {
+        // Every reception of a registered radio meter counts for its receiver's signal picture, duplicates
+        // from a second dongle included (they are dropped only later).
+        var signal: Staged?
+        if bus == .wirelessMBus, case .success(let d) = identified, let rssi,
+           let (pair, fade) = reception.record(device: d.key, receiver: source, rssi: rssi, at: receivedAt) {
+            let conditions = fade.map { f in
+                [AlarmCondition(code: "signal_weaker", priority: .info,
+                                message: "median signal at \(f.pair.receiver) fell from \(Int(f.weekAgo)) to \(Int(f.now)) dBm within a week: look for a new obstacle near the meter, a weak battery, or a moved receiver")]
+            } ?? []
+            signal = stage(conditions: conditions, device: d.key, scope: "signal:" + pair.receiver, at: receivedAt, source: source)
+        }
+        var staged = identifiedTelegramSteps(identified, telegram: telegram, wireless: wireless, bus: bus, source: source, rssi: rssi,
+                                             receivedAt: receivedAt, flags: flags)
+        if let signal, !signal.alarms.isEmpty {
+            staged.readings += signal.readings
+            staged.alarms += signal.alarms
+            staged.alarmUndo += signal.alarmUndo
+            if case .buffered(let d, let n, let a) = staged.outcome { staged.outcome = .buffered(device: d, readings: n, alarms: a + signal.alarms) }
+        }
+        return staged
+    }
+
+    mutating func identifiedTelegramSteps(_ identified: Result<RegisteredDevice, RejectionReason>, telegram: Telegram, wireless: WirelessTelegram?,
+                                          bus: BusKind, source: String, rssi: Int16?, receivedAt: Int64,
+                                          flags: Set<MeterAlarmFlag>?) -> Staged {
         var device: RegisteredDevice
         switch identified {
         case .success(let d):

@@ -147,6 +147,9 @@ public actor ReadingPipeline {
         return change
     }
 
+    /// Median RSSI of recent receptions per registered radio meter and receiver (source "wmbus:DONGLE").
+    public func receptionSnapshot() -> [(pair: ReceptionStats.Pair, median: Double, samples: Int)] { core.reception.snapshot() }
+
     /// When a registered radio meter was last heard (Unix milliseconds), nil if not since the start.
     public func lastHeard(_ device: String) -> Int64? { core.presence.lastHeard(device) }
 

@@ -38,6 +38,7 @@ final class GatewayMetrics: Sendable {
         case bufferWaitingForClock = "gatewayd_buffer_waiting_for_clock_readings"
         case metersNotHeard = "gatewayd_devices_silent"
         case keyFindings = "gatewayd_key_findings_total"
+        case rssiMedian = "gatewayd_rssi_median_dbm"
 
         var help: String {
             switch self {
@@ -60,6 +61,7 @@ final class GatewayMetrics: Sendable {
             case .strangersEvicted: "Unknown-device sightings dropped to stay within the table's bound (least recently heard first)."
             case .uploadHeld: "HTTP 400 answers that named no reading of the batch: the batch was held, not deleted (alarm uplink_batch_held)."
             case .bufferWaitingForClock: "Readings held back until the clock is synchronised (never uploaded with a wrong time)."
+            case .rssiMedian: "Median RSSI of the recent telegrams of a registered radio meter at one receiver (labels device, receiver)."
             case .keyFindings: "Radio telegrams that did not open, by kind: wrong_key, key_of_another_meter (swapped rows of the key file), mac_failure, truncated, no_key, unsupported_mode."
             case .metersNotHeard: "Registered devices silent for longer than [alarms] allows (alarms not_heard for radio meters, no_answer for wired meters and heat pumps)."
             }

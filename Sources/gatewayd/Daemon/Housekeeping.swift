@@ -162,6 +162,11 @@ final class Housekeeping: Service, Sendable {
         do { try await pipeline.checkSilence(now: now) } catch {
             logger.warning("not_heard alarms could not be stored; the next round tries again", metadata: ["error": "\(error)"])
         }
+        let reception = await pipeline.receptionSnapshot()
+        for r in reception {
+            metrics.set(.rssiMedian, labels: [("device", r.pair.device), ("receiver", r.pair.receiver)], to: r.median)
+        }
+        await board.setReception(reception.map { .init(device: $0.pair.device, receiver: $0.pair.receiver, medianRssi: $0.median, samples: $0.samples) })
         let silent = await pipeline.silentMeters()
         metrics.set(.metersNotHeard, to: Double(silent.count))
         let watched = await pipeline.registry.devices.filter { $0.bus != .manual && $0.replacedBy == nil }.count

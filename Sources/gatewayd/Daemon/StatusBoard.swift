@@ -56,6 +56,13 @@ struct DaemonStatus: Codable, Sendable, Equatable {
         var bestRssi: Int?
         var lastRssi: Int?
     }
+    /// How well one receiver hears one registered radio meter: the median RSSI of its recent telegrams.
+    struct Reception: Codable, Sendable, Equatable {
+        var device: String
+        var receiver: String
+        var medianRssi: Double
+        var samples: Int
+    }
     struct OpenAlarm: Codable, Sendable, Equatable {
         var device: String
         var kind: String
@@ -78,6 +85,8 @@ struct DaemonStatus: Codable, Sendable, Equatable {
     var unknownDevices: [UnknownDevice]?
     /// How many strangers the daemon holds in all (the list may be cut short).
     var unknownDeviceCount: Int?
+    /// Median RSSI per registered radio meter and receiver; nil from a daemon without it.
+    var reception: [Reception]?
 
     static let unknownDevicesShown = 50
 
@@ -103,6 +112,8 @@ actor StatusBoard {
             gateway: gateway, building: building, version: GatewaydVersion.string, startedAt: now, demo: demo,
             overall: .starting, components: [], buffer: nil, uplink: nil, alarms: [])
     }
+
+    func setReception(_ r: [DaemonStatus.Reception]) { status.reception = r }
 
     func update(_ name: String, kind: String, health: Health, detail: String, counters: [String: Int] = [:]) {
         let entry = DaemonStatus.Component(
