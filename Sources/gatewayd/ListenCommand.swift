@@ -175,6 +175,10 @@ final class ListenView: Sendable {
         var values = ""
         var profile = "generic EN 13757-3"
         var firstSeen: Int
+        /// A wrong key of this device was tried against the key file's other keys (once: a decode per key).
+        var forensicsDone = false
+        /// The id whose row of the key file opens this device's telegrams (swapped rows).
+        var keyFiledUnder: String?
     }
 
     struct State {
@@ -263,9 +267,17 @@ final class ListenView: Sendable {
                 if wrong { s.wrongKey = true }
                 var row = s.rows[key] ?? Row(id: frame.address.identification.digits, manufacturer: frame.address.manufacturer.letters,
                                              type: frame.address.deviceType.name, firstSeen: s.rows.count)
+                // Key forensics once per device (it costs a decode per key of the file): a swapped row is named.
+                if wrong, !row.forensicsDone {
+                    row.forensicsDone = true
+                    if let d = KeyForensics.diagnose(t.bytes, format: .noCRC, error: error, telegram: nil, keyring: s.decoder.keyring),
+                       d.kind == .keyOfAnotherMeter {
+                        row.keyFiledUnder = d.keyFiledUnder?.digits
+                    }
+                }
                 row.count += 1
-                row.encryption = wrong ? "WRONG KEY" : "error"
-                row.values = error.message
+                row.encryption = wrong ? (row.keyFiledUnder.map { "KEY OF \($0)" } ?? "WRONG KEY") : "error"
+                row.values = row.keyFiledUnder.map { "the key filed under \($0) opens it: the key file's rows are probably swapped" } ?? error.message
                 Self.rssi(&row, t.rssiDBm)
                 s.rows[key] = row
                 return mode == .table ? nil : TerminalText.line("\(t.receivedAt) \(key) \(row.encryption): \(error.message)")

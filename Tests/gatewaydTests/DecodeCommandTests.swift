@@ -206,3 +206,22 @@ struct BillingCommandTests {
         #expect(BillingCommand.lastYearEnd(now: 1_767_139_200_000 + 3_600_000) == "2025-12-31")
     }
 }
+
+/// `gatewayd listen` names a swapped key-file row (issue 17, item 2).
+@Suite("gatewayd listen: key forensics")
+struct ListenKeyForensicsTests {
+    @Test("a device whose telegrams open only with another meter's key shows KEY OF that meter")
+    func swapped() throws {
+        let a = IdentificationNumber("41000001")!, b = IdentificationNumber("41000002")!
+        let keyA = WMBusKey(hex: "000102030405060708090A0B0C0D0E0F")!, keyB = WMBusKey(hex: "F0E0D0C0B0A090807060504030201000")!
+        let address = WMBusAddress(manufacturer: ManufacturerCode("QDS")!, identification: a, version: 0x37, deviceType: .water)
+        let view = ListenView(keyring: WMBusKeyring(keys: [a: keyB, b: keyA]), catalog: nil, mode: .table)
+        for access in UInt8(1)...3 {
+            let bytes = try #require(ProfileTelegramEncoder.modeFive(address: address, accessNumber: access, records: [0x0C, 0x13, 0x45, 0x23, 0x01, 0x00], key: keyA))
+            view.heard(ReceivedTelegram(bytes: bytes, rssiDBm: -70, receivedAt: DongleTimestamp(millisecondsSince1970: 1_780_000_000_000 + Int64(access)), linkMode: .t1, receiver: "test"))
+        }
+        let table = view.snapshot(title: "summary")
+        #expect(table.contains("KEY OF 41000002") && table.contains("rows are probably swapped"), "\(table)")
+        #expect(view.sawWrongKey)
+    }
+}
