@@ -131,15 +131,30 @@ public enum PipelineFuzzing {
                                       modbusNormaliser: ModbusNormaliser())
         var core = PipelineCore(registry: registry, options: options)
         var out = Outcome()
+        var ledger = SetDayLedger()
+        var latest: Int64 = 0
         for (n, input) in inputs.enumerated() {
             let staged = core.process(input)
             check(staged)
+            // Billing-day proof over hostile set-day readings: at most one proof per device, all finite.
+            let captures = ledger.newCaptures(in: staged.readings)
+            guard Set(captures.map(\.reading.device)).count == captures.count, captures.allSatisfy({ $0.reading.value.isFinite }) else {
+                fatalError("set-day proof: duplicate or non-finite: \(captures.map(\.reading))")
+            }
+            ledger.apply(captures)
+            latest = max(latest, staged.readings.map(\.receivedAt).max() ?? latest)
             // The first as stored, the second as refused by the buffer: both bookkeeping paths run.
             if n == 0 { core.committed(staged, stored: true) } else { core.rollback(staged); core.committed(staged, stored: false) }
             out.outcomes.append(staged.outcome)
             out.readings += staged.readings.count
             _ = staged.outcome.description
         }
+        // Silence checks at hostile times (the last reception, far future, far past): staged alarms only.
+        for now in [latest, latest &+ 86_400_000 &* 30, Int64.max, Int64.min] {
+            let (_, staged) = core.checkSilence(now: now)
+            for s in staged { check(s) }
+        }
+        _ = core.reception.snapshot()
         out.counters = core.counters
         let c = core.counters
         guard c.decoded + c.failed == c.heard, c.decoded >= c.unknown + c.rejected + c.deduplicated else {
