@@ -450,6 +450,10 @@ struct ConfigDiffTests {
         moved.metrics.enabled.toggle()
         moved.status.path = "/run/gatewayd/other.sock"
         #expect(a.changes(to: moved).needsRestart == [.buffer, .metrics, .status])
+        // The silence policy is the pipeline's, set at start: a changed [alarms] waits for a restart, and says so.
+        let alarms = try load(baseConfig + "\n[alarms]\nnot_heard_minimum = \"2h\"\n")
+        #expect(alarms.alarms.notHeardMinimum == .seconds(7200))
+        #expect(a.changes(to: alarms).needsRestart == [.alarms] && a.changes(to: alarms).appliedNow.isEmpty)
         var identity = a
         identity.gatewayID = "gw-other"
         #expect(a.changes(to: identity).needsRestart == [.identity])

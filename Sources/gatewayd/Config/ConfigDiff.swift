@@ -15,6 +15,8 @@ struct ConfigChanges: Hashable, Sendable, CustomStringConvertible {
         case registry
         case metrics
         case status
+        /// `[alarms]`: the pipeline's silence policy is set at start.
+        case alarms
 
         static func < (a: Section, b: Section) -> Bool {
             allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
@@ -36,7 +38,7 @@ struct ConfigChanges: Hashable, Sendable, CustomStringConvertible {
     /// What reload does apply: buses (added, removed, changed, with their schedules), keys, and the
     /// registry file's contents.
     var needsRestart: [Section] {
-        let deferred: Set<Section> = [.identity, .demo, .buffer, .uplink, .metrics, .status]
+        let deferred: Set<Section> = [.identity, .demo, .buffer, .uplink, .metrics, .status, .alarms]
         var out = sections.intersection(deferred)
         if registryModeChanged { out.insert(.registry) }
         return out.sorted()
@@ -81,6 +83,7 @@ extension GatewayConfig {
         }
         if metrics != new.metrics { c.sections.insert(.metrics) }
         if status != new.status { c.sections.insert(.status) }
+        if alarms != new.alarms { c.sections.insert(.alarms) }
 
         let old = buses.byName, next = new.buses.byName
         c.addedBuses = new.buses.names.filter { old[$0] == nil }
