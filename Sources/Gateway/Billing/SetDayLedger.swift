@@ -1,3 +1,4 @@
+import Drivers
 import Foundation
 
 /// Proof that each device's billing (set-day) value was captured: per device, the newest set-day period
@@ -40,22 +41,9 @@ public struct SetDayLedger: Codable, Hashable, Sendable {
         guard meterTime > -62_000_000_000, meterTime < 250_000_000_000 else { return nil }
         let day = (meterTime + 43_200).quotientAndRemainder(dividingBy: 86_400)
         let days = day.remainder < 0 ? day.quotient - 1 : day.quotient
-        let (y, m, d) = civil(days)
+        let (y, m, d) = CivilCalendar.date(days: Int(days))
         guard (1...9999).contains(y) else { return nil }
         return String(format: "%04d-%02d-%02d", y, m, d)
-    }
-
-    /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's civil_from_days).
-    static func civil(_ z0: Int64) -> (Int, Int, Int) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (Int(yoe + era * 400 + (m <= 2 ? 1 : 0)), Int(m), Int(d))
     }
 
     /// A proof record to store, and the capture it makes once stored.

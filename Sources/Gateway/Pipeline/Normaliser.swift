@@ -191,15 +191,9 @@ public enum MeterClock {
         return naive - Int64(offset)
     }
 
-    /// Seconds from 1970-01-01 to 00:00 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    /// Seconds from 1970-01-01 to 00:00 of a proleptic Gregorian date.
     public static func civilSeconds(year: Int, month: Int, day: Int) -> Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let m = Int64(month)
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return (era * 146_097 + doe - 719_468) * 86_400
+        Int64(CivilCalendar.days(year: year, month: month, day: day)) * 86_400
     }
 }
 

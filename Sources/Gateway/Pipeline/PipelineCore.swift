@@ -77,6 +77,15 @@ public struct PipelineCore: Sendable {
         public var refusals: [ValueRefusal] = []
         var digest: (device: String, value: UInt64)?
         var alarmUndo: [(device: String, scope: String, state: [String: AlarmCondition]?)] = []
+
+        /// Adds the alarm edges `other` staged for the same input (a cleared or raised condition of another
+        /// scope), so they are stored and undone together.
+        mutating func absorb(_ other: Staged) {
+            readings += other.readings
+            alarms += other.alarms
+            alarmUndo += other.alarmUndo
+            if case .buffered(let d, let n, let a) = outcome { outcome = .buffered(device: d, readings: n, alarms: a + other.alarms) }
+        }
     }
 
     public mutating func replaceRegistry(_ r: DeviceRegistry) {
@@ -242,12 +251,7 @@ public struct PipelineCore: Sendable {
         }
         var staged = identifiedTelegramSteps(identified, telegram: telegram, wireless: wireless, bus: bus, source: source, rssi: rssi,
                                              receivedAt: receivedAt, flags: flags)
-        if let signal, !signal.alarms.isEmpty {
-            staged.readings += signal.readings
-            staged.alarms += signal.alarms
-            staged.alarmUndo += signal.alarmUndo
-            if case .buffered(let d, let n, let a) = staged.outcome { staged.outcome = .buffered(device: d, readings: n, alarms: a + signal.alarms) }
-        }
+        if let signal, !signal.alarms.isEmpty { staged.absorb(signal) }
         return staged
     }
 
@@ -364,20 +368,12 @@ public struct PipelineCore: Sendable {
         // A telegram that opened ends a decryption alarm (wrong key, swapped key, no key) raised before.
         if let wt = wireless, wt.security.state == .decrypted, case .buffered = staged.outcome,
            alarms.snapshot(device: device.key, scope: "decryption") != nil {
-            let cleared = stage(conditions: [], device: device.key, scope: "decryption", at: receivedAt, source: source)
-            staged.readings += cleared.readings
-            staged.alarms += cleared.alarms
-            staged.alarmUndo += cleared.alarmUndo
-            if case .buffered(let d, let n, let a) = staged.outcome { staged.outcome = .buffered(device: d, readings: n, alarms: a + cleared.alarms) }
+            staged.absorb(stage(conditions: [], device: device.key, scope: "decryption", at: receivedAt, source: source))
         }
         // An authentic telegram of a device that must encrypt ends a downgrade alarm raised before.
         if let wt = wireless, wt.security.state == .decrypted, case .buffered = staged.outcome,
            alarms.snapshot(device: device.key, scope: "security") != nil {
-            let cleared = stage(conditions: [], device: device.key, scope: "security", at: receivedAt, source: source)
-            staged.readings += cleared.readings
-            staged.alarms += cleared.alarms
-            staged.alarmUndo += cleared.alarmUndo
-            if case .buffered(let d, let n, let a) = staged.outcome { staged.outcome = .buffered(device: d, readings: n, alarms: a + cleared.alarms) }
+            staged.absorb(stage(conditions: [], device: device.key, scope: "security", at: receivedAt, source: source))
         }
         return staged
     }

@@ -29,6 +29,8 @@ final class Housekeeping: Service, Sendable {
     private let lastBuffered = Atomic<Int>(0)
     private let clockProbe: any ClockProbe
     private let clock: Mutex<ClockWatch>
+    /// When silence and signal were last looked at (Unix ms).
+    private let lastPresence = Atomic<Int64>(0)
     /// Readings held back by an earlier run are looked at once, in the first round.
     private let leftoversChecked = Atomic<Bool>(false)
 
@@ -129,6 +131,28 @@ final class Housekeeping: Service, Sendable {
     }
 
     /// One round of gathering.
+    /// not_heard / no_answer raised or cleared, the status component `presence`, the silent-device gauge,
+    /// and the median signal per meter and receiver (status `reception`, gauge per pair).
+    private func presence(now: Int64) async {
+        do { try await pipeline.checkSilence(now: now) } catch {
+            logger.warning("silence alarms could not be stored; the next check tries again", metadata: ["error": "\(error)"])
+        }
+        let reception = await pipeline.receptionSnapshot()
+        for r in reception {
+            metrics.set(.rssiMedian, labels: [("device", r.pair.device), ("receiver", r.pair.receiver)], to: r.median)
+        }
+        await board.setReception(reception.map { .init(device: $0.pair.device, receiver: $0.pair.receiver, medianRssi: $0.median, samples: $0.samples) })
+        let silent = await pipeline.silentMeters()
+        metrics.set(.metersNotHeard, to: Double(silent.count))
+        let watched = await pipeline.registry.devices.filter { $0.bus != .manual && $0.replacedBy == nil }.count
+        guard watched > 0 else { return }
+        // A silent meter is the meter's problem (an alarm on it), not the gateway's: the component stays healthy.
+        await board.update("presence", kind: "devices heard", health: .healthy,
+                           detail: silent.isEmpty ? "all \(watched) registered devices heard or answering"
+                               : "\(silent.count) of \(watched) silent: \(silent.prefix(3).joined(separator: ", "))\(silent.count > 3 ? ", …" : "")",
+                           counters: ["silent": silent.count])
+    }
+
     func round() async {
         await checkClock()
         let c = await pipeline.counters()
@@ -158,24 +182,12 @@ final class Housekeeping: Service, Sendable {
                 conditions: [bufferCondition(event)], device: "gateway", scope: "buffer", at: now)
         }
 
-        // Silent radio meters: not_heard raised or cleared here, so the edge goes to the portal this round.
-        do { try await pipeline.checkSilence(now: now) } catch {
-            logger.warning("not_heard alarms could not be stored; the next round tries again", metadata: ["error": "\(error)"])
-        }
-        let reception = await pipeline.receptionSnapshot()
-        for r in reception {
-            metrics.set(.rssiMedian, labels: [("device", r.pair.device), ("receiver", r.pair.receiver)], to: r.median)
-        }
-        await board.setReception(reception.map { .init(device: $0.pair.device, receiver: $0.pair.receiver, medianRssi: $0.median, samples: $0.samples) })
-        let silent = await pipeline.silentMeters()
-        metrics.set(.metersNotHeard, to: Double(silent.count))
-        let watched = await pipeline.registry.devices.filter { $0.bus != .manual && $0.replacedBy == nil }.count
-        if watched > 0 {
-            // A silent meter is the meter's problem (an alarm on it), not the gateway's: the component stays healthy.
-            await board.update("presence", kind: "devices heard", health: .healthy,
-                               detail: silent.isEmpty ? "all \(watched) registered devices heard or answering"
-                                   : "\(silent.count) of \(watched) silent: \(silent.prefix(3).joined(separator: ", "))\(silent.count > 3 ? ", …" : "")",
-                               counters: ["silent": silent.count])
+        // Silent devices and each receiver's signal: every 10 s, not every round. The silence check walks
+        // every registered device and the signal table sets a gauge per meter and receiver (thousands in
+        // a large building); the shortest silence deadline is 10 s anyway. Alarm edges still leave this round.
+        if now - lastPresence.load(ordering: .relaxed) >= 10_000 {
+            lastPresence.store(now, ordering: .relaxed)
+            await presence(now: now)
         }
 
         for problem in await pipeline.drainLedgerProblems() {

@@ -204,12 +204,12 @@ public enum CompactProfile {
                 }
             }
         case .seconds(let n):
-            let days = civilDays(t.year, t.month, t.day)
+            let days = CivilCalendar.days(year: t.year, month: t.month, day: t.day)
             let secondOfDay = (t.hour ?? 0) * 3600 + (t.minute ?? 0) * 60 + (t.second ?? 0)
             let total = days * 86400 + secondOfDay + sign * n
             let d = total >= 0 ? total / 86400 : (total - 86399) / 86400
             let rest = total - d * 86400
-            let (y, m, dd) = civil(d)
+            let (y, m, dd) = CivilCalendar.date(days: d)
             guard (1...9999).contains(y) else { return nil }
             r.year = y; r.month = m; r.day = dd
             if t.hour != nil || rest != 0 {
@@ -219,28 +219,5 @@ public enum CompactProfile {
             }
         }
         return r
-    }
-
-    /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-    static func civilDays(_ y0: Int, _ m: Int, _ d: Int) -> Int {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146097 + doe - 719468
-    }
-
-    static func civil(_ z0: Int) -> (Int, Int, Int) {
-        let z = z0 + 719468
-        let era = (z >= 0 ? z : z - 146096) / 146097
-        let doe = z - era * 146097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp + (mp < 10 ? 3 : -9)
-        return (m <= 2 ? y + 1 : y, m, d)
     }
 }
