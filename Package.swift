@@ -89,6 +89,8 @@ let package = Package(
             dependencies: [
                 "Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake", "CUSB", "CModbus", "CClock",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                // Key fingerprints in support bundles (SHA-256).
+                .product(name: "Crypto", package: "swift-crypto"),
                 // The status socket and the metrics endpoint are served by Hummingbird; `gatewayd status`
                 // asks the socket through async-http-client.
                 .product(name: "Hummingbird", package: "hummingbird"),

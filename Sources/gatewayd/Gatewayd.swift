@@ -10,7 +10,7 @@ struct Gatewayd: AsyncParsableCommand {
             captured from a meter.
             """,
         version: GatewaydVersion.string,
-        subcommands: [Run.self, Status.self, Commission.self, Listen.self, Decode.self, ProfilesCommand.self, MBus.self, Modbus.self, Simulate.self, Config.self, Devices.self, ReadingCommand.self, BufferCommand.self, RegistryCommand.self, BillingCommand.self, Version.self]
+        subcommands: [Run.self, Status.self, Commission.self, Listen.self, Decode.self, ProfilesCommand.self, MBus.self, Modbus.self, Simulate.self, Config.self, Devices.self, ReadingCommand.self, BufferCommand.self, RegistryCommand.self, BillingCommand.self, BundleCommand.self, ReplayCommand.self, Version.self]
     )
 }
 

@@ -75,6 +75,9 @@ public struct PipelineCore: Sendable {
         public var sighting: (header: TelegramHeader, rssi: Int?)?
         /// Values not stored and why (non-finite, not convertible), already counted in `refusedValues`.
         public var refusals: [ValueRefusal] = []
+        /// The registered device this input came from, when it was identified (also when it then failed to
+        /// open or was refused): the frame journal keeps such inputs, never strangers'.
+        public var device: String?
         var digest: (device: String, value: UInt64)?
         var alarmUndo: [(device: String, scope: String, state: [String: AlarmCondition]?)] = []
 
@@ -150,12 +153,24 @@ public struct PipelineCore: Sendable {
     }
 
     public mutating func process(_ input: PipelineInput) -> Staged {
+        identified = nil
+        var staged: Staged
         switch input {
-        case .wired(let w): return processWired(w)
-        case .wireless(let w): return processWireless(w)
-        case .modbus(let m): return processModbus(m)
-        case .manual(let m): return processManual(m)
+        case .wired(let w): staged = processWired(w)
+        case .wireless(let w): staged = processWireless(w)
+        case .modbus(let m): staged = processModbus(m)
+        case .manual(let m): staged = processManual(m)
         }
+        staged.device = identified
+        return staged
+    }
+
+    /// The registered device of the input in progress (set where it counts as heard).
+    private var identified: String?
+
+    private mutating func heard(_ key: String, at t: Int64) {
+        identified = key
+        presence.heard(key, at: t)
     }
 
     /// The buffer did not store `staged`: forget its digest and restore the alarm state before it.
@@ -263,7 +278,7 @@ public struct PipelineCore: Sendable {
         case .success(let d):
             device = d
             // Heard, whatever follows (a wrong key or a refused value is a finding of its own, not silence).
-            presence.heard(d.key, at: receivedAt)
+            heard(d.key, at: receivedAt)
         case .failure(let reason):
             switch reason {
             case .notInRegistry, .otherBuilding:
@@ -333,7 +348,7 @@ public struct PipelineCore: Sendable {
         header.identification = d.meter
         header.manufacturer = frame.address.manufacturer
         guard case .success(let device) = registry.identify(header, bus: .wirelessMBus) else { return Staged(outcome: outcome) }
-        presence.heard(device.key, at: receivedAt)
+        heard(device.key, at: receivedAt)
         // A swapped key and a plain wrong key of the same meter are one alarm that changes its words: the code
         // stays "decryption:<kind>", so a new kind clears the old one.
         var staged = stage(conditions: [AlarmCondition(code: "decryption:" + d.kind.rawValue, priority: .major, message: d.advice)],
@@ -385,7 +400,7 @@ public struct PipelineCore: Sendable {
         switch registry.identifyModbus(line: m.line, unit: m.reading.unit, reported: m.reading.identities) {
         case .success(let d):
             device = d
-            presence.heard(d.key, at: m.receivedAt)
+            heard(d.key, at: m.receivedAt)
         case .failure(let reason):
             if case .noModbusDevice = reason { counters.unknown += 1; return Staged(outcome: .unknownDevice(reason)) }
             counters.rejected += 1

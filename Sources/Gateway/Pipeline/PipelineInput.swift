@@ -21,11 +21,15 @@ public struct WiredInput: Sendable {
     public var line: String
     /// Unix milliseconds by the gateway's clock.
     public var receivedAt: Int64
+    /// Each RSP_UD frame as received, when `payload` is a telegram assembled from them: kept by the frame
+    /// journal for support bundles, not decoded again.
+    public var frames: [[UInt8]]
 
-    public init(_ payload: Payload, line: String, receivedAt: Int64) {
+    public init(_ payload: Payload, line: String, receivedAt: Int64, frames: [[UInt8]] = []) {
         self.payload = payload
         self.line = line
         self.receivedAt = receivedAt
+        self.frames = frames
     }
 }
 

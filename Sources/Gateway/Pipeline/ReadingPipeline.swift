@@ -25,10 +25,13 @@ public actor ReadingPipeline {
     private var ledger: SetDayLedger
     private let ledgerFile: SetDayLedgerFile?
     private var ledgerProblems: [String] = []
+    /// The last raw inputs of registered devices and their outcomes, for support bundles.
+    private var journal: FrameJournal
 
     public init(registry: DeviceRegistry, buffer: any ReadingBuffer, options: PipelineOptions = PipelineOptions(),
                 unknownDevices: UnknownDevices = UnknownDevices(), startedAt: Int64 = 0,
-                ledger: SetDayLedger = SetDayLedger(), ledgerFile: SetDayLedgerFile? = nil) {
+                ledger: SetDayLedger = SetDayLedger(), ledgerFile: SetDayLedgerFile? = nil, journalCapacity: Int = 1000) {
+        journal = FrameJournal(capacity: journalCapacity)
         core = PipelineCore(registry: registry, options: options, startedAt: startedAt)
         self.ledger = ledger
         self.ledgerFile = ledgerFile
@@ -58,7 +61,17 @@ public actor ReadingPipeline {
         // A set-day value of a new period: its proof record goes to the portal in the same transaction.
         let captures = ledger.newCaptures(in: readings)
         readings += captures.map(\.reading)
-        let outcomes = try await store(staged, readings)
+        let outcomes: [PipelineOutcome]
+        do {
+            outcomes = try await store(staged, readings)
+        } catch {
+            // The evidence of a disk that refused readings is worth keeping too.
+            for (input, s) in zip(inputs, staged) {
+                journal.record(input, device: s.device, outcome: .failed("not stored, the buffer refused it: \(error)"), readings: [])
+            }
+            throw error
+        }
+        for (input, s) in zip(inputs, staged) { journal.record(input, device: s.device, outcome: s.outcome, readings: s.readings) }
         if !captures.isEmpty {
             ledger.apply(captures)
             if let ledgerFile {
@@ -129,6 +142,24 @@ public actor ReadingPipeline {
 
     public func counters() -> PipelineCounters { core.counters }
 
+    /// How many inputs the frame journal has recorded (the next entry's sequence number).
+    public func journalRecorded() -> Int64 { journal.recorded }
+
+    /// Journal entries recorded from sequence number `seq` on (those still kept).
+    public func journalEntries(after seq: Int64) -> [FrameJournal.Entry] {
+        guard journal.recorded > seq else { return [] }
+        return journal.entries(from: seq)
+    }
+
+    /// The frame journal and the strangers heard (identity and signal only), for a support bundle.
+    public func journalSnapshot() async -> FrameJournalSnapshot {
+        let strangers = await unknownDevices.sightings().map {
+            FrameJournalSnapshot.Stranger(identification: $0.identification, manufacturer: $0.manufacturer, deviceType: $0.deviceType,
+                                          count: $0.count, lastRssi: $0.lastRSSI)
+        }
+        return FrameJournalSnapshot(capacity: journal.capacity, recorded: journal.recorded, entries: journal.entries, strangers: strangers)
+    }
+
     /// Raises `not_heard` for registered radio meters silent longer than the policy allows and clears it for
     /// those heard again; the alarms are stored like any other (one transaction). Call it periodically.
     @discardableResult
@@ -172,7 +203,10 @@ public actor ReadingPipeline {
     }
 
     /// A new registry (from the portal): identification uses it from the next input on.
-    public func replaceRegistry(_ registry: DeviceRegistry) { core.replaceRegistry(registry) }
+    public func replaceRegistry(_ registry: DeviceRegistry) {
+        core.replaceRegistry(registry)
+        journal.keep(only: Set(registry.devices.map(\.key)))
+    }
 
     public func replaceKeyring(_ keyring: WMBusKeyring) { core.replaceKeyring(keyring) }
     public var registry: DeviceRegistry { core.registry }

@@ -130,7 +130,7 @@ struct WiredLineRunner: BusRunner {
             do {
                 let readout = try await line.read(address)
                 answered += 1
-                _ = await feed(pipeline, .wired(WiredInput(.telegram(readout.assembled), line: name, receivedAt: unixMilliseconds())), logger: logger)
+                _ = await feed(pipeline, .wired(WiredInput(.telegram(readout.assembled), line: name, receivedAt: unixMilliseconds(), frames: readout.frames)), logger: logger)
             } catch {
                 missing.append(device.key)
                 // A silent meter is the meter's problem, not the line's. One missed readout is noise (a

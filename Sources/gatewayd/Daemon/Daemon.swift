@@ -77,7 +77,7 @@ final class Daemon: Sendable {
         let housekeeping = Housekeeping(
             pipeline: pipeline, buffer: buffer, board: board, metrics: metrics, notifier: notifier, uplink: uplink,
             scheduler: scheduler, stopAfter: stopAfter, stopAfterCycles: stopAfterCycles, logger: logger,
-            clockSync: config.demo ? .off : config.buffer.clockSync)
+            clockSync: config.demo ? .off : config.buffer.clockSync, evidencePath: config.buffer.path)
         // Before any bus runs: readings of an unsynchronised clock must be stamped so from the first one.
         await housekeeping.checkClock()
         let reload = ReloadListener(
@@ -92,7 +92,8 @@ final class Daemon: Sendable {
         services.append(.init(service: reload))
         do {
             services.append(.init(service: try LocalEndpoints.statusServer(
-                path: config.status.path, group: config.status.group, board: board, strangers: pipeline.unknownDevices, logger: logger)))
+                path: config.status.path, group: config.status.group, board: board, strangers: pipeline.unknownDevices, logger: logger,
+                evidence: { await SupportEvidence.collect(pipeline: pipeline, board: board) })))
             if config.metrics.enabled {
                 services.append(.init(service: try LocalEndpoints.metricsServer(
                     host: config.metrics.host, port: config.metrics.port, registry: metrics.registry, logger: logger)))
@@ -106,6 +107,7 @@ final class Daemon: Sendable {
         try await group.run()
 
         try? notifier.stopping(status: "stopped")
+        await Self.saveEvidence(pipeline: pipeline, board: board, bufferPath: config.buffer.path, logger: logger)
         let stats = await buffer.statistics()
         logger.notice("gatewayd stopped", metadata: ["pending": "\(stats.pending)", "leased": "\(stats.leased)", "delivered": "\(stats.delivered)"])
         if let portal = demo.portal {
@@ -116,6 +118,14 @@ final class Daemon: Sendable {
         }
         if let summaryPath {
             await RunSummary.write(to: summaryPath, pipeline: pipeline, buffer: buffer, portal: demo.portal, logger: logger)
+        }
+    }
+
+    /// The support bundle's evidence beside the buffer (`support.json`), for bundles taken while the daemon is down.
+    static func saveEvidence(pipeline: ReadingPipeline, board: StatusBoard, bufferPath: String, logger: Logger) async {
+        let path = (bufferPath as NSString).deletingLastPathComponent + "/" + SupportEvidence.fileName
+        do { try await SupportEvidence.collect(pipeline: pipeline, board: board).write(to: path) } catch {
+            logger.warning("support evidence not saved (support bundles will lack the newest frames)", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }
 

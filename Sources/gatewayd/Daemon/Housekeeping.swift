@@ -31,13 +31,18 @@ final class Housekeeping: Service, Sendable {
     private let clock: Mutex<ClockWatch>
     /// When silence and signal were last looked at (Unix ms).
     private let lastPresence = Atomic<Int64>(0)
+    /// Where the support evidence is saved, and when it last was (Unix ms).
+    let evidencePath: String?
+    private let lastEvidence = Atomic<Int64>(0)
     /// Readings held back by an earlier run are looked at once, in the first round.
     private let leftoversChecked = Atomic<Bool>(false)
 
     init(pipeline: ReadingPipeline, buffer: any ReadingBuffer, board: StatusBoard, metrics: GatewayMetrics,
          notifier: SystemdNotifier, uplink: UplinkWiring?, scheduler: PollScheduler, stopAfter: Duration?,
          stopAfterCycles: Int?, logger: Logger, period: Duration = .seconds(2),
-         clockSync: GatewayConfig.Buffer.ClockSyncPolicy = .auto, clockProbe: any ClockProbe = KernelClockProbe()) {
+         clockSync: GatewayConfig.Buffer.ClockSyncPolicy = .auto, clockProbe: any ClockProbe = KernelClockProbe(),
+         evidencePath: String? = nil) {
+        self.evidencePath = evidencePath
         self.clockProbe = clockProbe
         clock = Mutex(ClockWatch(policy: clockSync))
         self.pipeline = pipeline
@@ -188,6 +193,13 @@ final class Housekeeping: Service, Sendable {
         if now - lastPresence.load(ordering: .relaxed) >= 10_000 {
             lastPresence.store(now, ordering: .relaxed)
             await presence(now: now)
+        }
+
+        // The support bundle's picture for when the daemon is down: every 15 minutes (a small file, renamed
+        // into place), so an SD card is not worn by it.
+        if let evidencePath, now - lastEvidence.load(ordering: .relaxed) >= 900_000 {
+            lastEvidence.store(now, ordering: .relaxed)
+            await Daemon.saveEvidence(pipeline: pipeline, board: board, bufferPath: evidencePath, logger: logger)
         }
 
         for problem in await pipeline.drainLedgerProblems() {

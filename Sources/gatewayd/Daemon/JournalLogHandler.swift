@@ -45,6 +45,13 @@ struct JournalLogHandler: LogHandler {
             level: event.level, message: "\(event.message)", metadata: merged, label: label,
             underJournal: underJournal, now: Date())
         FileHandleOutput.standardError(line)
+        // The support bundle's recent log: always with a timestamp (journald adds its own only to its copy).
+        if event.level >= .notice {
+            let kept = underJournal
+                ? Self.format(level: event.level, message: "\(event.message)", metadata: merged, label: label, underJournal: false, now: Date())
+                : line
+            RecentLog.shared.append(String(kept.dropLast()))
+        }
     }
 
     static func format(

@@ -36,7 +36,8 @@ enum LocalEndpoints {
     /// The status socket. A stale socket file from a killed daemon is removed first; the socket is
     /// then restricted to the owner and `group` (chgrp), so only operators can read meter state.
     static func statusServer(
-        path: String, group: String?, board: StatusBoard, strangers: UnknownDevices?, logger: Logger
+        path: String, group: String?, board: StatusBoard, strangers: UnknownDevices?, logger: Logger,
+        evidence: (@Sendable () async -> SupportEvidence)? = nil
     ) throws -> some Service {
         try prepareSocketPath(path)
         let router = Router()
@@ -45,6 +46,15 @@ enum LocalEndpoints {
             return Response(
                 status: .ok, headers: [.contentType: "application/json"],
                 body: .init(byteBuffer: ByteBuffer(bytes: body)))
+        }
+        if let evidence {
+            // For `gatewayd bundle`: the frame journal and recent log, as readable as status (same socket mode).
+            router.get("/support") { _, _ -> Response in
+                let body = try jsonEncoder.encode(await evidence())
+                return Response(
+                    status: .ok, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            }
         }
         return Application(
             router: router,

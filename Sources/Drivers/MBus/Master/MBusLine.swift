@@ -77,6 +77,13 @@ public struct Readout: Hashable, Sendable {
     /// True when the slave still announced more records at the frame limit.
     public var truncated: Bool
 
+    public init(address: MeterAddress, frames: [[UInt8]], telegrams: [Telegram], truncated: Bool) {
+        self.address = address
+        self.frames = frames
+        self.telegrams = telegrams
+        self.truncated = truncated
+    }
+
     /// One telegram: the first one's header with the records of all of them in order.
     public var assembled: Telegram {
         guard var t = telegrams.first else { return Telegram(controlInformation: 0x72) }
