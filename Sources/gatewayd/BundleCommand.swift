@@ -32,8 +32,11 @@ struct BundleCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The daemon's status socket (default: the configuration's).")
     var socket: String?
 
-    @Option(name: .long, help: "Most raw telegrams and frames to include, newest first.")
+    @Option(name: .long, help: "Most raw telegrams and frames to include (the newest).")
     var frames: Int = 1000
+
+    @Flag(help: "Print one JSON object (snake_case keys): the archive's path and its manifest, instead of the summary.")
+    var json = false
 
     @Option(help: ArgumentHelp("How long to wait for the daemon: 500ms, 5s (a bare number counts milliseconds). (default: 5s)", valueName: "duration"))
     var timeout: TimeoutArgument?
@@ -56,7 +59,12 @@ struct BundleCommand: AsyncParsableCommand {
             FileHandleOutput.standardError("gatewayd bundle: \(error)\n")
             throw ExitCode(1)
         }
-        print(TerminalText.lines(result.summary), terminator: "")
+        if json {
+            struct Written: Encodable { var archive: String; var manifest: SupportBundleManifest }
+            print(String(decoding: try LocalEndpoints.jsonEncoder.encode(Written(archive: result.archive, manifest: result.manifest)), as: UTF8.self))
+        } else {
+            print(TerminalText.lines(result.summary), terminator: "")
+        }
     }
 }
 

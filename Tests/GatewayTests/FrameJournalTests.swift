@@ -1,0 +1,154 @@
+import Drivers
+import Foundation
+import Testing
+@testable import Gateway
+
+/// The support bundle's evidence (issue 17 item 4): what the frame journal keeps, and that a replay of it
+/// through a fresh pipeline tells same from different.
+@Suite("frame journal and replay")
+struct FrameJournalTests {
+    typealias F = PipelineFixtures
+    let t0: Int64 = 1_780_000_000_000
+
+    func pipeline(capacity: Int = 1000, perDevice: Int = 2, keyring: WMBusKeyring = WMBusKeyring()) throws -> ReadingPipeline {
+        ReadingPipeline(registry: try F.registry(), buffer: MemoryReadingBuffer(), options: PipelineOptions(keyring: keyring),
+                        journalCapacity: capacity)
+    }
+
+    @Test("registered devices' inputs are kept as received with their outcome; strangers never")
+    func keepsRegisteredOnly() async throws {
+        let p = try pipeline()
+        let wired = F.wiredFrame("06855817", "KAM", litres: 1200)
+        _ = try await p.ingest(.wired(WiredInput(.frame(wired), line: "mbus-line-1", receivedAt: t0)))
+        _ = try await p.ingest(F.radio("22222222", litres: 500, at: t0 + 1))
+        _ = try await p.ingest(F.radio("22222222", litres: 500, at: t0 + 2))  // a repeat
+        let stranger = F.radioFrame("44444444", "QDS", litres: 999)
+        _ = try await p.ingest(.wireless(WirelessInput(.frame(stranger, format: .a, linkMode: .t1), dongle: "im871a", rssi: -80, receivedAt: t0 + 3)))
+        _ = try await p.ingest(.modbus(ModbusInput(try F.kaisaiReading(), line: "rs485-1", receivedAt: t0 + 4)))
+
+        let snap = await p.journalSnapshot()
+        #expect(snap.entries.map(\.device) == ["mbus:KAM:06855817", "wmbus:QDS:22222222", "wmbus:QDS:22222222", "modbus:kaisai:unit1"])
+        #expect(snap.entries.map(\.outcome) == ["buffered", "buffered", "duplicate", "buffered"])
+        #expect(snap.entries[0].frames == [Hex.encode(wired)])
+        #expect(snap.entries[1].format == "a" && snap.entries[1].linkMode == "t1" && snap.entries[1].rssi == -70)
+        #expect(snap.entries[3].modbus != nil && snap.entries[3].frames.isEmpty)
+        #expect(snap.entries[1].digest != nil && snap.entries[2].digest == nil && snap.entries[2].readings == 0)
+        // The stranger: identity only, its bytes nowhere.
+        #expect(snap.strangers.map(\.identification) == ["44444444"])
+        let text = String(decoding: try JSONEncoder().encode(snap), as: UTF8.self)
+        #expect(!text.contains(Hex.encode(stranger)))
+        #expect(!text.contains(Hex.encode(stranger.dropFirst(2).prefix(6))))  // not even its link address
+    }
+
+    @Test("a telegram that does not open is kept with its finding")
+    func keepsFailures() async throws {
+        let key = WMBusKey(hex: "000102030405060708090A0B0C0D0E0F")!
+        let p = try pipeline(keyring: WMBusKeyring(keys: [IdentificationNumber("22222222")!: key]))
+        // A plain telegram from a meter that must encrypt: refused as a downgrade, and kept as evidence.
+        _ = try await p.ingest(F.radio("22222222", litres: 500, at: t0))
+        let e = try #require(await p.journalSnapshot().entries.first)
+        #expect(e.device == "wmbus:QDS:22222222" && e.outcome == "rejected")
+        #expect(e.detail.contains("clear"), "\(e.detail)")
+    }
+
+    @Test("bounded: a ring of the newest inputs plus each device's last ones")
+    func bounded() throws {
+        var j = FrameJournal(capacity: 3, perDevice: 1)
+        func input(_ i: Int64) -> PipelineInput { F.radio("22222222", litres: i, at: t0 + i) }
+        j.record(F.radio("22222222", litres: 1, at: t0), device: "wmbus:QDS:22222222", outcome: .buffered(device: "d", readings: 1, alarms: []), readings: [])
+        for i in 1...10 as ClosedRange<Int64> {
+            j.record(input(i), device: "mbus:KAM:06855817", outcome: .duplicate(device: "mbus:KAM:06855817"), readings: [])
+        }
+        // The ring holds the newest three; the QDS meter's last input stays although the ring moved on.
+        #expect(j.entries.map(\.seq) == [0, 8, 9, 10])
+        #expect(j.entries.first?.device == "wmbus:QDS:22222222")
+        j.keep(only: ["mbus:KAM:06855817"])
+        #expect(j.entries.map(\.seq) == [8, 9, 10])
+        var none = FrameJournal(capacity: 0, perDevice: 0)
+        none.record(input(1), device: "x", outcome: .duplicate(device: "x"), readings: [])
+        #expect(none.entries.isEmpty && none.recorded == 0)
+    }
+
+    @Test("the value fingerprint ignores order, receive time and source, and sees every value change")
+    func digest() {
+        let a = Reading(device: "d", quantity: "Volume", value: 1.5, unit: "m3", meterTime: 10, receivedAt: 1, source: "x")
+        let b = Reading(device: "d", quantity: "Energy", value: 7, unit: "Wh", receivedAt: 1)
+        var moved = a
+        moved.receivedAt = 99
+        moved.source = "y"
+        moved.rssi = -50
+        #expect(FrameJournal.digest([a, b]) == FrameJournal.digest([b, moved]))
+        var changed = a
+        changed.value = 1.5000001
+        #expect(FrameJournal.digest([a, b]) != FrameJournal.digest([changed, b]))
+        var stored = a
+        stored.storage = 1
+        #expect(FrameJournal.digest([a]) != FrameJournal.digest([stored]))
+        #expect(FrameJournal.digest([]) == nil)
+        let alarm = Reading(device: "d", quantity: "alarm", value: 1, unit: "", receivedAt: 1, readingClass: .alarm)
+        #expect(FrameJournal.digest([a, alarm]) == FrameJournal.digest([a]))
+    }
+
+    @Test("replayed with the same registry and keys, every telegram comes out the same")
+    func replaySame() async throws {
+        let p = try pipeline()
+        _ = try await p.ingest(.wired(WiredInput(.frame(F.wiredFrame("06855817", "KAM", litres: 1200)), line: "mbus-line-1", receivedAt: t0)))
+        for i in 0..<6 as Range<Int64> {
+            // Values change every other telegram: stored, repeat, stored, repeat…
+            _ = try await p.ingest(F.radio("22222222", litres: 500 + i / 2, access: UInt8(i), at: t0 + i * 1000))
+        }
+        _ = try await p.ingest(.modbus(ModbusInput(try F.kaisaiReading(), line: "rs485-1", receivedAt: t0 + 9000)))
+        let snap = await p.journalSnapshot()
+        let report = await JournalReplay.run(snap, registry: try F.registry(), options: PipelineOptions())
+        #expect(report.entries.count == 8)
+        #expect(report.same == 8, "\(report.entries.filter { $0.verdict != .same })")
+        #expect(report.entries.filter { $0.gateway.outcome == "duplicate" }.count == 3)
+    }
+
+    @Test("replay tells what differs: other values, another outcome, a repeat it cannot judge, damaged bytes")
+    func replayDiffers() async throws {
+        let p = try pipeline(capacity: 3, perDevice: 0)
+        for i in 0..<5 as Range<Int64> { _ = try await p.ingest(F.radio("22222222", litres: 500, access: UInt8(i), at: t0 + i)) }
+        var snap = await p.journalSnapshot()
+        // The ring kept the last three repeats: what they repeated is older than the journal.
+        #expect(snap.entries.map(\.outcome) == ["duplicate", "duplicate", "duplicate"])
+        var report = await JournalReplay.run(snap, registry: try F.registry(), options: PipelineOptions())
+        #expect(report.notComparable == 3)
+
+        let q = try pipeline()
+        _ = try await q.ingest(F.radio("22222222", litres: 500, at: t0))
+        _ = try await q.ingest(F.radio("22222222", litres: 501, at: t0 + 1))
+        snap = await q.journalSnapshot()
+        // Tampered evidence: other values in the first telegram, garbage in the second.
+        snap.entries[0].frames = [Hex.encode(F.radioFrame("22222222", "QDS", litres: 499))]
+        snap.entries[1].frames = ["zz"]
+        report = await JournalReplay.run(snap, registry: try F.registry(), options: PipelineOptions())
+        #expect(report.entries.map(\.verdict) == [.differs, .notReplayable])
+
+        // A desk with a registry that does not know the meter: another outcome.
+        snap = await q.journalSnapshot()
+        var doc = F.document
+        doc.devices.removeAll { $0.key == "wmbus:QDS:22222222" }
+        doc.devices = doc.devices.map { var d = $0; if d.key == "wmbus:QDS:11111111" { d.replacedBy = nil }; return d }
+        report = await JournalReplay.run(snap, registry: try DeviceRegistry(doc), options: PipelineOptions())
+        #expect(report.differs == 2)
+        #expect(report.entries.allSatisfy { $0.replay?.outcome == "unknown" })
+    }
+
+    @Test("wired readouts of several frames replay as the line assembled them")
+    func wiredMultiFrame() async throws {
+        let p = try pipeline()
+        let frames = [F.wiredFrame("06855817", "KAM", litres: 1200), F.wiredFrame("06855817", "KAM", litres: 1300)]
+        let readout = Readout(address: .primary(5), frames: frames, telegrams: try frames.map { try TelegramDecoder.decode($0) }, truncated: false)
+        _ = try await p.ingest(.wired(WiredInput(.telegram(readout.assembled), line: "mbus-line-1", receivedAt: t0, frames: frames)))
+        var snap = await p.journalSnapshot()
+        #expect(snap.entries.first?.frames.count == 2)
+        #expect(snap.entries.first?.readings == 2)
+        var report = await JournalReplay.run(snap, registry: try F.registry(), options: PipelineOptions())
+        #expect(report.same == 1)
+        // Without its second frame the readout is another one: the comparison sees records, not just headers.
+        snap.entries[0].frames.removeLast()
+        report = await JournalReplay.run(snap, registry: try F.registry(), options: PipelineOptions())
+        #expect(report.differs == 1)
+    }
+}
