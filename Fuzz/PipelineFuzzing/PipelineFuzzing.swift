@@ -149,6 +149,22 @@ public enum PipelineFuzzing {
             out.readings += staged.readings.count
             _ = staged.outcome.description
         }
+        // The same inputs received at hostile times (a replayed support bundle carries any receive time), kept
+        // in a frame journal, and the inputs a replay rebuilds from that journal through the pipeline again.
+        var journal = FrameJournal(capacity: 4)
+        for (n, input) in inputs.enumerated() {
+            let moved = input.received(at: n % 2 == 0 ? Int64.max : Int64.min)
+            let staged = core.process(moved)
+            check(staged)
+            core.committed(staged, stored: true)
+            journal.record(moved, device: staged.device, outcome: staged.outcome, readings: staged.readings)
+        }
+        for entry in journal.entries {
+            guard let again = JournalReplay.input(entry) else { continue }
+            let staged = core.process(again)
+            check(staged)
+            core.committed(staged, stored: true)
+        }
         // Silence checks at hostile times (the last reception, far future, far past): staged alarms only.
         for now in [latest, latest &+ 86_400_000 &* 30, Int64.max, Int64.min] {
             let (_, staged) = core.checkSilence(now: now)
@@ -172,6 +188,18 @@ public enum PipelineFuzzing {
         }
         if case .rejected(.securityDowngrade) = staged.outcome, staged.readings.contains(where: { $0.readingClass != .alarm }) {
             fatalError("a downgraded telegram's values were staged")
+        }
+    }
+}
+
+extension PipelineInput {
+    /// The same input with another receive time.
+    func received(at t: Int64) -> PipelineInput {
+        switch self {
+        case .wired(var w): w.receivedAt = t; return .wired(w)
+        case .wireless(var w): w.receivedAt = t; return .wireless(w)
+        case .modbus(var m): m.receivedAt = t; return .modbus(m)
+        case .manual(var m): m.receivedAt = t; return .manual(m)
         }
     }
 }

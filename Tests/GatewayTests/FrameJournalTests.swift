@@ -151,4 +151,65 @@ struct FrameJournalTests {
         report = await JournalReplay.run(snap, registry: try F.registry(), options: PipelineOptions())
         #expect(report.differs == 1)
     }
+
+    /// A bundle comes from elsewhere: its journal is hostile input. Any bytes, any Modbus values, any order:
+    /// the replay gives a verdict for every entry and never traps.
+    @Test("a hostile journal: every entry gets a verdict, nothing traps", arguments: [0x5eed_b0d1e, 1, 2, 3, 4, 5, 6, 7] as [UInt64])
+    func hostileJournal(seed: UInt64) async throws {
+        var rng = SeededGenerator(seed: seed)
+        let base = try F.kaisaiReading()
+        let devices = ["mbus:KAM:06855817", "wmbus:QDS:22222222", "modbus:kaisai:unit1", "nowhere", ""]
+        var entries: [FrameJournal.Entry] = []
+        for i in 0..<600 {
+            let bus = [FrameJournal.Entry.Bus.mbus, .wmbus, .modbus].randomElement(using: &rng)!
+            var frames: [String] = []
+            for _ in 0..<Int.random(in: 0...3, using: &rng) {
+                var bytes = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                // Often a valid start, so decoding goes deep: a real telegram with some bytes flipped.
+                if Bool.random(using: &rng) {
+                    bytes = bus == .mbus ? F.wiredFrame("06855817", "KAM", litres: Int64(i)) : F.radioFrame("22222222", "QDS", litres: Int64(i))
+                    for _ in 0..<Int.random(in: 0...4, using: &rng) where !bytes.isEmpty {
+                        bytes[Int.random(in: 0..<bytes.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+                    }
+                }
+                frames.append(Int.random(in: 0..<20, using: &rng) == 0 ? "not hex" : Hex.encode(bytes))
+            }
+            var modbus: ModbusReading?
+            if bus == .modbus && Bool.random(using: &rng) {
+                var r = base
+                r.unit = [1, 2, -1, Int.max].randomElement(using: &rng)!
+                r.values = r.values.map { v in
+                    var v = v
+                    v.value = [.number(.greatestFiniteMagnitude), .number(-1e308), .number(Double(Int.random(in: -99...99, using: &rng))),
+                               .text("\u{1B}[2J"), .flags(["x"]), .notAvailable].randomElement(using: &rng)!
+                    return v
+                }
+                modbus = r
+            }
+            entries.append(FrameJournal.Entry(
+                seq: Int64.random(in: -5...700, using: &rng), receivedAt: Int64.random(in: Int64.min...Int64.max, using: &rng),
+                device: devices.randomElement(using: &rng)!, bus: bus, source: "x", rssi: Int16.random(in: .min ... .max, using: &rng),
+                frames: frames, format: ["a", "b", "no_crc", "zz", nil].randomElement(using: &rng)!,
+                linkMode: ["t1", "c1", "s1", "?", nil].randomElement(using: &rng)!, modbus: modbus,
+                outcome: ["buffered", "duplicate", "failed", "garbage"].randomElement(using: &rng)!, detail: "",
+                readings: Int.random(in: -1...50, using: &rng), digest: Bool.random(using: &rng) ? "0123456789abcdef" : nil))
+        }
+        let snap = FrameJournalSnapshot(capacity: 1000, recorded: 600, entries: entries, strangers: [])
+        let report = await JournalReplay.run(snap, registry: try F.registry(), options: PipelineOptions())
+        #expect(report.entries.count == entries.count)
+        #expect(report.notReplayable > 0 && report.differs > 0)
+    }
+}
+
+/// SplitMix64: the same hostile journal on every run.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

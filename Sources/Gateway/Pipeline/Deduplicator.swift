@@ -49,7 +49,7 @@ public struct Deduplicator: Sendable {
         let window = options.windowMilliseconds
         var entries = devices[device] ?? []
         // Expired (and, after a clock step backwards, "future") entries go.
-        entries.removeAll { now - $0.firstSeen > window || $0.firstSeen > now }
+        entries.removeAll { Self.expired($0, now: now, window: window) }
         if entries.last?.digest == digest || (access != nil && entries.contains { $0.digest == digest && $0.access == access }) {
             devices[device] = entries
             return true
@@ -59,6 +59,13 @@ public struct Deduplicator: Sendable {
         if devices[device] == nil && devices.count >= options.maxDevices { prune(now: now) }
         devices[device] = entries
         return false
+    }
+
+    /// Older than the window, or from the "future" (a clock step backwards). Receive times come from the
+    /// clock, a replayed bundle or a fuzzer: a difference that does not fit counts as expired, never traps.
+    static func expired(_ e: Entry, now: Int64, window: Int64) -> Bool {
+        let (age, overflow) = now.subtractingReportingOverflow(e.firstSeen)
+        return overflow || age > window || age < 0
     }
 
     /// Undoes `isDuplicate` having remembered a digest (the readings were not stored after all).
@@ -71,7 +78,7 @@ public struct Deduplicator: Sendable {
     /// Makes room for one more device: drops devices with nothing left in the window, then the stalest.
     private mutating func prune(now: Int64) {
         let window = options.windowMilliseconds
-        devices = devices.filter { _, e in e.contains { now - $0.firstSeen <= window && $0.firstSeen <= now } }
+        devices = devices.filter { _, e in e.contains { !Self.expired($0, now: now, window: window) } }
         if devices.count >= options.maxDevices {
             let excess = devices.count - options.maxDevices + 1
             let stalest = devices.map { ($0.key, $0.value.map(\.firstSeen).max() ?? .min) }.sorted { $0.1 < $1.1 }.prefix(excess)

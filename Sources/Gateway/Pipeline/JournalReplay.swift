@@ -98,7 +98,7 @@ public enum JournalReplay {
     }
 
     /// The pipeline input an entry was made from, as the daemon built it.
-    static func input(_ e: FrameJournal.Entry) -> PipelineInput? {
+    public static func input(_ e: FrameJournal.Entry) -> PipelineInput? {
         switch e.bus {
         case .wmbus:
             guard e.frames.count == 1, let bytes = try? Hex.decode(e.frames[0]), !bytes.isEmpty else { return nil }

@@ -46,7 +46,8 @@ public struct ReceptionStats: Sendable {
         defer { tracks[pair] = t }
         t.recent.append(rssi)
         if t.recent.count > Self.recentSamples { t.recent.removeFirst(t.recent.count - Self.recentSamples) }
-        let day = at >= 0 ? at / 86_400_000 : (at - 86_399_999) / 86_400_000
+        // Floor division without an intermediate that could overflow at hostile times (Int64.min).
+        let day = at / 86_400_000 - (at % 86_400_000 < 0 ? 1 : 0)
         var change: (Pair, fade: Fade?)?
         if day > t.day {
             if !t.today.isEmpty {
