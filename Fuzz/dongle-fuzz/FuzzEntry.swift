@@ -1,5 +1,6 @@
 // libFuzzer entry point for the wM-Bus dongle stream codecs: IMST HCI (iM871A, iM170A), Amber CMD
-// (AMB8465, AMB8665) with and without RSSI bytes, rtl_wmbus text lines, and replay files. Built with
+// (AMB8465, AMB8665) with and without RSSI bytes, IMST's SLIP HCI (iU891A), culfw lines (CUL), rtl_wmbus
+// text lines, and replay files. Built with
 // GATEWAYD_FUZZ=1, -sanitize=fuzzer,address, -parse-as-library (see scripts/fuzz.sh).
 //
 // The codecs promise totality: any bytes give events or typed errors, never a trap. Oracles: the events
@@ -36,6 +37,34 @@ enum DongleFuzz {
         amber(bytes, seed: seed, rssi: false)
         rtl(bytes, seed: seed)
         replay(bytes)
+        iu891(bytes, seed: seed)
+        cul(bytes, seed: seed)
+    }
+
+    /// iU891A SLIP: the same events in any chunking; a decoded message encodes to a frame that decodes to it.
+    static func iu891(_ bytes: [UInt8], seed: Int) {
+        let whole = feed(IU891FrameReader(), [bytes])
+        let split = feed(IU891FrameReader(), chunks(bytes, seed: seed))
+        guard whole == split else { fatalError("iU891A events depend on chunking") }
+        for e in whole {
+            guard case .message(let m) = e else { continue }
+            var again = IU891FrameReader()
+            again.append(IU891.encode(m))
+            guard again.drain() == [.message(m)] else { fatalError("iU891A message \(m) does not round-trip") }
+            _ = try? IU891.telegram(m.payload)
+        }
+        _ = try? IU891.DeviceInfo.parse(bytes)
+        _ = try? IU891.configuration(bytes, linkMode: .c1t1)
+    }
+
+    /// culfw lines: the same lines in any chunking; every line through the telegram parser.
+    static func cul(_ bytes: [UInt8], seed: Int) {
+        let whole = feed(CULLineReader(), [bytes])
+        let split = feed(CULLineReader(), chunks(bytes, seed: seed))
+        guard whole == split else { fatalError("culfw lines depend on chunking") }
+        for case .line(let line) in whole { _ = try? CUL.telegram(line: line) }
+        _ = try? CUL.telegram(line: "b" + Hex.encode(bytes))
+        _ = try? CUL.telegram(line: "bY" + Hex.encode(bytes))
     }
 
     static func chunks(_ bytes: [UInt8], seed: Int) -> [[UInt8]] {

@@ -11,9 +11,7 @@ import MBusSimulator
 /// try dongle.start()
 /// // open dongle.devicePath; dongle.unplug(); try dongle.replug()
 /// ```
-public final class IM871ASimulator: Sendable {
-    let core: SimulatedDongle
-
+public final class IM871ASimulator: SimulatedStick, @unchecked Sendable {
     /// - Parameters:
     ///   - linkPath: a symlink to the pty, kept at the same path across replugs (like a udev SYMLINK).
     ///   - powerOnMode: the mode stored in the module's NVM; nil: the radio hears nothing until configured.
@@ -22,11 +20,37 @@ public final class IM871ASimulator: Sendable {
                 moduleType: UInt8 = HCI.moduleIM871A, firmwareVersion: UInt8 = 0x15, uniqueID: UInt32 = 0x0150_2A17,
                 attachCRC: Bool = true, powerOnMode: DongleLinkMode? = nil) {
         let info = HCI.DeviceInfo(moduleType: moduleType, deviceMode: 0, firmwareVersion: firmwareVersion, hciVersion: 0x17, uniqueID: uniqueID)
-        core = SimulatedDongle(name: "iM871A", firmware: HCIFirmware(info: info, attachCRC: attachCRC, powerOnMode: powerOnMode),
-                               telegrams: telegrams, linkPath: linkPath, timing: timing)
+        super.init(SimulatedDongle(name: "iM871A", firmware: HCIFirmware(info: info, attachCRC: attachCRC, powerOnMode: powerOnMode),
+                                   telegrams: telegrams, linkPath: linkPath, timing: timing))
     }
 
-    /// The path to open: `linkPath` when given, else the current pty.
+}
+
+/// An Amber AMB8465 (or the AMB8665 stick) on a pseudo-terminal, speaking the CMD protocol: serial
+/// number, firmware version, get/set of the parameter memory, set mode and reset; telegrams as
+/// CMD_DATA_IND, or raw L-first in transparent mode (`commandOutput: false`) with confirmations still
+/// framed in between. RSSI byte appended when `rssiEnabled`.
+public final class AMB8465Simulator: SimulatedStick, @unchecked Sendable {
+    public init(telegrams: [SimulatedTelegram] = [], linkPath: String? = nil, timing: DongleSimulatorTiming = DongleSimulatorTiming(),
+                commandOutput: Bool = true, rssiEnabled: Bool = true,
+                serialNumber: [UInt8] = [0x00, 0x12, 0x34, 0x56], firmwareVersion: [UInt8] = [1, 6, 2],
+                powerOnMode: DongleLinkMode? = nil) {
+        let firmware = AmberFirmware(serialNumber: serialNumber, firmwareVersion: firmwareVersion, commandOutput: commandOutput,
+                                     rssiEnabled: rssiEnabled, powerOnMode: powerOnMode)
+        super.init(SimulatedDongle(name: "AMB8465", firmware: firmware, telegrams: telegrams, linkPath: linkPath, timing: timing))
+    }
+
+}
+
+/// What every simulated stick offers a test or the demo: its path, plug cycles, telegrams and noise to
+/// send, and what it counted. Subclasses only choose the firmware. (`@unchecked Sendable`: a class that is
+/// not final cannot be checked, but it holds one immutable, Sendable `SimulatedDongle`.)
+public class SimulatedStick: @unchecked Sendable {
+    let core: SimulatedDongle
+
+    init(_ core: SimulatedDongle) { self.core = core }
+
+    /// The path to open: the link path when given, else the current pty.
     public var devicePath: String { core.devicePath }
     /// The pty node of the current plug cycle, nil while unplugged.
     public var terminalPath: String? { core.terminalPath }
@@ -43,44 +67,6 @@ public final class IM871ASimulator: Sendable {
         core.wake()
     }
     /// Garbage on the line, between messages.
-    public func injectNoise(_ bytes: [UInt8]) {
-        core.state.withLock { s in
-            s.noise.append(bytes)
-            s.counters.noiseBytes += bytes.count
-        }
-        core.wake()
-    }
-    public var counters: DongleSimulatorCounters { core.state.withLock { $0.counters } }
-    public var receiveMode: DongleLinkMode? { core.state.withLock { $0.firmware.receiveMode } }
-    public var pendingTelegrams: Int { core.state.withLock { $0.queue.count } }
-}
-
-/// An Amber AMB8465 (or the AMB8665 stick) on a pseudo-terminal, speaking the CMD protocol: serial
-/// number, firmware version, get/set of the parameter memory, set mode and reset; telegrams as
-/// CMD_DATA_IND, or raw L-first in transparent mode (`commandOutput: false`) with confirmations still
-/// framed in between. RSSI byte appended when `rssiEnabled`.
-public final class AMB8465Simulator: Sendable {
-    let core: SimulatedDongle
-
-    public init(telegrams: [SimulatedTelegram] = [], linkPath: String? = nil, timing: DongleSimulatorTiming = DongleSimulatorTiming(),
-                commandOutput: Bool = true, rssiEnabled: Bool = true,
-                serialNumber: [UInt8] = [0x00, 0x12, 0x34, 0x56], firmwareVersion: [UInt8] = [1, 6, 2],
-                powerOnMode: DongleLinkMode? = nil) {
-        let firmware = AmberFirmware(serialNumber: serialNumber, firmwareVersion: firmwareVersion, commandOutput: commandOutput,
-                                     rssiEnabled: rssiEnabled, powerOnMode: powerOnMode)
-        core = SimulatedDongle(name: "AMB8465", firmware: firmware, telegrams: telegrams, linkPath: linkPath, timing: timing)
-    }
-
-    public var devicePath: String { core.devicePath }
-    public var terminalPath: String? { core.terminalPath }
-    public func start() throws(SimulatorError) { try core.start() }
-    public func stop() { core.stop() }
-    public func unplug() { core.unplug() }
-    public func replug() throws(SimulatorError) { try core.replug() }
-    public func enqueue(_ telegrams: [SimulatedTelegram]) {
-        core.state.withLock { $0.queue += telegrams }
-        core.wake()
-    }
     public func injectNoise(_ bytes: [UInt8]) {
         core.state.withLock { s in
             s.noise.append(bytes)

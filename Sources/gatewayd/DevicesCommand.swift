@@ -221,6 +221,7 @@ enum DevicesText {
         case .amb8465, .amb8665, .ftdi: return "ftdi_sio"
         case .pl2303: return "pl2303"
         case .ch340: return "ch341"
+        case .iu891a, .cul: return "cdc_acm"
         case .rtlsdr: return "rtl2832/dvb_usb_rtl28xxu"
         }
     }

@@ -21,7 +21,7 @@ struct Listen: AsyncParsableCommand {
             """)
 
     enum SourceType: String, ExpressibleByArgument, CaseIterable {
-        case im871a, im170a, amb8465, amb8665, rtlwmbus, auto
+        case im871a, im170a, amb8465, amb8665, iu891a, cul, rtlwmbus, auto
     }
 
     @Option(name: .long, help: "The dongle's serial device.")

@@ -36,6 +36,11 @@ public enum USBAdapterKind: String, Sendable, CaseIterable, Codable {
     case amb8465
     /// Amber / Würth Elektronik AMB8665 (Metis-II USB), 868 MHz wireless M-Bus.
     case amb8665
+    /// IMST iU891A(-XL), the iM871A's successor (SLIP HCI; USB CDC on Cypress's id).
+    case iu891a
+    /// busware CUL with culfw (USB CDC, Atmel's LUFA id). nanoCULs on CH340/FTDI bridges look like M-Bus
+    /// converters here: give `type = "cul"` for them.
+    case cul
     /// A Silicon Labs CP210x bridge: an M-Bus level converter, or an IMST stick on the generic id.
     case cp210x = "mbus-cp210x"
     /// An FTDI bridge (FT232R/FT-X): an M-Bus level converter, or an Amber stick.
@@ -57,6 +62,8 @@ public enum USBAdapterKind: String, Sendable, CaseIterable, Codable {
         case .im170a: return "IMST iM170A wireless M-Bus dongle (169 MHz)"
         case .amb8465: return "Amber AMB8465-M wireless M-Bus dongle (868 MHz)"
         case .amb8665: return "Amber AMB8665 wireless M-Bus dongle (868 MHz)"
+        case .iu891a: return "IMST iU891A wireless M-Bus dongle (868 MHz)"
+        case .cul: return "busware CUL with culfw, wireless M-Bus mode (868 MHz)"
         case .cp210x: return "CP210x USB serial bridge (wired M-Bus level converter)"
         case .ftdi: return "FTDI USB serial bridge (wired M-Bus level converter)"
         case .pl2303: return "PL2303 USB serial bridge (wired M-Bus level converter)"
@@ -67,7 +74,7 @@ public enum USBAdapterKind: String, Sendable, CaseIterable, Codable {
 
     public var isWirelessDongle: Bool {
         switch self {
-        case .im871a, .im170a, .amb8465, .amb8665, .rtlsdr: return true
+        case .im871a, .im170a, .amb8465, .amb8665, .iu891a, .cul, .rtlsdr: return true
         case .cp210x, .ftdi, .pl2303, .ch340: return false
         }
     }
@@ -98,6 +105,10 @@ public enum USBAdapterTable {
         Entry(id: USBID(0x0403, 0x6001), kind: .amb8665, productContains: "AMB8665", note: "Amber stick on FTDI's id"),
         Entry(id: USBID(0x0403, 0x6001), kind: .ftdi, productContains: nil, note: "FTDI FT232R"),
         Entry(id: USBID(0x0403, 0x6015), kind: .ftdi, productContains: nil, note: "FTDI FT-X (FT230X/FT231X)"),
+        // Cypress's id is shared with other sticks (IMST's LoRa iU880B among them): the session checks the
+        // module type in Get Device Info and refuses anything but the iU891A family.
+        Entry(id: USBID(0x04b4, 0x0003), kind: .iu891a, productContains: nil, note: "IMST iU891A (Cypress's id, module type checked)"),
+        Entry(id: USBID(0x03eb, 0x204b), kind: .cul, productContains: nil, note: "busware CUL (Atmel LUFA CDC id)"),
         Entry(id: USBID(0x067b, 0x2303), kind: .pl2303, productContains: nil, note: "Prolific PL2303"),
         Entry(id: USBID(0x1a86, 0x7523), kind: .ch340, productContains: nil, note: "WCH CH340"),
         Entry(id: USBID(0x0bda, 0x2838), kind: .rtlsdr, productContains: nil, note: "Realtek RTL2838 DVB-T (RTL-SDR)"),

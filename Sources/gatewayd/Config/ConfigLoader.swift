@@ -310,7 +310,7 @@ struct ConfigDecoder {
         let name = busName(&r, names: &names)
         let enabled = r.bool("enabled") ?? true
         let type: (Dongle.DongleType, ConfigOrigin)? = r.choice("type", "a supported receiver",
-                                                               required: "give the receiver: im871a, amb8465, rtlwmbus or auto")
+                                                               required: "give the receiver: im871a, amb8465, iu891a, cul, rtlwmbus or auto")
         let linkMode: (Dongle.LinkMode, ConfigOrigin)? = r.choice("link_mode", "a wireless M-Bus link mode")
         let device = r.nonEmptyString("device")
         let command = r.nonEmptyString("command")

@@ -84,7 +84,7 @@ struct GatewayConfig: Hashable, Sendable {
     /// A wireless M-Bus receiver: a USB dongle, or rtl_wmbus behind an SDR.
     struct WMBusDongleConfig: Hashable, Sendable {
         enum DongleType: String, Hashable, Sendable, CaseIterable {
-            case im871a, amb8465, rtlwmbus, auto
+            case im871a, amb8465, iu891a, cul, rtlwmbus, auto
         }
 
         enum LinkMode: String, Hashable, Sendable, CaseIterable {

@@ -1,23 +1,37 @@
 /// The wM-Bus USB receivers gatewayd talks to.
 public enum DongleKind: String, Hashable, Sendable, CaseIterable, CustomStringConvertible {
-    case im871a, im170a, amb8465, amb8665
+    case im871a, im170a, amb8465, amb8665, iu891a, cul
 
     public enum Family: String, Hashable, Sendable {
         /// IMST's HCI (A5h framing, CRC16).
         case hci
         /// Amber's CMD protocol (FFh framing, XOR checksum).
         case amber
+        /// IMST's second HCI (SLIP framing, CRC-16/X-25): iU891A.
+        case slip
+        /// culfw's ASCII lines: CUL, nanoCUL.
+        case culfw
     }
 
     public var family: Family {
         switch self {
         case .im871a, .im170a: return .hci
         case .amb8465, .amb8665: return .amber
+        case .iu891a: return .slip
+        case .cul: return .culfw
         }
     }
 
-    /// The factory UART speed: 57600 baud for IMST, 9600 for Amber, both 8N1.
-    public var defaultBaudRate: Int { family == .hci ? 57600 : 9600 }
+    /// The factory UART speed, 8N1: 57600 baud for the iM871A, 9600 for Amber, 115200 for the iU891A and
+    /// 38400 for culfw (the last two are USB CDC devices that ignore it).
+    public var defaultBaudRate: Int {
+        switch family {
+        case .hci: 57600
+        case .amber: 9600
+        case .slip: 115_200
+        case .culfw: 38400
+        }
+    }
 
     public var displayName: String {
         switch self {
@@ -25,11 +39,16 @@ public enum DongleKind: String, Hashable, Sendable, CaseIterable, CustomStringCo
         case .im170a: return "iM170A"
         case .amb8465: return "AMB8465"
         case .amb8665: return "AMB8665"
+        case .iu891a: return "iU891A"
+        case .cul: return "CUL"
         }
     }
 
     /// The other protocol family's flag, for "try --type …" hints.
     var otherFamilyHint: String { family == .hci ? "amb8465" : "im871a" }
+
+    /// `--type` values, for messages.
+    public static var typeNames: String { allCases.map(\.rawValue).joined(separator: ", ") }
 
     public var description: String { displayName }
 }
@@ -129,6 +148,85 @@ struct AmberLink: DongleLink {
             return .response(key: UInt16(m.command), payload: m.payload)
         case .telegram(let bytes, let rssi, _):
             return .telegram(bytes: bytes, rssiDBm: rssi.map(Amber.rssiDBm))
+        case .skipped(let bytes, let reason):
+            return .problem(DongleError(reason.code, "skipped \(bytes.count) bytes: \(reason.message)", offset: reason.offset))
+        }
+    }
+}
+
+struct IU891Link: DongleLink {
+    var reader = IU891FrameReader()
+    var family: DongleKind.Family { .slip }
+    var pendingByteCount: Int { reader.pendingByteCount }
+
+    static func key(sap: UInt8, messageID: UInt8) -> UInt16 { UInt16(sap) << 8 | UInt16(messageID) }
+
+    mutating func decode(_ bytes: [UInt8]) -> [LinkOutput] {
+        reader.append(bytes)
+        return reader.drain().map(Self.output)
+    }
+
+    mutating func flush() -> [LinkOutput] {
+        var out = reader.drain().map(Self.output)
+        if let e = reader.finish() { out.append(Self.output(e)) }
+        return out
+    }
+
+    static func output(_ e: IU891FrameReader.Event) -> LinkOutput {
+        switch e {
+        case .message(let m):
+            if m.sap == IU891.wmbusGateway && m.messageID == IU891.receivedTelegram {
+                do {
+                    let t = try IU891.telegram(m.payload)
+                    return .telegram(bytes: t.bytes, rssiDBm: t.rssiDBm)
+                } catch {
+                    return .problem(error)
+                }
+            }
+            return .response(key: key(sap: m.sap, messageID: m.messageID), payload: m.payload)
+        case .skipped(let bytes, let reason):
+            return .problem(DongleError(reason.code, "skipped \(bytes.count) bytes: \(reason.message)", offset: reason.offset))
+        }
+    }
+}
+
+struct CULLink: DongleLink {
+    var reader = CULLineReader()
+    var lineNumber = 0
+    var family: DongleKind.Family { .culfw }
+    var pendingByteCount: Int { reader.pendingByteCount }
+
+    /// Response keys: the version line, the answer to a mode command, any other text.
+    static let versionKey: UInt16 = 1
+    static let modeKey: UInt16 = 2
+    static let textKey: UInt16 = 0
+
+    mutating func decode(_ bytes: [UInt8]) -> [LinkOutput] {
+        reader.append(bytes)
+        return reader.drain().map { output($0) }
+    }
+
+    mutating func flush() -> [LinkOutput] {
+        var out = reader.drain().map { output($0) }
+        if let e = reader.finish() { out.append(output(e)) }
+        return out
+    }
+
+    mutating func output(_ e: CULLineReader.Event) -> LinkOutput {
+        lineNumber += 1
+        switch e {
+        case .line(let line):
+            if line.hasPrefix("b") {
+                do {
+                    let t = try CUL.telegram(line: line, lineNumber: lineNumber)
+                    return .telegram(bytes: t.bytes, rssiDBm: t.rssiDBm)
+                } catch {
+                    return .problem(error)
+                }
+            }
+            if line.hasPrefix("V ") { return .response(key: Self.versionKey, payload: Array(line.utf8)) }
+            if ["SMODE", "TMODE", "CMODE", "OFF"].contains(line) { return .response(key: Self.modeKey, payload: Array(line.utf8)) }
+            return .response(key: Self.textKey, payload: Array(line.utf8))
         case .skipped(let bytes, let reason):
             return .problem(DongleError(reason.code, "skipped \(bytes.count) bytes: \(reason.message)", offset: reason.offset))
         }

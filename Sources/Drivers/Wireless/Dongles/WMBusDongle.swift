@@ -291,7 +291,7 @@ public actor WMBusDongle {
         }
         // --type auto: HCI first (its ping is harmless to an Amber module), then Amber.
         var errors: [DongleError] = []
-        for kind in [DongleKind.im871a, .amb8465] {
+        for kind in [DongleKind.im871a, .amb8465, .iu891a, .cul] {
             switch handshake(kind: kind, detecting: true) {
             case .success(let found): return .success(found)
             case .failure(let e):
@@ -300,7 +300,7 @@ public actor WMBusDongle {
             }
         }
         return .failure(DongleError(.notDetected,
-                                    "no dongle answered at \(configuration.path): tried the HCI ping (iM871A, iM170A) at 57600 baud and CMD_SERIALNO_REQ (AMB8465, AMB8665) at 9600 baud; check the path with `ls -l /dev/serial/by-id/` and give --type"))
+                                    "no dongle answered at \(configuration.path): tried the HCI ping (iM871A, iM170A) at 57600 baud, CMD_SERIALNO_REQ (AMB8465, AMB8665) at 9600 baud, the SLIP ping (iU891A) at 115200 baud and culfw's V (CUL) at 38400 baud; check the path with `ls -l /dev/serial/by-id/` and give --type"))
     }
 
     private func handshake(kind: DongleKind, detecting: Bool) -> Result<(SerialPort, any DongleLink, DongleIdentity), DongleError> {
@@ -322,6 +322,14 @@ public actor WMBusDongle {
                 var link = AmberLink()
                 let identity = try amberHandshake(port, &link, kind: kind, detecting: detecting)
                 return .success((port, link, identity))
+            case .slip:
+                var link = IU891Link()
+                let identity = try iu891Handshake(port, &link, detecting: detecting)
+                return .success((port, link, identity))
+            case .culfw:
+                var link = CULLink()
+                let identity = try culHandshake(port, &link, detecting: detecting)
+                return .success((port, link, identity))
             }
         } catch let error as DongleError {
             port.close()
@@ -336,7 +344,7 @@ public actor WMBusDongle {
     }
 
     /// Sends `request` and waits for the response with `key`, passing telegrams that arrive meanwhile on.
-    private func transact<L: DongleLink>(_ port: SerialPort, _ link: inout L, _ request: [UInt8], key: UInt16, kind: DongleKind,
+    func transact<L: DongleLink>(_ port: SerialPort, _ link: inout L, _ request: [UInt8], key: UInt16, kind: DongleKind,
                                          what: String, hint: String) throws(DongleError) -> [UInt8] {
         for _ in 0..<configuration.attempts {
             do {
@@ -415,6 +423,56 @@ public actor WMBusDongle {
             throw DongleError(.rejected, "\(kind) at \(configuration.path) rejected mode \(mode) (status \(Hex.encode(status.prefix(1)))h)")
         }
         return DongleIdentity(kind: kind, path: configuration.path, firmware: firmware, serialNumber: serial, linkMode: mode)
+    }
+}
+
+extension WMBusDongle {
+    fileprivate func iu891Handshake(_ port: SerialPort, _ link: inout IU891Link, detecting: Bool) throws(DongleError) -> DongleIdentity {
+        let hint = detecting ? "not an iU891A" : "is it an iU891A? try --type auto"
+        let ping = try transact(port, &link, IU891.ping(), key: IU891Link.key(sap: IU891.deviceManagement, messageID: IU891.pingRequest + 1),
+                                kind: .iu891a, what: "the SLIP ping", hint: hint)
+        guard ping.first == 0 else { throw DongleError(.rejected, "the iU891A at \(configuration.path) refused the ping (status \(ping.first ?? 0xFF))") }
+        let infoPayload = try transact(port, &link, IU891.getDeviceInfo(),
+                                       key: IU891Link.key(sap: IU891.deviceManagement, messageID: IU891.getDeviceInfoRequest + 1),
+                                       kind: .iu891a, what: "Get Device Info", hint: hint)
+        let info = try IU891.DeviceInfo.parse(infoPayload)
+        // The USB ids (04B4:0003, Cypress's) are shared with other sticks: the module type decides.
+        guard IU891.moduleTypes[info.moduleType] != nil else {
+            throw DongleError(.unsupported, "the device at \(configuration.path) speaks IMST's SLIP HCI but is \(info.moduleName), not a wM-Bus stick of the iU891A family")
+        }
+        let current = try transact(port, &link, IU891.getActiveConfiguration(),
+                                   key: IU891Link.key(sap: IU891.wmbusGateway, messageID: IU891.getActiveConfigRequest + 1),
+                                   kind: .iu891a, what: "Get Active Configuration", hint: hint)
+        guard current.first == 0 else { throw DongleError(.rejected, "the iU891A refused Get Active Configuration (status \(current.first ?? 0xFF))") }
+        let mode = configuration.linkMode
+        // Read-modify-write: only the mode and the two receive options change; LEDs and calibration stay.
+        let wanted = try IU891.configuration(Array(current.dropFirst()), linkMode: mode)
+        let status = try transact(port, &link, IU891.setActiveConfiguration(wanted),
+                                  key: IU891Link.key(sap: IU891.wmbusGateway, messageID: IU891.setActiveConfigRequest + 1),
+                                  kind: .iu891a, what: "Set Active Configuration (link mode \(mode))", hint: hint)
+        guard status.first == 0 else {
+            throw DongleError(.rejected, "\(info.moduleName) at \(configuration.path) rejected link mode \(mode) (status \(status.first ?? 0xFF))")
+        }
+        let id = info.uniqueID
+        return DongleIdentity(kind: .iu891a, path: configuration.path, firmware: info.moduleName,
+                              serialNumber: Hex.encode([UInt8(id >> 24), UInt8((id >> 16) & 0xFF), UInt8((id >> 8) & 0xFF), UInt8(id & 0xFF)]),
+                              linkMode: mode)
+    }
+
+    fileprivate func culHandshake(_ port: SerialPort, _ link: inout CULLink, detecting: Bool) throws(DongleError) -> DongleIdentity {
+        let hint = detecting ? "not a CUL" : "is it a CUL with culfw? try --type auto"
+        let version = String(decoding: try transact(port, &link, CUL.version(), key: CULLink.versionKey, kind: .cul, what: "V (version)", hint: hint),
+                             as: UTF8.self)
+        let mode = configuration.linkMode
+        let (command, answer) = CUL.mode(mode)
+        let got = String(decoding: try transact(port, &link, command, key: CULLink.modeKey, kind: .cul, what: String(decoding: command.dropLast(2), as: UTF8.self),
+                                                hint: "does its culfw have wM-Bus (the 'b' command)?"), as: UTF8.self)
+        guard got == answer else {
+            throw DongleError(.unsupported, "the CUL at \(configuration.path) (\(version)) answered \(got) to \(String(decoding: command.dropLast(2), as: UTF8.self)): its firmware has no \(mode == .c1 || mode == .c1t1 ? "C mode (official culfw r571 has it, a-culfw does not): use --mode t1 or s1" : "\(mode) mode")")
+        }
+        // Signal reports after the mode is on: X21 does not touch the radio then.
+        do { try port.write(CUL.reportSignal()) } catch { throw DongleError(.transport, error.message, transport: error) }
+        return DongleIdentity(kind: .cul, path: configuration.path, firmware: String(version.dropFirst(2)), serialNumber: "-", linkMode: mode)
     }
 }
 
