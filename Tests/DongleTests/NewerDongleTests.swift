@@ -197,4 +197,39 @@ struct NewerDongleTests {
         dongle.stop()
         await log.stop()
     }
+
+    // MARK: rtl_433 JSON
+
+    /// A real line of rtl_433's test suite (merbanan/rtl_433_tests, tests/m_bus, T1 telegram of an IMT meter).
+    static let rtl433 = #"{"time" : "@0.038159s", "model" : "Wireless-MBus", "mode" : "T", "M" : "IMT", "id" : 10025571, "version" : 5, "type" : 14, "type_string" : "Bus/System component", "C" : 68, "data" : "4644b42571550210050e7287545505b42501079a003025403e848957876e48759da51bd3f945751967d301a2254d6a2851fd29931b624681f21e8106633cc25a6e3e8a06812405", "CI" : 114, "AC" : 154, "ST" : 0, "CW" : 9520, "payload_encrypted" : 1, "mic" : "CRC"}"#
+
+    @Test("rtl_433 JSON lines share the rtl_wmbus source: telegrams from data, other decoders skipped, bad lines typed")
+    func rtl433Lines() throws {
+        let other = #"{"time" : "2025-06-01 10:15:40", "model" : "Acurite-Tower", "id" : 1234, "temperature_C" : 21.5}"#
+        // Format B on rtl_433 25.02 and later: L still counts the CRC it removed.
+        let address = WMBusAddress(manufacturer: ManufacturerCode("KAM")!, identification: IdentificationNumber("12345678")!, version: 0x1B, deviceType: .water)
+        var stripped = [UInt8(0)] + [0x44] + address.wireBytes + [0x7A, 0x01, 0x00, 0x00, 0x00, 0x04, 0x13, 0x39, 0x30, 0x00, 0x00]
+        stripped[0] = UInt8(stripped.count - 1)
+        var formatB = stripped
+        formatB[0] = UInt8(stripped.count + 1)
+        let lineB = #"{"time" : "2025-06-01 10:15:42", "model" : "Wireless-MBus", "mode" : "C", "data" : ""# + Hex.encode(formatB).lowercased() + #"", "mic" : "CRC", "rssi" : -0.1}"#
+        let text = [Self.rtl433, other, lineB, #"{"model" : "Wireless-MBus", "mode" : "R", "data" : "00"}"#, "{not json",
+                    "T1;1;1;2019-02-09 07:14:18.000;117;102;33225544;0x" + Hex.encode(stripped)].joined(separator: "\n") + "\n"
+        var reader = RTLWMBusLineReader()
+        reader.append(Array(text.utf8))
+        let events = reader.drain()
+        let lines = events.compactMap { if case .line(let l) = $0 { l } else { nil } }
+        let invalid = events.compactMap { if case .invalid(let e) = $0 { e } else { nil } }
+        #expect(lines.count == 3 && invalid.count == 2, "\(events)")
+        let imt = try #require(lines.first?.receivedTelegram(receiver: "rtl_433"))
+        #expect(imt.bytes.count == 71 && imt.linkMode == .t1 && imt.rssiDBm == nil)
+        let frame = try imt.frame()
+        #expect(frame.address.manufacturer.letters == "IMT" && frame.address.identification.digits == "10025571")
+        #expect(lines[1].bytes == stripped && lines[1].linkMode == .c1)
+        #expect(lines[1].timestamp == DongleTimestamp(text: "2025-06-01 10:15:42"))
+        #expect(lines[2].bytes == stripped)
+        // A line without mic "CRC" is not trusted.
+        let unchecked = try #require(try RTL433JSON.parse(#"{"model" : "Wireless-MBus", "mode" : "T", "data" : ""# + Hex.encode(stripped) + #""}"#, lineNumber: 1))
+        #expect(unchecked.receivedTelegram() == nil)
+    }
 }

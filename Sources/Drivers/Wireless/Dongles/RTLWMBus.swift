@@ -76,7 +76,8 @@ extension Substring {
     }
 }
 
-/// Splits a byte stream (stdin, a pipe from rtl_wmbus) into lines and parses them. Blank lines and
+/// Splits a byte stream (stdin, a pipe from rtl_wmbus or `rtl_433 -F json`) into lines and parses them: a
+/// line starting with `{` as rtl_433 JSON (`RTL433JSON`), any other as rtl_wmbus. Blank lines and
 /// lines starting with `#` are ignored; rtl_wmbus' own diagnostics on stdout are reported as invalid lines.
 public struct RTLWMBusLineReader: DongleStreamDecoder {
     public enum Event: Hashable, Sendable {
@@ -136,6 +137,8 @@ public struct RTLWMBusLineReader: DongleStreamDecoder {
         let trimmed = Substring(text).trimmingSpaces()
         if trimmed.isEmpty || trimmed.hasPrefix("#") { return nil }
         do {
+            // rtl_433 -F json: one object per line; other decoders' lines are skipped.
+            if trimmed.hasPrefix("{") { return try RTL433JSON.parse(trimmed, lineNumber: lineNumber).map(Event.line) }
             return .line(try RTLWMBusLine.parse(trimmed, lineNumber: lineNumber))
         } catch {
             return .invalid(error)
