@@ -157,7 +157,7 @@ public enum PipelineFuzzing {
             let staged = core.process(moved)
             check(staged)
             core.committed(staged, stored: true)
-            journal.record(moved, device: staged.device, outcome: staged.outcome, readings: staged.readings)
+            journal.record(moved, device: staged.device, outcome: staged.outcome, readings: staged.readings.count, digest: staged.contentDigest)
         }
         for entry in journal.entries {
             guard let again = JournalReplay.input(entry) else { continue }

@@ -67,7 +67,7 @@ struct WirelessPopulation {
         guard !templates.isEmpty else { throw BenchError(description: "no profile test telegrams to build a population from") }
         // QUNDIS Q caloric records (current, set day, half month, date and time) for the encrypted meters.
         let records = try Hex.decode("0b6e9700004b6e700200426c9f2ccb086e970000c2086cbe26326cffff046d2d16a227")
-        var rng = SplitMix(seed: 0x5EED)
+        var rng = SeededRandom(seed: 0x5EED)
         telegrams.reserveCapacity(count)
         for n in 0..<count {
             let id = IdentificationNumber(Self.bcd(10_000_000 + n))!
@@ -93,18 +93,6 @@ struct WirelessPopulation {
     }
 }
 
-/// A small deterministic generator so every run builds the same population.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 struct WirelessTally {
     var telegrams = 0

@@ -30,17 +30,6 @@ enum Fixtures {
     }
 }
 
-/// A deterministic generator for random splits.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// swift-nio's decoder verifier: the same events in one piece, byte by byte and split at random.
 enum StreamVerifier {
@@ -61,7 +50,7 @@ enum StreamVerifier {
         let bytewise = events(make, input.indices.map { input[$0...$0] })
         #expect(bytewise == whole, "byte-by-byte feeding changes the events", sourceLocation: sourceLocation)
         for seed in UInt64(1)...20 {
-            var rng = SplitMix(state: seed)
+            var rng = SeededRandom(seed: seed)
             var pieces: [ArraySlice<UInt8>] = []
             var i = 0
             while i < input.count {

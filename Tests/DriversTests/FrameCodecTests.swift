@@ -8,7 +8,7 @@ struct FrameCodecTests {
     /// Every corpus frame that is valid hex, plus ACKs, short frames and line noise between them.
     static func stream() -> [UInt8] {
         var s: [UInt8] = []
-        var noise = SplitMix(state: 42)
+        var noise = SeededRandom(seed: 42)
         for e in Corpus.entries {
             guard let bytes = try? Hex.decode(e.hex) else { continue }
             s += bytes
@@ -44,7 +44,7 @@ struct FrameCodecTests {
         let s = Self.stream()
         let whole = Self.events(s, chunks: [s.count])
         let single = Self.events(s, chunks: [1])
-        var rng = SplitMix(state: 7)
+        var rng = SeededRandom(seed: 7)
         for _ in 0..<20 {
             let chunks = (0..<50).map { _ in 1 + rng.below(64) }
             #expect(Self.events(s, chunks: chunks) == whole)

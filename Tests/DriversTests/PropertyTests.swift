@@ -2,19 +2,6 @@ import PropertyBased
 import Testing
 @testable import Drivers
 
-/// A small deterministic generator so one 64-bit seed from PropertyBased expands to a whole record.
-struct SplitMix {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
-    mutating func bool() -> Bool { next() & 1 == 1 }
-}
 
 enum RecordGen {
     /// Primary VIFs whose values are plain numbers (no dates, no escapes).
@@ -25,7 +12,7 @@ enum RecordGen {
     static let combinable: [UInt8] = Array(0x12...0x3F) + Array(0x40...0x7B) + [0x7D, 0x7E]
 
     static func spec(_ seed: UInt64) -> RecordEncoder.Spec {
-        var r = SplitMix(state: seed)
+        var r = SeededRandom(seed: seed)
         let field = numericFields[r.below(numericFields.count)]
         let vif: VIFCode
         switch r.below(10) {

@@ -51,8 +51,9 @@ public struct FrameJournal: Sendable {
         public var detail: String
         /// Values stored (alarm edges not counted).
         public var readings: Int
-        /// Fingerprint of the stored values (quantities, units, values, meter times, storage numbers): equal
-        /// fingerprints mean equal readings. Nil when nothing was stored.
+        /// Fingerprint of the stored values: their `ContentDigest` (quantities, values, units, meter times,
+        /// storage numbers, status, alarm flags), so equal fingerprints mean equal readings. Nil when nothing
+        /// was stored.
         public var digest: String?
     }
 
@@ -75,8 +76,10 @@ public struct FrameJournal: Sendable {
     }
     private var ring: [Item] = []
 
-    /// Records one processed input, when it names a registered device and carries raw bytes.
-    public mutating func record(_ input: PipelineInput, device: String?, outcome: PipelineOutcome, readings: [Reading]) {
+    /// Records one processed input, when it names a registered device and carries raw bytes. `readings` are
+    /// the values stored from it (alarm edges not counted) and `digest` their `ContentDigest`, which the
+    /// deduplicator computed already.
+    public mutating func record(_ input: PipelineInput, device: String?, outcome: PipelineOutcome, readings: Int, digest: UInt64?) {
         guard capacity > 0, let device, !device.hasPrefix("stranger:") else { return }
         var item = Item(seq: recorded, receivedAt: 0, device: device, bus: .wmbus, source: "", rssi: nil, frames: [],
                         format: nil, linkMode: nil, modbus: nil, outcome: outcome, readings: 0, digest: nil)
@@ -105,14 +108,8 @@ public struct FrameJournal: Sendable {
         case .manual:
             return
         }
-        var count = 0
-        var sum: UInt64 = 0
-        for r in readings where r.readingClass != .alarm {
-            count += 1
-            sum &+= Self.hash(r)
-        }
-        item.readings = count
-        item.digest = count == 0 ? nil : sum
+        item.readings = readings
+        item.digest = digest
         recorded += 1
         if perDevice > 0 {
             var last = lastByDevice[device] ?? []
@@ -153,30 +150,6 @@ public struct FrameJournal: Sendable {
 
     /// Entries kept (ring and devices' last inputs).
     public var count: Int { entries.count }
-
-    /// Fingerprint of stored values: equal for the same values in any order.
-    public static func digest(_ readings: [Reading]) -> String? {
-        let values = readings.filter { $0.readingClass != .alarm }
-        return values.isEmpty ? nil : hex(values.reduce(0) { $0 &+ hash($1) })
-    }
-
-    /// FNV-1a over what a value is (quantity, unit, value, meter time, storage, tariff, subunit, class, status);
-    /// receive time, source and signal left out: the same telegram decoded by the same rules hashes the same
-    /// anywhere. Summed over a telegram's values, so their order does not matter.
-    static func hash(_ r: Reading) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        @inline(__always) func mix(_ b: UInt8) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-        @inline(__always) func mix64(_ v: UInt64) { for i in 0..<8 { mix(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
-        for b in r.quantity.utf8 { mix(b) }
-        mix(0)
-        for b in r.unit.utf8 { mix(b) }
-        mix(0)
-        mix64(r.value.bitPattern)
-        mix64(r.meterTime.map { UInt64(bitPattern: $0) } ?? 0xFFFF_FFFF_FFFF_FFFF)
-        mix64(UInt64(r.storage) << 32 | UInt64(r.tariff) << 16 | UInt64(r.subunit))
-        mix64(UInt64(r.readingClass.rawValue) << 16 | UInt64(r.status))
-        return h
-    }
 
     static func hex(_ v: UInt64) -> String {
         let s = String(v, radix: 16)

@@ -79,6 +79,9 @@ public struct PipelineCore: Sendable {
         /// open or was refused): the frame journal keeps such inputs, never strangers'.
         public var device: String?
         var digest: (device: String, value: UInt64)?
+        /// The dedup content digest of the values staged (`ContentDigest`), nil when nothing was staged:
+        /// the frame journal's fingerprint, computed once per telegram for both.
+        public var contentDigest: UInt64? { digest?.value }
         var alarmUndo: [(device: String, scope: String, state: [String: AlarmCondition]?)] = []
 
         /// Adds the alarm edges `other` staged for the same input (a cleared or raised condition of another

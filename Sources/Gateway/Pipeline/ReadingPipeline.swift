@@ -67,11 +67,14 @@ public actor ReadingPipeline {
         } catch {
             // The evidence of a disk that refused readings is worth keeping too.
             for (input, s) in zip(inputs, staged) {
-                journal.record(input, device: s.device, outcome: .failed("not stored, the buffer refused it: \(error)"), readings: [])
+                journal.record(input, device: s.device, outcome: .failed("not stored, the buffer refused it: \(error)"), readings: 0, digest: nil)
             }
             throw error
         }
-        for (input, s) in zip(inputs, staged) { journal.record(input, device: s.device, outcome: s.outcome, readings: s.readings) }
+        for (input, s) in zip(inputs, staged) {
+            let values = if case .buffered(_, let n, _) = s.outcome { n } else { 0 }
+            journal.record(input, device: s.device, outcome: s.outcome, readings: values, digest: s.contentDigest)
+        }
         if !captures.isEmpty {
             ledger.apply(captures)
             if let ledgerFile {

@@ -80,7 +80,7 @@ struct SimulatedBuilding {
     func write(to directory: String, profilesDirectory: String) throws -> Truth {
         let fm = FileManager.default
         try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        var rng = BuildingRandom(seed: spec.seed)
+        var rng = SeededRandom(seed: spec.seed)
         let catalog = try ProfileCatalog.load(directory: profilesDirectory)
         let templates = try Self.templates(catalog)
         var truth = Truth()
@@ -476,22 +476,6 @@ struct SimulatedBuilding {
     private static func three(_ n: Int) -> String { n < 10 ? "00\(n)" : (n < 100 ? "0\(n)" : "\(n)") }
 }
 
-/// SplitMix64: the same building for the same seed, on every machine.
-struct BuildingRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func shuffle<T>(_ a: inout [T]) {
-        guard a.count > 1 else { return }
-        for i in stride(from: a.count - 1, to: 0, by: -1) { a.swapAt(i, Int(next() % UInt64(i + 1))) }
-    }
-}
 
 /// `gatewayd simulate building`: writes a generated building (registry, keys, captures, slave files,
 /// configuration, truth) to commission against with no hardware.

@@ -92,25 +92,52 @@ protocol DongleLink: Sendable {
     var pendingByteCount: Int { get }
 }
 
-struct HCILink: DongleLink {
-    var reader = HCIFrameReader()
-    var family: DongleKind.Family { .hci }
-    var pendingByteCount: Int { reader.pendingByteCount }
+/// A stream decoder that can say how many bytes wait for the rest of a message.
+protocol PendingBytes {
+    var pendingByteCount: Int { get }
+}
 
-    static func key(endpoint: UInt8, messageID: UInt8) -> UInt16 { UInt16(endpoint) << 8 | UInt16(messageID) }
+extension HCIFrameReader: PendingBytes {}
+extension AmberFrameReader: PendingBytes {}
+extension IU891FrameReader: PendingBytes {}
+extension CULLineReader: PendingBytes {}
+
+/// A link whose stream decoder's events map one to one onto link outputs: the append, drain and flush
+/// every protocol family shares, written once.
+protocol StreamLink: DongleLink {
+    associatedtype Reader: DongleStreamDecoder & PendingBytes
+    var reader: Reader { get set }
+    mutating func output(_ e: Reader.Event) -> LinkOutput
+}
+
+extension StreamLink {
+    var pendingByteCount: Int { reader.pendingByteCount }
 
     mutating func decode(_ bytes: [UInt8]) -> [LinkOutput] {
         reader.append(bytes)
-        return reader.drain().map(Self.output)
+        return drainOutputs()
     }
 
     mutating func flush() -> [LinkOutput] {
-        var out = reader.drain().map(Self.output)
-        if let e = reader.finish() { out.append(Self.output(e)) }
+        var out = drainOutputs()
+        if let e = reader.finish() { out.append(output(e)) }
         return out
     }
 
-    static func output(_ e: HCIFrameReader.Event) -> LinkOutput {
+    private mutating func drainOutputs() -> [LinkOutput] {
+        var out: [LinkOutput] = []
+        while let e = reader.next() { out.append(output(e)) }
+        return out
+    }
+}
+
+struct HCILink: StreamLink {
+    var reader = HCIFrameReader()
+    var family: DongleKind.Family { .hci }
+
+    static func key(endpoint: UInt8, messageID: UInt8) -> UInt16 { UInt16(endpoint) << 8 | UInt16(messageID) }
+
+    func output(_ e: HCIFrameReader.Event) -> LinkOutput {
         switch e {
         case .message(let m):
             if m.endpoint == HCI.radioLink && m.messageID == HCI.wmbusMessageIndication {
@@ -119,30 +146,18 @@ struct HCILink: DongleLink {
                 }
                 return .telegram(bytes: [UInt8(m.payload.count)] + m.payload, rssiDBm: m.rssi.map(HCI.rssiDBm))
             }
-            return .response(key: key(endpoint: m.endpoint, messageID: m.messageID), payload: m.payload)
+            return .response(key: Self.key(endpoint: m.endpoint, messageID: m.messageID), payload: m.payload)
         case .skipped(let bytes, let reason):
             return .problem(DongleError(reason.code, "skipped \(bytes.count) bytes: \(reason.message)", offset: reason.offset))
         }
     }
 }
 
-struct AmberLink: DongleLink {
+struct AmberLink: StreamLink {
     var reader = AmberFrameReader(rssiAppended: true)
     var family: DongleKind.Family { .amber }
-    var pendingByteCount: Int { reader.pendingByteCount }
 
-    mutating func decode(_ bytes: [UInt8]) -> [LinkOutput] {
-        reader.append(bytes)
-        return reader.drain().map(Self.output)
-    }
-
-    mutating func flush() -> [LinkOutput] {
-        var out = reader.drain().map(Self.output)
-        if let e = reader.finish() { out.append(Self.output(e)) }
-        return out
-    }
-
-    static func output(_ e: AmberFrameReader.Event) -> LinkOutput {
+    func output(_ e: AmberFrameReader.Event) -> LinkOutput {
         switch e {
         case .command(let m):
             return .response(key: UInt16(m.command), payload: m.payload)
@@ -154,25 +169,13 @@ struct AmberLink: DongleLink {
     }
 }
 
-struct IU891Link: DongleLink {
+struct IU891Link: StreamLink {
     var reader = IU891FrameReader()
     var family: DongleKind.Family { .slip }
-    var pendingByteCount: Int { reader.pendingByteCount }
 
     static func key(sap: UInt8, messageID: UInt8) -> UInt16 { UInt16(sap) << 8 | UInt16(messageID) }
 
-    mutating func decode(_ bytes: [UInt8]) -> [LinkOutput] {
-        reader.append(bytes)
-        return reader.drain().map(Self.output)
-    }
-
-    mutating func flush() -> [LinkOutput] {
-        var out = reader.drain().map(Self.output)
-        if let e = reader.finish() { out.append(Self.output(e)) }
-        return out
-    }
-
-    static func output(_ e: IU891FrameReader.Event) -> LinkOutput {
+    func output(_ e: IU891FrameReader.Event) -> LinkOutput {
         switch e {
         case .message(let m):
             if m.sap == IU891.wmbusGateway && m.messageID == IU891.receivedTelegram {
@@ -183,34 +186,22 @@ struct IU891Link: DongleLink {
                     return .problem(error)
                 }
             }
-            return .response(key: key(sap: m.sap, messageID: m.messageID), payload: m.payload)
+            return .response(key: Self.key(sap: m.sap, messageID: m.messageID), payload: m.payload)
         case .skipped(let bytes, let reason):
             return .problem(DongleError(reason.code, "skipped \(bytes.count) bytes: \(reason.message)", offset: reason.offset))
         }
     }
 }
 
-struct CULLink: DongleLink {
+struct CULLink: StreamLink {
     var reader = CULLineReader()
     var lineNumber = 0
     var family: DongleKind.Family { .culfw }
-    var pendingByteCount: Int { reader.pendingByteCount }
 
     /// Response keys: the version line, the answer to a mode command, any other text.
     static let versionKey: UInt16 = 1
     static let modeKey: UInt16 = 2
     static let textKey: UInt16 = 0
-
-    mutating func decode(_ bytes: [UInt8]) -> [LinkOutput] {
-        reader.append(bytes)
-        return reader.drain().map { output($0) }
-    }
-
-    mutating func flush() -> [LinkOutput] {
-        var out = reader.drain().map { output($0) }
-        if let e = reader.finish() { out.append(output(e)) }
-        return out
-    }
 
     mutating func output(_ e: CULLineReader.Event) -> LinkOutput {
         lineNumber += 1

@@ -133,7 +133,10 @@ public enum IU891 {
             throw DongleError(.invalidLength, "the telegram's L-field says \(l) bytes follow, the stick sent \(frame.count - 1)")
         }
         var bytes = frame
-        bytes[0] = UInt8(frame.count - 1)
+        guard let length = UInt8(exactly: frame.count - 1) else {
+            throw DongleError(.invalidLength, "a received telegram of \(frame.count) bytes is longer than an L-field can say")
+        }
+        bytes[0] = length
         return (bytes, Double(Int8(bitPattern: payload[7])))
     }
 

@@ -45,8 +45,8 @@ public enum RTL433JSON {
         let l = Int(bytes[0])
         if l == bytes.count - 1 {
             // As sent, CRCs removed.
-        } else if mode == .c1 && l == bytes.count + 1 {
-            bytes[0] = UInt8(bytes.count - 1)  // format B: L still counts the removed CRC
+        } else if mode == .c1 && l == bytes.count + 1, let length = UInt8(exactly: bytes.count - 1) {
+            bytes[0] = length  // format B: L still counts the removed CRC
         } else {
             throw fail("the L-field says \(l) bytes follow, data holds \(bytes.count - 1): an rtl_433 older than 25.02? (see docs/operations.md)")
         }
