@@ -197,4 +197,32 @@ struct CommissionBuildingTests {
         #expect(report.endedBecause == .allHeard)
         #expect(log.contains("not uploaded (--no-upload)"))
     }
+
+    /// Issue 17's acceptance: the demo building's key file holds the VIP allocator's and the DWZ water meter's
+    /// keys in swapped rows (seeds/demo-building/keys), and commissioning the demo names the swap both ways.
+    @Test("commissioning the demo building names the swapped rows of its key file")
+    func demoSwappedKeys() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gatewayd-commission-demo-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // One replay loop is 52 s (13 lines, 4 s apart); the allocator of unit 4.01 never sends, so the
+        // window runs to its end.
+        let process = try DaemonProcess(["commission", "--demo", "--listen", "60s", "--no-upload", "--out", dir],
+                                        log: dir + ".log")
+        let exit = await process.wait(timeoutSeconds: 240)
+        let log = process.log()
+        #expect(exit == 2, "exit \(String(describing: exit)); output:\n\(log)")
+        let name = try #require(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasSuffix(".json") }, "no report; output:\n\(log)")
+        let report = try Self.decodeReport(dir + "/" + name)
+        let vip = try #require(report.devices.first { $0.key == "wmbus:VIP:23701267" })
+        let dwz = try #require(report.devices.first { $0.key == "wmbus:DWZ:20096221" })
+        #expect(vip.heard && dwz.heard)
+        #expect(vip.decryption == .wrongKey && dwz.decryption == .wrongKey)
+        #expect(vip.keyFiledUnder == "20096221")
+        #expect(dwz.keyFiledUnder == "23701267")
+        #expect(report.summary.wrongKey == 2 && report.summary.noKey == 0)
+        #expect(log.contains("the key filed under 20096221 (unit 4.02) opens the telegrams of 23701267 (unit 3.02): the two rows of the key file are probably swapped"), "\(log)")
+        #expect(log.contains("the key filed under 23701267 (unit 3.02) opens the telegrams of 20096221 (unit 4.02)"), "\(log)")
+        // The other meters of the demo read as before: only the dead EMH meter and the silent allocator are missing.
+        #expect(Set(report.devices.filter { !$0.heard }.map(\.key)) == ["mbus:EMH:00623702", "wmbus:QDS:90919294"])
+    }
 }

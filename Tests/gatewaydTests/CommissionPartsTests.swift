@@ -44,7 +44,7 @@ struct CommissionPartsTests {
             Issue.record("no fallback to the cached registry")
             return
         }
-        #expect(cached.devices.count == 31)
+        #expect(cached.devices.count == 32)
         #expect(why?.contains("cached copy") == true)
 
         // A broken document from the portal is not used either.
@@ -53,7 +53,7 @@ struct CommissionPartsTests {
             Issue.record("a broken portal document was not refused")
             return
         }
-        #expect(kept.devices.count == 31 && brokenNote?.contains("does not load") == true)
+        #expect(kept.devices.count == 32 && brokenNote?.contains("does not load") == true)
 
         // --registry wins; a missing file is an error that names it.
         if case .failure(let message) = await CommissionRegistry.load(explicit: "/nonexistent/registry.json", config: config, transport: nil) {

@@ -96,6 +96,9 @@ struct ConfigShippedFilesTests {
         #expect(config.schedules.schedule(forBus: "mbus-line-1").setDay == .yearly(month: 12, day: 31))
         #expect(config.schedules.schedule(forBus: "rs485-1").interval == .seconds(60))
         #expect(config.uplink.insecure)
+        // The demo's keys file is checked out readable by others (public test keys); demo mode accepts that.
+        #expect(config.keys.keys.count == 2)
+        #expect(config.keysFile == Self.root.appendingPathComponent("seeds/demo-building/keys").path)
     }
 
     @Test("the annotated example loads when path checks are skipped (packaging)")
@@ -308,6 +311,10 @@ struct ConfigLoadingTests {
         #expect(list.first?.message == "\(keys) has mode 0640, so other users can read the meter keys; run: chmod 600 \(keys)")
         #expect(list.first?.line == 1)
         #expect(list.first?.field == "keys_file")
+
+        // Only a demo configuration (published test keys) may keep its keys file readable by others.
+        try scratch.write("gatewayd.toml", "keys_file = \"keys\"\ndemo = true\n" + baseConfig)
+        #expect(try loaded(scratch.load()).keys.keys.count == 2)
     }
 
     @Test("the same device through a symlink is the same port")

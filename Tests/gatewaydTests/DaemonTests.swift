@@ -131,11 +131,11 @@ struct DaemonTests {
         let portal = try #require(s.portal)
         let registry = try DeviceRegistry.load(path: Self.seeds + "/registry.json")
         // Everything the registry expects, except the meter that is dead on purpose (EMH at 21) and the
-        // allocator whose key the demo does not have.
+        // two encrypted meters (the VIP allocator, the DWZ water meter) whose keys this workspace does not have.
         // The BFW 240 allocator's own layout is read by its profile (bfw-240-radio) since issue 14.
         // The allocator of unit 4.01 never sends: after 3 × its registered 10 s (and the demo's 30 s minimum)
         // it is not_heard, and that alarm reaches the portal (issue 17).
-        let silent: Set<String> = ["mbus:EMH:00623702", "wmbus:VIP:23701267", "wmbus:QDS:90919294"]
+        let silent: Set<String> = ["mbus:EMH:00623702", "wmbus:VIP:23701267", "wmbus:DWZ:20096221", "wmbus:QDS:90919294"]
         for device in registry.devices where !silent.contains(device.key) {
             #expect((portal.devices[device.key] ?? 0) > 0, "no readings of \(device.key) at the portal")
         }

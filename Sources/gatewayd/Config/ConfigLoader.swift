@@ -963,8 +963,10 @@ struct ConfigDecoder {
 
     /// Reads the wireless keys: the file must be private (no group or other bits) and parse as `ID KEY`
     /// lines. Problems never quote the file's content.
+    /// A demo configuration's keys are the published test keys of public telegrams (seeds/demo-building/keys),
+    /// checked out with the repository's file mode, so there the file may be readable by others.
     private func readKeys(path: String, origin: ConfigOrigin) -> WMBusKeyring? {
-        guard checkSecretFile(path, origin: origin, what: "the meter keys") else { return nil }
+        guard checkSecretFile(path, origin: origin, what: "the meter keys", publicAllowed: demo) else { return nil }
         guard let data = FileManager.default.contents(atPath: path) else {
             if isFile(path) { sink.add(origin, "cannot read \(path); run config check as the daemon's user or root") }
             return nil
@@ -981,7 +983,7 @@ struct ConfigDecoder {
     /// A secret (keys, token, private key) may be read by its owner only. Missing files are a problem
     /// only when paths are checked. Returns whether the file exists and is private.
     @discardableResult
-    private func checkSecretFile(_ path: String, origin: ConfigOrigin, what: String) -> Bool {
+    private func checkSecretFile(_ path: String, origin: ConfigOrigin, what: String, publicAllowed: Bool = false) -> Bool {
         var info = stat()
         guard stat(path, &info) == 0 else {
             if options.checkPaths { sink.add(origin, "\(path) does not exist; create it with mode 0600") }
@@ -992,7 +994,7 @@ struct ConfigDecoder {
             return false
         }
         let mode = Int(info.st_mode & 0o777)
-        if mode & 0o077 != 0 {
+        if mode & 0o077 != 0 && !publicAllowed {
             sink.add(origin, "\(path) has mode \(Self.octal(mode)), so other users can read \(what); run: chmod 600 \(path)")
             return false
         }
