@@ -145,6 +145,8 @@ struct ProfilesTest: ParsableCommand {
         discussion: """
             A FILE is checked together with the installed profiles (a file with the id of an installed profile \
             replaces it), so a detection clash with another family shows here as it would in the daemon.
+            A FILE that is a Modbus (heat-pump) profile is checked on its own: its recorded dump is read \
+            through its plan, every value compared, its alarms, identities and fingerprint checked.
             Exit status 0 when every test passes, 1 otherwise.
             """)
 
@@ -163,6 +165,65 @@ struct ProfilesTest: ParsableCommand {
     var files: [String] = []
 
     func run() throws {
+        // Modbus profiles (heat pumps) are another format: a JSON object with "registers".
+        var wireless: [String] = []
+        var modbus: [ModbusProfile] = []
+        for f in files {
+            guard let data = FileManager.default.contents(atPath: f) else { throw CLIError("cannot read \(f): check the path") }
+            if (try? JSONDecoder().decode(ModbusProfileProbe.self, from: data))?.isModbus == true {
+                do { modbus.append(try ModbusProfile.decode(data, origin: f)) } catch { throw CLIError(error.message) }
+            } else {
+                wireless.append(f)
+            }
+        }
+        if !modbus.isEmpty {
+            let passed = checkModbus(modbus)
+            if wireless.isEmpty {
+                if !passed { throw ExitCode(1) }
+                return
+            }
+            if !passed { try runWireless(wireless); throw ExitCode(1) }
+        }
+        try runWireless(wireless)
+    }
+
+    /// Runs each Modbus profile's own test; prints a line per profile (failures under it) and a total.
+    private func checkModbus(_ profiles: [ModbusProfile]) -> Bool {
+        var out = ""
+        var failed = 0
+        var values = 0
+        for p in profiles {
+            let c = ModbusProfileCheck.run(p)
+            values += c.checkedValues
+            if !c.passed { failed += 1 }
+            if json {
+                struct Line: Encodable { var profile: String; var passed: Bool; var values_checked: Int; var requests: Int; var fingerprint: String?; var failures: [String] }
+                let e = JSONEncoder()
+                e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+                let line = Line(profile: p.id, passed: c.passed, values_checked: c.checkedValues, requests: c.requests.count,
+                                fingerprint: c.fingerprint?.description, failures: c.failures)
+                print(String(decoding: (try? e.encode(line)) ?? Data(), as: UTF8.self))
+                continue
+            }
+            let byTable = Dictionary(grouping: c.requests, by: \.kind).sorted { $0.key < $1.key }.map { "\($0.key) \($0.value.count)" }
+            var line = "\(c.passed ? "ok  " : "FAIL") \(p.id): \(c.checkedValues) values, plan \(c.requests.count) requests (\(byTable.joined(separator: ", ")))"
+            if let f = c.fingerprint { line += ", fingerprint \(f)" } else { line += ", no fingerprint" }
+            if p.service != nil { line += ", service data: run hours \(p.service!.runHours)" }
+            out += line + "\n"
+            for f in c.failures { out += "       \(f)\n" }
+            if verbose || !c.passed, let r = c.reading {
+                for v in r.values { out += "       \(v.name) = \(v.value)\(v.unit.map { " " + $0 } ?? "")\n" }
+                for a in r.alarms { out += "       ALARM \(a.code): \(a.message)\n" }
+            }
+        }
+        if !json {
+            out += "\(profiles.count) Modbus profile\(profiles.count == 1 ? "" : "s"), \(values) values, \(failed) failed\n"
+            print(TerminalText.lines(out), terminator: "")
+        }
+        return failed == 0
+    }
+
+    private func runWireless(_ files: [String]) throws {
         let (installed, _) = try location.load()
         var profiles = installed.profiles
         var origins = installed.origins
@@ -264,5 +325,19 @@ struct ProfilesSuggest: ParsableCommand {
         }
         let format: String? = DecodeSession.isWired(bytes) ? nil : w.frame.format == .a ? "a" : w.frame.format == .b ? "b" : nil
         print(ProfileSuggester.json(ProfileSuggester.suggest(w, hex: Hex.encode(bytes), framing: format)))
+    }
+}
+
+/// Tells a Modbus profile (a JSON object with "registers") from a wireless meter profile without decoding either.
+private struct ModbusProfileProbe: Decodable {
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+    let isModbus: Bool
+    init(from decoder: Decoder) throws {
+        isModbus = try decoder.container(keyedBy: Key.self).contains(Key(stringValue: "registers"))
     }
 }

@@ -150,6 +150,33 @@ public struct IdentitySpec: Codable, Hashable, Sendable {
     public var note: String?
 }
 
+/// How a profile proves it fits the device in front of it, read before anything else (issue 18): register
+/// values that identify the controller (a model code, a device-type word) and the firmware range the map
+/// was written for. A device that does not match is refused with a sentence naming what it reported.
+public struct ProfileFingerprint: Codable, Hashable, Sendable {
+    /// Register name → the decoded values (as text: "5", "3.12", an enum label, a trimmed string) that
+    /// identify this controller.
+    public var expect: [String: [String]]?
+    public var firmware: FirmwareRange?
+}
+
+/// The firmware versions a register map applies to; versions compare by their digit groups ("V3.88.1"
+/// is 3.88.1, a decoded 3.12 is 3.12).
+public struct FirmwareRange: Codable, Hashable, Sendable {
+    /// The register holding the firmware or software version.
+    public var register: String
+    /// Inclusive bounds; either may be absent.
+    public var min: String?
+    public var max: String?
+}
+
+/// Service data a platform plans inspections by (issue 18): the register holding run hours and the
+/// inspection interval in those hours (a device's configuration may override it).
+public struct ServiceSpec: Codable, Hashable, Sendable {
+    public var runHours: String
+    public var inspectionIntervalHours: Double?
+}
+
 /// A recorded register dump of a real or documented device state, with the values it must decode to.
 public struct ProfileTest: Codable, Hashable, Sendable {
     public struct Block: Codable, Hashable, Sendable {
@@ -183,6 +210,14 @@ public struct ModbusProfile: Codable, Hashable, Sendable {
     public var groups: [PollGroup]?
     public var registers: [RegisterDefinition]
     public var identity: IdentitySpec?
+    /// What proves the profile fits the device (model registers, firmware range); checked first.
+    public var fingerprint: ProfileFingerprint?
+    /// Profiles of one controller line that differ by firmware share a family; a configuration may name the
+    /// family and the firmware register picks the member.
+    public var family: String?
+    public var service: ServiceSpec?
+    /// What of the map is confirmed on a real unit and what still needs confirming.
+    public var confirmation: String?
     public var test: ProfileTest?
 
     public static func load(path: String) throws(ModbusError) -> ModbusProfile {
@@ -236,6 +271,28 @@ public struct ModbusProfile: Codable, Hashable, Sendable {
         for unit in identity?.units ?? [] {
             for ref in [unit.serial, unit.model, unit.firmware].compactMap({ $0 }) where !names.contains(ref) {
                 throw fail("identity \(unit.role) names register \"\(ref)\", which the profile does not define")
+            }
+        }
+        for ref in (fingerprint?.expect ?? [:]).keys.sorted() where !names.contains(ref) {
+            throw fail("fingerprint.expect names register \"\(ref)\", which the profile does not define")
+        }
+        if let f = fingerprint?.expect?.first(where: { $0.value.isEmpty }) {
+            throw fail("fingerprint.expect.\(f.key) lists no accepted value")
+        }
+        if let firmware = fingerprint?.firmware {
+            guard names.contains(firmware.register) else {
+                throw fail("fingerprint.firmware names register \"\(firmware.register)\", which the profile does not define")
+            }
+            for bound in [firmware.min, firmware.max].compactMap({ $0 }) where FirmwareVersion(bound) == nil {
+                throw fail("fingerprint.firmware bound \"\(bound)\" is not a version (digits, e.g. 3.90)")
+            }
+        }
+        if let service {
+            guard names.contains(service.runHours) else {
+                throw fail("service.runHours names register \"\(service.runHours)\", which the profile does not define")
+            }
+            if let h = service.inspectionIntervalHours, !(h.isFinite && h > 0) {
+                throw fail("service.inspectionIntervalHours must be a positive number of hours")
             }
         }
     }
