@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(name: "WirelessTests", dependencies: ["Drivers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DongleTests", dependencies: ["Drivers", "DongleSimulator", "MBusSimulator"]),
         .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PortalFake"]),
-        .testTarget(name: "ModbusTests", dependencies: ["Drivers"], exclude: ["peer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "ModbusTests", dependencies: ["Drivers", "Gateway"], exclude: ["peer"], resources: [.copy("Fixtures")]),
     ]
 )
 

@@ -4,9 +4,27 @@ import Testing
 
 @Suite("Profiles as data")
 struct ProfileTests {
-    @Test("the four shipped profiles are present") func shipped() {
+    @Test("the shipped profiles are present: fourteen controller families and the generic SG-Ready one") func shipped() {
         let names = Paths.shippedProfiles().map { ($0 as NSString).lastPathComponent }
-        #expect(names == ["generic-sg-ready.json", "kaisai-r290-monoblock.json", "nibe-s-series.json", "stiebel-eltron-wpm-isg.json"])
+        for expected in ["generic-sg-ready.json", "kaisai-r290-monoblock.json", "nibe-s-series.json", "stiebel-eltron-wpm-isg.json",
+                         "midea-split.json", "panasonic-aquarea.json", "daikin-altherma.json", "mitsubishi-ecodan-procon.json",
+                         "lg-therma-v.json", "samsung-ehs-mim-b19n.json", "luxtronik-2-modbus-v3-90.json",
+                         "luxtronik-2-modbus-v3-92.json", "idm-navigator-2.json", "lambda-eu-l.json", "thermia-genesis.json"] {
+            #expect(names.contains(expected), "\(expected) is missing")
+        }
+        let profiles = Paths.shippedProfiles().compactMap { try? loadProfile($0) }
+        #expect(profiles.count == names.count, "every shipped profile loads")
+        // Each profile says what is confirmed on a real unit and what is not.
+        for p in profiles where p.id != "generic-sg-ready" && p.confirmation == nil {
+            Issue.record("\(p.id) does not say which of its map needs confirmation on a real unit")
+        }
+    }
+
+    @Test("each shipped profile's own check passes (dump, alarms, identity, fingerprint)", arguments: Paths.shippedProfiles())
+    func ownCheck(path: String) throws {
+        let check = ModbusProfileCheck.run(try loadProfile(path))
+        #expect(check.failures == [], "\(check.profile)")
+        #expect(check.checkedValues > 0)
     }
 
     @Test("each profile's recorded dump decodes to its expected values (no I/O)", arguments: Paths.shippedProfiles())

@@ -317,6 +317,31 @@ struct ConfigLoadingTests {
         #expect(try loaded(scratch.load()).keys.keys.count == 2)
     }
 
+    @Test("a Modbus line's fairness and a device's service keys; a profile family resolves to its members")
+    func modbusFairnessAndFamily() throws {
+        let scratch = try ConfigScratch()
+        var text = baseConfig.replacingOccurrences(of: "port = \"/dev/gatewayd/rs485-1\"\n",
+                                                   with: "port = \"/dev/gatewayd/rs485-1\"\npace = \"50ms\"\nconnect_pause = \"200ms\"\nbackoff = \"2m\"\nmax_backoff = \"1h\"\n")
+        text = text.replacingOccurrences(of: "profile = \"kaisai-r290-monoblock\"\n",
+                                         with: "profile = \"kaisai-r290-monoblock\"\nservice_interval_hours = 3000\nservice_last_hours = 9000\n\n[[buses.modbus.devices]]\nname = \"lux\"\nunit = 2\nprofile = \"luxtronik-2-modbus\"\n")
+        try scratch.write("gatewayd.toml", text)
+        let config = try loaded(scratch.load(checkPaths: false))
+        let line = try #require(config.buses.modbus.first)
+        #expect(line.pace == .milliseconds(50) && line.options.connectPause == .milliseconds(200))
+        #expect(line.backoff == .seconds(120) && line.maxBackoff == .seconds(3600))
+        #expect(line.devices[0].serviceIntervalHours == 3000 && line.devices[0].serviceLastHours == 9000)
+        #expect(line.devices[0].candidates.map(\.id) == ["kaisai-r290-monoblock"])
+        #expect(line.devices[1].candidates.map(\.id) == ["luxtronik-2-modbus-v3-90", "luxtronik-2-modbus-v3-92"])
+
+        // A profile without run hours cannot plan an inspection; a max_backoff shorter than backoff is refused.
+        try scratch.write("gatewayd.toml", baseConfig.replacingOccurrences(of: "profile = \"kaisai-r290-monoblock\"\n",
+                                                                           with: "profile = \"nibe-s-series\"\nservice_interval_hours = 3000\n")
+                                              .replacingOccurrences(of: "port = \"/dev/gatewayd/rs485-1\"\n", with: "port = \"/dev/gatewayd/rs485-1\"\nbackoff = \"10m\"\nmax_backoff = \"1m\"\n"))
+        let list = problems(scratch.load(checkPaths: false)).map(\.message)
+        #expect(list.contains("profile nibe-s-series names no run-hours register (\"service\"), so no inspection can be planned from it"), "\(list)")
+        #expect(list.contains { $0.hasPrefix("is shorter than backoff") }, "\(list)")
+    }
+
     @Test("the same device through a symlink is the same port")
     func symlinkedPort() throws {
         let scratch = try ConfigScratch()

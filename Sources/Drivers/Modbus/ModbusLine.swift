@@ -31,6 +31,8 @@ public struct ModbusLineOptions: Hashable, Sendable {
     /// How long to wait for another process (the daemon, a second CLI) to release an RTU line.
     public var lockWait: Duration
     public var lockDirectory: String
+    /// Pause after a connection opens, before its first request.
+    public var connectPause: Duration = .zero
 
     public init(responseTimeout: Duration = .seconds(1), byteTimeout: Duration = .milliseconds(100), retries: Int = 0,
                 lockWait: Duration = .seconds(10), lockDirectory: String = BusLockFile.defaultDirectory) {
@@ -198,12 +200,14 @@ public actor ModbusLine {
     // MARK: - Requests
 
     /// FC 03 / 04: registers; FC 01 / 02: bits (as 0/1 words).
-    public func read(_ kind: RegisterKind, address: Int, count: Int, unit: Int, pause: Duration = .zero) throws(ModbusError) -> [UInt16] {
+    /// `retries` overrides the line's for this request (a probe of a backed-off device tries once).
+    public func read(_ kind: RegisterKind, address: Int, count: Int, unit: Int, pause: Duration = .zero,
+                     retries: Int? = nil) throws(ModbusError) -> [UInt16] {
         guard count >= 1, count <= kind.protocolLimit, address >= 0, address + count <= 65536 else {
             throw ModbusError(.configuration, "\(kind) \(address)+\(count): a read takes 1 to \(kind.protocolLimit) items within 0…65535")
         }
         let what = "unit \(unit) \(kind) \(address)+\(count) (FC 0\(kind.readFunction))"
-        return try transact(what, unit: unit, pause: pause) { h in
+        return try transact(what, unit: unit, pause: pause, retries: retries) { h in
             if kind.isRegister {
                 var dest = [UInt16](repeating: 0, count: count)
                 let n = dest.withUnsafeMutableBufferPointer { p in
@@ -279,7 +283,9 @@ public actor ModbusLine {
     }
 
     /// One request with the line held: connect if needed, count, time, map errors, reconnect after a drop.
-    private func transact<T>(_ what: String, unit: Int, pause: Duration, _ body: (OpaquePointer) -> T?) throws(ModbusError) -> T {
+    private func transact<T>(_ what: String, unit: Int, pause: Duration, retries: Int? = nil,
+                             _ body: (OpaquePointer) -> T?) throws(ModbusError) -> T {
+        let retries = max(0, retries ?? options.retries)
         if let lock {
             do { try lock.acquire(deadline: .now + options.lockWait) } catch {
                 throw ModbusError(.connection, "\(endpoint): \(error.message)")
@@ -303,6 +309,8 @@ public actor ModbusLine {
                 }
                 if everConnected { stats.reconnects += 1 }
                 everConnected = true
+                // Some controllers (and TCP gateways to RS-485) need a moment after a connection opens.
+                if options.connectPause > .zero { Self.sleep(options.connectPause) }
             }
             context.setUnit(unit)
             if flushBeforeNext {
@@ -329,7 +337,7 @@ public actor ModbusLine {
                 stats.timeouts += 1
                 // A late answer must not be taken for the next request's: start afresh.
                 if endpoint.isRTU { flushBeforeNext = true } else { context.close() }
-                if attempt < options.retries { attempt += 1; continue }
+                if attempt < retries { attempt += 1; continue }
                 throw error
             case .connection:
                 stats.otherErrors += 1
@@ -340,7 +348,7 @@ public actor ModbusLine {
             default:
                 stats.otherErrors += 1
                 context.flush()
-                if attempt < options.retries { attempt += 1; continue }
+                if attempt < retries { attempt += 1; continue }
                 throw error
             }
         }

@@ -94,7 +94,8 @@ extension ModbusLine {
     ///
     /// An exception on one block marks its registers as failed and the read goes on; a timeout or a
     /// dropped connection ends it, since the device is not answering.
-    public func read(profile: ModbusProfile, unit: Int, selection: [RegisterDefinition]? = nil) throws(ModbusError) -> ModbusReading {
+    public func read(profile: ModbusProfile, unit: Int, selection: [RegisterDefinition]? = nil,
+                     retries: Int? = nil) throws(ModbusError) -> ModbusReading {
         let chosen = selection ?? profile.registers
         let plan = profile.plan(chosen)
         let pause = Duration.milliseconds(profile.limits?.pauseMs ?? 0)
@@ -102,7 +103,7 @@ extension ModbusLine {
         var failures: [Int: String] = [:]
         for (k, request) in plan.enumerated() {
             do {
-                words.append(try read(request.kind, address: request.address, count: request.count, unit: unit, pause: pause))
+                words.append(try read(request.kind, address: request.address, count: request.count, unit: unit, pause: pause, retries: retries))
             } catch where error.isException {
                 words.append(nil)
                 failures[k] = error.message

@@ -127,7 +127,12 @@ public enum AlarmConditions {
 
     /// Heat-pump faults the Modbus profile found (fault-code registers, alarm bitfields).
     public static func modbus(_ alarms: [ModbusAlarm], priority: AlarmPriority = .major) -> [AlarmCondition] {
-        alarms.map { AlarmCondition(code: "fault:" + $0.code, priority: priority, message: $0.message) }
+        alarms.map { a in
+            // An inspection due is planning information, not a fault of the unit.
+            a.code == ServiceDue.code
+                ? AlarmCondition(code: ServiceDue.code, priority: .minor, message: a.message)
+                : AlarmCondition(code: "fault:" + a.code, priority: priority, message: a.message)
+        }
     }
 }
 

@@ -126,6 +126,8 @@ public struct LineStatus: Hashable, Sendable {
     public var nextSetDay: Int64?
 
     public var isSlow: Bool { backoffLevels.values.contains { $0 > 0 } }
+
+    public init(line: String) { self.line = line }
 }
 
 /// Deterministic per-gateway jitter: the same gateway always polls at the same phase, neighbours at others.

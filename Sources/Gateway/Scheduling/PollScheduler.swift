@@ -48,5 +48,16 @@ public actor PollScheduler {
     }
 
     public func status(line: String) -> LineStatus? { running[line] }
+
+    /// A line driven by its own loop (a Modbus line's `FairLine`) reports its status here, so status and
+    /// `run --cycles` see it like the others. Fails when the line is already being polled.
+    public func track(_ status: LineStatus) throws(SchedulerError) {
+        if let old = running[status.line], old.cycles > status.cycles {
+            throw SchedulerError(message: "line \(status.line) is already being polled; one master per line")
+        }
+        running[status.line] = status
+    }
+
+    public func untrack(line: String) { running[line] = nil }
     public var lines: [String] { running.keys.sorted() }
 }

@@ -384,6 +384,10 @@ struct ConfigDecoder {
         let byteTimeout = r.duration("byte_timeout", in: .milliseconds(1) ... .seconds(10))
         let retries = r.integer("retries", in: 0...10)
         let lockWait = r.duration("lock_wait", in: .zero ... .seconds(300))
+        let pace = r.duration("pace", in: .zero ... .seconds(60))
+        let connectPause = r.duration("connect_pause", in: .zero ... .seconds(60))
+        let backoff = r.duration("backoff", in: .seconds(1) ... .seconds(86_400))
+        let maxBackoff = r.duration("max_backoff", in: .seconds(1) ... .seconds(7 * 86_400))
         let deviceTables = r.tables("devices")
         r.finish()
 
@@ -426,6 +430,9 @@ struct ConfigDecoder {
         } else if case .array(let list)? = t.entries["devices"]?.value, list.isEmpty {
             sink.add(t.entries["devices"]!.origin, "is empty; \(addDevices)")
         }
+        if let (b, _) = backoff, let (m, origin) = maxBackoff, m < b {
+            sink.add(origin, "is shorter than backoff (\(b.components.seconds) s); the tries of a dead device only grow further apart, so max_backoff must be at least backoff")
+        }
         var units: [Int: ConfigOrigin] = [:]
         var devices: [GatewayConfig.ModbusDeviceConfig] = []
         for d in deviceTables {
@@ -436,10 +443,13 @@ struct ConfigDecoder {
         }
         guard sink.problems.count == before, let name, let source else { return nil }
         guard enabled else { return [] }
-        let options = ModbusLineOptions(responseTimeout: responseTimeout?.0 ?? .seconds(1),
+        var options = ModbusLineOptions(responseTimeout: responseTimeout?.0 ?? .seconds(1),
                                         byteTimeout: byteTimeout?.0 ?? .milliseconds(100), retries: retries?.0 ?? 1,
                                         lockWait: lockWait?.0 ?? .seconds(10))
-        return [GatewayConfig.ModbusLineConfig(name: name, source: source, options: options, devices: devices)]
+        options.connectPause = connectPause?.0 ?? .zero
+        return [GatewayConfig.ModbusLineConfig(name: name, source: source, options: options, devices: devices,
+                                               pace: pace?.0 ?? .zero, backoff: backoff?.0 ?? .seconds(60),
+                                               maxBackoff: maxBackoff?.0 ?? .seconds(1800))]
     }
 
     private mutating func decodeModbusDevice(_ t: ConfigTable, bus: String, isTCP: Bool, simulator: Bool,
@@ -454,6 +464,8 @@ struct ConfigDecoder {
         let profileValue = r.nonEmptyString("profile", required: "give the device's profile, e.g. profile = \"kaisai-r290-monoblock\"")
         let serial = r.nonEmptyString("serial")
         let groups = r.strings("groups") ?? []
+        let serviceInterval = r.integer("service_interval_hours", in: 1...1_000_000)
+        let serviceLast = r.integer("service_last_hours", in: 0...10_000_000)
         r.finish()
 
         if let (u, origin) = unit {
@@ -474,8 +486,17 @@ struct ConfigDecoder {
             }
         }
         var loaded: (ModbusProfile, String)?
+        var family: [ModbusProfile] = []
         if let (p, origin) = profileValue {
-            loaded = loadProfile(p, origin: origin)
+            if let members = loadFamily(p, origin: origin) {
+                family = members
+                loaded = (members[0], p)
+            } else {
+                loaded = loadProfile(p, origin: origin)
+            }
+            if let (profile, _) = loaded, (serviceInterval != nil || serviceLast != nil), profile.service == nil {
+                sink.add(serviceInterval?.1 ?? serviceLast!.1, "profile \(profile.id) names no run-hours register (\"service\"), so no inspection can be planned from it")
+            }
             if let (profile, _) = loaded {
                 let known = (profile.groups ?? []).map(\.name)
                 for (g, gOrigin) in groups where !known.contains(g) {
@@ -490,7 +511,32 @@ struct ConfigDecoder {
         }
         guard sink.problems.count == before, let name, let unit, let (profile, path) = loaded else { return nil }
         return GatewayConfig.ModbusDeviceConfig(name: name, unit: unit.0, profile: profile, profilePath: path,
-                                                serial: serial?.0, groups: groups.map(\.0))
+                                                serial: serial?.0, groups: groups.map(\.0),
+                                                family: family.count > 1 ? family : [],
+                                                serviceIntervalHours: serviceInterval.map { Double($0.0) },
+                                                serviceLastHours: serviceLast.map { Double($0.0) })
+    }
+
+    /// The profiles of a family (`"family"` in the profile files), when `value` names one and no profile
+    /// file has that name; ordered by id. The fingerprint's firmware range picks the member at run time.
+    private func loadFamily(_ value: String, origin: ConfigOrigin) -> [ModbusProfile]? {
+        guard !value.contains("/"), !value.hasSuffix(".json") else { return nil }
+        let directories = profileDirectories + options.profileDirectories
+        if directories.contains(where: { isFile($0 + "/" + value + ".json") }) { return nil }
+        var members: [String: ModbusProfile] = [:]
+        for dir in directories {
+            for f in ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).sorted() where f.hasSuffix(".json") {
+                guard let p = try? ModbusProfile.load(path: dir + "/" + f), p.family == value, members[p.id] == nil else { continue }
+                members[p.id] = p
+            }
+        }
+        guard !members.isEmpty else { return nil }
+        let list = members.values.sorted { $0.id < $1.id }
+        if let bare = list.first(where: { !$0.hasFingerprint }), list.count > 1 {
+            sink.add(origin, "family \(value): profile \(bare.id) has no fingerprint, so the firmware cannot choose between \(list.map(\.id).joined(separator: ", "))")
+            return nil
+        }
+        return list
     }
 
     /// A profile by file (a value with a '/' or ending in .json) or by name in the profile directories.
@@ -506,9 +552,11 @@ struct ConfigDecoder {
             if value.contains("/") || value.hasSuffix(".json") {
                 sink.add(origin, "\(candidates[0]) does not exist; give a profile file or a profile name")
             } else {
+                // Profile names, and the families a profile may be named by (read only on this error path).
                 let names = Set(directories.flatMap { dir in
-                    ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
-                        .filter { $0.hasSuffix(".json") }.map { String($0.dropLast(5)) }
+                    ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".json") }.flatMap { f in
+                        [String(f.dropLast(5))] + ((try? ModbusProfile.load(path: dir + "/" + f))?.family.map { [$0] } ?? [])
+                    }
                 }).sorted()
                 var message = "no profile named \"\(value)\""
                 if names.isEmpty {

@@ -120,6 +120,11 @@ struct GatewayConfig: Hashable, Sendable {
         var source: Source
         var options: ModbusLineOptions
         var devices: [ModbusDeviceConfig]
+        /// Pause between one device's read and the next request (issue 18's fair line).
+        var pace: Duration = .zero
+        /// A device that does not answer is tried again after `backoff`, doubling up to `maxBackoff`.
+        var backoff: Duration = .seconds(60)
+        var maxBackoff: Duration = .seconds(1800)
     }
 
     struct ModbusDeviceConfig: Hashable, Sendable {
@@ -133,6 +138,14 @@ struct GatewayConfig: Hashable, Sendable {
         var serial: String?
         /// Polling groups to read; empty for all the profile's groups.
         var groups: [String]
+        /// When `profile` names a family: its members, one chosen by fingerprint at the first contact.
+        var family: [ModbusProfile] = []
+        /// Inspection interval in run hours (overrides the profile's) and the run hours at the last inspection.
+        var serviceIntervalHours: Double?
+        var serviceLastHours: Double?
+
+        /// The profiles that may fit the device, in the order they are tried.
+        var candidates: [ModbusProfile] { family.isEmpty ? [profile] : family }
     }
 
     /// When each bus is read.

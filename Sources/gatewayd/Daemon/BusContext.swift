@@ -52,7 +52,7 @@ struct BusContext: Sendable {
                 endpoint = .tcp(host: "127.0.0.1", port: port)
             }
             let runner = ModbusLineRunner(
-                name: line.name, endpoint: endpoint, options: line.options, devices: line.devices,
+                name: line.name, endpoint: endpoint, line: line, interval: schedule.interval,
                 plan: plan(line.name, jobs: [PollJob(name: "devices", intervalMilliseconds: schedule.interval.milliseconds)], schedule: schedule),
                 pipeline: pipeline, scheduler: scheduler, board: board,
                 logger: logger.with("bus", line.name))

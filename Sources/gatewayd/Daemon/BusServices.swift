@@ -166,72 +166,196 @@ actor LineProgress {
     func snapshot() -> Snapshot { s }
 }
 
-/// One Modbus line and its heat pumps: each device's profile is read on the line's schedule.
+/// One Modbus line and its heat pumps, shared fairly (issue 18): a `FairLine` decides which device is
+/// read when, so a dead or slow controller costs at most one timeout per backoff period and never pushes
+/// the others off their interval. Each device is first fingerprinted (its identifying registers against
+/// its profile, or its family's members by firmware); a device another controller answers for is refused.
 struct ModbusLineRunner: BusRunner {
     let name: String
     let endpoint: ModbusEndpoint
-    let options: ModbusLineOptions
-    let devices: [GatewayConfig.ModbusDeviceConfig]
+    let line: GatewayConfig.ModbusLineConfig
+    let interval: Duration
     let plan: LinePlan
     let pipeline: ReadingPipeline
     let scheduler: PollScheduler
     let board: StatusBoard
     let logger: Logger
 
+    var options: ModbusLineOptions { line.options }
+    var devices: [GatewayConfig.ModbusDeviceConfig] { line.devices }
+
     func run() async {
         let component = "modbus:\(name)"
         await board.update(component, kind: "Modbus line", health: .starting, detail: "connecting to \(endpoint)")
-        let line: ModbusLine
+        let modbus: ModbusLine
         do {
-            line = try ModbusLine(endpoint: endpoint, options: options)
+            modbus = try ModbusLine(endpoint: endpoint, options: options)
         } catch {
             await board.update(component, kind: "Modbus line", health: .failed, detail: "\(error)")
             logger.error("cannot open the Modbus line", metadata: ["line": "\(name)", "error": "\(error)"])
             return
         }
-        let progress = LineProgress()
-        do {
-            try await scheduler.run(plan, lastSetDayReadout: await pipeline.lastSetDayReadout(line: name)) { kind in
-                var answered = 0
-                var missing: [String] = []
-                for device in devices {
-                    if Task.isCancelled { break }
-                    do {
-                        let reading = try await line.read(profile: device.profile, unit: device.unit)
-                        answered += 1
-                        _ = await feed(pipeline, .modbus(ModbusInput(reading, line: name, receivedAt: unixMilliseconds())), logger: logger)
-                    } catch {
-                        missing.append(device.name)
-                        logger.notice("heat pump did not answer", metadata: ["line": "\(name)", "device": "\(device.name)", "error": "\(error)"])
-                    }
-                }
-                await progress.record(asked: devices.count, answered: answered, missing: missing)
-                if case .setDay(_, let due) = kind { await pipeline.setDayReadoutDone(line: name, dueAt: due) }
-                await publish(line: line, progress: progress, conditions: [])
-            } report: { status, conditions in
-                _ = try? await pipeline.report(conditions: conditions, device: "line:\(name)", scope: "line", at: unixMilliseconds())
-                await publish(line: line, progress: progress, conditions: conditions)
-            }
-        } catch {
+        let clock = scheduler.clock
+        let timeoutCost = options.responseTimeout.milliseconds &* Int64(1 + options.retries)
+        var fair = FairLine(devices: devices.map { ($0.name, [(name: "all", interval: interval.milliseconds)]) },
+                            options: FairLine.Options(timeoutCost: timeoutCost, baseBackoff: line.backoff.milliseconds,
+                                                      maxBackoff: line.maxBackoff.milliseconds, pace: line.pace.milliseconds),
+                            now: clock.now())
+        var status = LineStatus(line: name)
+        do { try await scheduler.track(status) } catch {
             logger.error("the Modbus line's schedule stopped", metadata: ["line": "\(name)", "error": "\(error)"])
+            return
         }
-        await line.close()
+        var setDay = SetDayWatch(plan: plan, gatewayID: scheduler.gatewayID, now: clock.now(),
+                                 last: await pipeline.lastSetDayReadout(line: name))
+        var chosen: [Int: ModbusProfile] = [:]
+        var attemptsAtSetDay: [Int]?
+
+        while !Task.isCancelled {
+            if let due = setDay.due(now: clock.now()), attemptsAtSetDay == nil {
+                // The billing readout: every device now, then the ledger hears it was done.
+                fair.allDue(now: clock.now())
+                attemptsAtSetDay = fair.devices.map { $0.answered + $0.unanswered }
+                logger.info("set-day readout", metadata: ["line": "\(name)", "due": "\(due)"])
+            }
+            switch fair.next(now: clock.now()) {
+            case .wait(var until):
+                if let next = setDay.nextDue, attemptsAtSetDay == nil { until = min(until, next) }
+                do { try await clock.sleep(until: until) } catch { break }
+                continue
+            case .read(let j, let probe):
+                let d = fair.jobs[j].device
+                let device = devices[d]
+                let started = clock.now()
+                let outcome = await read(device, index: d, probe: probe, modbus: modbus, chosen: &chosen)
+                let ended = clock.now()
+                fair.finished(job: j, probe: probe, startedAt: started, endedAt: ended, outcome: outcome)
+                if case .noAnswer(let why) = outcome {
+                    let dev = fair.devices[d]
+                    logger.notice("heat pump did not answer; trying it again later", metadata: [
+                        "line": "\(name)", "device": "\(device.name)", "error": "\(why)",
+                        "next_try_in": "\(dev.backoff / 1000) s"])
+                }
+            }
+            if let before = attemptsAtSetDay,
+               zip(fair.devices, before).allSatisfy({ $0.health != .healthy || $0.answered + $0.unanswered > $1 }) {
+                if let due = setDay.done() { await pipeline.setDayReadoutDone(line: name, dueAt: due) }
+                attemptsAtSetDay = nil
+            }
+            status.cycles = fair.jobs.map { $0.reads + $0.skipped }.min() ?? 0
+            status.skippedTicks = fair.jobs.reduce(0) { $0 + $1.skipped }
+            try? await scheduler.track(status)
+            await publish(modbus: modbus, fair: fair)
+        }
+        await scheduler.untrack(line: name)
+        await modbus.close()
         await board.update(component, kind: "Modbus line", health: .stopped, detail: "stopped")
     }
 
-    private func publish(line: ModbusLine, progress: LineProgress, conditions: [AlarmCondition]) async {
-        let stats = await line.statistics
-        let p = await progress.snapshot()
-        let status = await scheduler.status(line: name)
-        let slow = status?.isSlow ?? false
-        var detail = "\(p.lastAnswered) of \(p.lastAsked) devices answered"
-        if p.lastMissing > 0 { detail += "; no answer from \(p.lastMissingNames.joined(separator: ", "))" }
-        if slow { detail += "; line slow, polling backed off" }
+    /// Fingerprints the device when it has no profile yet, then reads it and hands the reading on.
+    private func read(_ device: GatewayConfig.ModbusDeviceConfig, index: Int, probe: Bool, modbus: ModbusLine,
+                      chosen: inout [Int: ModbusProfile]) async -> FairLine.Outcome {
+        let retries = probe ? 0 : nil
+        do {
+            if chosen[index] == nil {
+                let who = "the heat pump \(device.name) (unit \(device.unit) on \(name))"
+                switch try await modbus.choose(among: device.candidates, unit: device.unit) {
+                case .chosen(let profile, let verdict):
+                    chosen[index] = profile
+                    if profile.hasFingerprint {
+                        logger.info("heat pump identified", metadata: ["device": "\(device.name)", "profile": "\(profile.id)", "fingerprint": "\(verdict)"])
+                    }
+                    _ = try? await pipeline.report(conditions: [], device: "modbus:\(name):\(device.name)", scope: "fingerprint", at: unixMilliseconds())
+                case .refused(let list):
+                    let message = ProfileChoice.refused(list).message(device: who)
+                    logger.error("heat pump refused: it is not the configured model", metadata: ["device": "\(device.name)", "why": "\(message)"])
+                    _ = try? await pipeline.report(conditions: [AlarmCondition(code: "profile_mismatch", priority: .critical, message: message)],
+                                                   device: "modbus:\(name):\(device.name)", scope: "fingerprint", at: unixMilliseconds())
+                    return .refused(message)
+                }
+            }
+            let profile = chosen[index] ?? device.profile
+            let groups = Set(device.groups)
+            var reading = try await modbus.read(profile: profile, unit: device.unit,
+                                                selection: groups.isEmpty ? nil : profile.registers(inGroups: groups), retries: retries)
+            if let due = ServiceDue.alarm(reading: reading, profile: profile, intervalHours: device.serviceIntervalHours,
+                                          lastInspectionHours: device.serviceLastHours, device: "the heat pump \(device.name)") {
+                reading.alarms.append(due)
+            }
+            _ = await feed(pipeline, .modbus(ModbusInput(reading, line: name, receivedAt: unixMilliseconds())), logger: logger)
+            return .answered
+        } catch {
+            return .noAnswer(error.message)
+        }
+    }
+
+    private func publish(modbus: ModbusLine, fair: FairLine) async {
+        let stats = await modbus.statistics
+        let answering = fair.devices.filter { $0.health == .healthy }.count
+        var detail = "\(answering) of \(fair.devices.count) devices answering"
+        let down = fair.devices.filter { $0.health != .healthy }
+        if !down.isEmpty {
+            detail += "; " + down.map { "\($0.name) \($0.health == .refused ? "refused (another model answers)" : "backing off")" }.joined(separator: ", ")
+        }
         await board.update(
             "modbus:\(name)", kind: "Modbus line",
-            health: slow || !conditions.isEmpty ? .degraded : (p.lastAsked > 0 && p.lastAnswered == 0 ? .failed : .healthy),
+            health: down.isEmpty ? .healthy : (answering == 0 ? .failed : .degraded),
             detail: detail,
             counters: ["requests": stats.requests, "timeouts": stats.timeouts, "exceptions": stats.exceptions,
-                       "reconnects": stats.reconnects, "cycles": status?.cycles ?? 0])
+                       "reconnects": stats.reconnects, "cycles": fair.jobs.map { $0.reads + $0.skipped }.min() ?? 0])
+        // Per device: its health, reads, unanswered reads, probes and skipped slots (status and metrics).
+        for (d, device) in fair.devices.enumerated() {
+            let skipped = fair.jobs(ofDevice: d).reduce(0) { $0 + $1.skipped }
+            var text: String
+            switch device.health {
+            case .healthy: text = "answering"
+            case .backingOff: text = "not answering (\(device.lastProblem ?? "no answer")); next try in \(max(0, device.probeAt - unixMilliseconds()) / 1000) s"
+            case .refused: text = device.lastProblem ?? "refused"
+            }
+            text = TerminalText.line(text)
+            await board.update(
+                "modbus:\(name)/\(device.name)", kind: "heat pump",
+                health: device.health == .healthy ? .healthy : (device.health == .refused ? .failed : .degraded),
+                detail: text,
+                counters: ["reads": device.answered, "no_answer": device.unanswered, "probes": device.probes,
+                           "skipped": skipped, "timeout_ms": Int(clamping: device.timeoutMilliseconds)])
+        }
+    }
+}
+
+/// When a Modbus line's set-day (billing) readout is due: the line schedule's set-day rule, with its
+/// catch-up of a readout missed while the gateway was off.
+struct SetDayWatch {
+    private var schedule: LineSchedule?
+    private var pending: PollKind?
+
+    init(plan: LinePlan, gatewayID: String, now: Int64, last: Int64?) {
+        guard plan.setDay != nil else { return }
+        // Only the set-day part of the schedule: its routine job never comes round.
+        var p = plan
+        p.jobs = [PollJob(name: "set-day", intervalMilliseconds: Int64.max / 4)]
+        p.setDayJob = "set-day"
+        schedule = LineSchedule(plan: p, gatewayID: gatewayID, now: now, lastSetDayReadout: last)
+    }
+
+    var nextDue: Int64? {
+        guard let (kind, at) = schedule?.next(), case .setDay = kind else { return nil }
+        return at
+    }
+
+    /// The due time of a set-day readout that has come, once.
+    mutating func due(now: Int64) -> Int64? {
+        guard pending == nil, let (kind, at) = schedule?.next(), case .setDay(_, let due) = kind, at <= now else { return nil }
+        pending = kind
+        return due
+    }
+
+    /// The readout is done: returns its due time for the ledger.
+    mutating func done() -> Int64? {
+        guard let kind = pending, case .setDay(_, let due) = kind else { return nil }
+        let now = SystemSchedulingClock().now()
+        _ = schedule?.finished(kind, startedAt: now, endedAt: now)
+        pending = nil
+        return due
     }
 }
