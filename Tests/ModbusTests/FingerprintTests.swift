@@ -103,4 +103,28 @@ struct FingerprintTests {
             _ = ServiceDue.alarm(reading: r, profile: p, intervalHours: 1, lastInspectionHours: .infinity, device: "hp")
         }
     }
+
+    /// Register content comes from a device anyone may wire to the bus: fuzz the whole path (decode,
+    /// fingerprint, family choice message, service check, normaliser) over every shipped profile.
+    @Test("any register content: every shipped profile decodes, fingerprints and checks service without a trap", arguments: Paths.shippedProfiles())
+    func hostileRegisters(path: String) throws {
+        let p = try loadProfile(path)
+        let plan = p.plan()
+        var random = SeededRandom(seed: UInt64(truncatingIfNeeded: p.id.hashValue & 0xFFFF) | 0x5EED_0000)
+        let edges: [UInt16] = [0, 1, 0x7FFF, 0x8000, 0xFFFF, 0x7FC0, 0x7F80, 0xFF80]
+        for round in 0..<300 {
+            let words: [[UInt16]?] = plan.map { r in
+                if round % 17 == 3 { return nil }  // a refused block
+                return (0..<r.count).map { _ in random.below(3) == 0 ? edges[random.below(edges.count)] : UInt16(truncatingIfNeeded: random.next()) }
+            }
+            let reading = p.decode(p.registers, requests: plan, words: words, failures: [0: "illegal data address"], unit: 1)
+            for v in reading.values { if case .number(let n) = v.value { #expect(n.isFinite, "\(p.id).\(v.name) = \(n)") } }
+            let verdict = p.fingerprintVerdict(reading)
+            _ = ProfileChoice.refused([(p.id, verdict)]).message(device: "hp")
+            _ = ServiceDue.alarm(reading: reading, profile: p, intervalHours: 1, lastInspectionHours: 0, device: "hp")
+            let n = ModbusNormaliser().normalise(reading, device: RegisteredDevice(key: "modbus:hp", bus: .modbus))
+            #expect(n.values.allSatisfy { $0.value.isFinite })
+        }
+    }
 }
+

@@ -143,6 +143,38 @@ struct RTUPeerTests {
         let reading = try await line.read(profile: profile, unit: profile.test?.unit ?? 1)
         #expect(differences(reading, profile) == [])
         #expect(await line.statistics.timeouts == 0)
+        #expect(await line.statistics.requests == profile.plan().count)
+    }
+
+    @Test("a whole poll holds the line: another process's lock waits until the poll is done (issue 18)")
+    func pollHoldsTheLine() async throws {
+        let path = Paths.profiles + "/kaisai-r290-monoblock.json"
+        let profile = try loadProfile(path)
+        let pty = try PtyPair()
+        let peer = try Peer(profile: path, serial: pty.b, extra: ["--parity", "N"])
+        defer { peer.stop() }
+        let locks = NSTemporaryDirectory() + "poll-lock-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: locks, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: locks) }
+        let line = try ModbusLine(endpoint: .rtu(path: pty.a, serial: SerialSettings(baudRate: 9600, parity: .none), rs485: false),
+                                  options: ModbusLineOptions(responseTimeout: .seconds(2), byteTimeout: .milliseconds(500), lockDirectory: locks))
+        let ptyPath = pty.a
+        let (reading, blockedBetweenRequests) = try await line.holdingLine { l throws(ModbusError) in
+            let other = BusLockFile(endpoint: .serial(path: ptyPath), directory: locks, group: nil)
+            let first = try l.read(.holding, address: 0, count: 1, unit: 1)
+            // Between two requests of one poll a technician's process cannot take the line…
+            var blocked = false
+            do { try other.acquire(deadline: .now + .milliseconds(100)) } catch { blocked = (error as? TransportError)?.code == .deviceBusy }
+            if !blocked { other.release() }
+            _ = first
+            return (try l.read(profile: profile, unit: 1), blocked)
+        }
+        #expect(blockedBetweenRequests)
+        #expect(differences(reading, profile) == [])
+        // …and takes it as soon as the poll is over.
+        let other = BusLockFile(endpoint: .serial(path: pty.a), directory: locks, group: nil)
+        try other.acquire(deadline: .now + .milliseconds(500))
+        other.release()
     }
 
     @Test("a late answer is a timeout with a hint about wiring and unit id; its late bytes do not spoil the next request")

@@ -115,7 +115,8 @@ struct DaemonTests {
         var status: DaemonStatus?
         for _ in 0..<240 {
             if let s = try? await Status.fetch(socket: ws.dir + "/status.sock", timeout: 2),
-               s.overall == .healthy, s.components.contains(where: { $0.name == "mbus:mbus-line-1" && $0.health == .healthy }) {
+               s.overall == .healthy, s.components.contains(where: { $0.name == "mbus:mbus-line-1" && $0.health == .healthy }),
+               s.components.contains(where: { $0.name == "modbus:rs485-1/heat-pump" }) {
                 status = s
                 break
             }
@@ -124,6 +125,9 @@ struct DaemonTests {
         }
         let seen = try #require(status, "the daemon never reported healthy; log:\n\(daemon.log())")
         #expect(seen.components.map(\.name).sorted().contains("wmbus:wmbus-1"))
+        // The fair Modbus line reports each heat pump on its own (issue 18).
+        let pump = try #require(seen.components.first { $0.name == "modbus:rs485-1/heat-pump" })
+        #expect(pump.health == .healthy && pump.detail == "answering" && (pump.counters["reads"] ?? 0) >= 1, "\(pump)")
         let exit = await daemon.wait(timeoutSeconds: 240)
         #expect(exit == 0, "exit \(String(describing: exit)); log:\n\(daemon.log())")
 

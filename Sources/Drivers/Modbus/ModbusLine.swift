@@ -165,6 +165,8 @@ public actor ModbusLine {
     private var stats = ModbusStatistics()
     private var everConnected = false
     private var lastRequestEnd: ContinuousClock.Instant?
+    /// `holdingLine` holds the lock for a whole poll; requests inside it keep it.
+    private var pollHeld = false
     /// A late answer to a timed-out RTU request may still arrive: drop it before the next request.
     private var flushBeforeNext = false
 
@@ -282,6 +284,24 @@ public actor ModbusLine {
         }
     }
 
+    /// Runs `body` with the line held for all its requests (a whole poll of one device): another process on
+    /// the same RS-485 adapter (a technician's `gatewayd modbus read`, a write) waits behind the poll instead
+    /// of slipping between its requests. On TCP there is no lock and this only runs `body`.
+    public func holdingLine<T>(_ body: @Sendable (isolated ModbusLine) throws(ModbusError) -> T) throws(ModbusError) -> T {
+        if let lock, !pollHeld {
+            do { try lock.acquire(deadline: .now + options.lockWait) } catch {
+                throw ModbusError(.connection, "\(endpoint): \(error.message)")
+            }
+            pollHeld = true
+            defer {
+                pollHeld = false
+                lock.release()
+            }
+            return try body(self)
+        }
+        return try body(self)
+    }
+
     /// One request with the line held: connect if needed, count, time, map errors, reconnect after a drop.
     private func transact<T>(_ what: String, unit: Int, pause: Duration, retries: Int? = nil,
                              _ body: (OpaquePointer) -> T?) throws(ModbusError) -> T {
@@ -291,7 +311,7 @@ public actor ModbusLine {
                 throw ModbusError(.connection, "\(endpoint): \(error.message)")
             }
         }
-        defer { lock?.release() }
+        defer { if !pollHeld { lock?.release() } }
         if let last = lastRequestEnd, pause > .zero {
             let wait = last + pause - .now
             if wait > .zero { Self.sleep(wait) }

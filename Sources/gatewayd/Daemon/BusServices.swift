@@ -256,37 +256,54 @@ struct ModbusLineRunner: BusRunner {
     private func read(_ device: GatewayConfig.ModbusDeviceConfig, index: Int, probe: Bool, modbus: ModbusLine,
                       chosen: inout [Int: ModbusProfile]) async -> FairLine.Outcome {
         let retries = probe ? 0 : nil
-        do {
-            if chosen[index] == nil {
-                let who = "the heat pump \(device.name) (unit \(device.unit) on \(name))"
-                switch try await modbus.choose(among: device.candidates, unit: device.unit) {
-                case .chosen(let profile, let verdict):
-                    chosen[index] = profile
-                    if profile.hasFingerprint {
-                        logger.info("heat pump identified", metadata: ["device": "\(device.name)", "profile": "\(profile.id)", "fingerprint": "\(verdict)"])
-                    }
-                    _ = try? await pipeline.report(conditions: [], device: "modbus:\(name):\(device.name)", scope: "fingerprint", at: unixMilliseconds())
-                case .refused(let list):
-                    let message = ProfileChoice.refused(list).message(device: who)
-                    logger.error("heat pump refused: it is not the configured model", metadata: ["device": "\(device.name)", "why": "\(message)"])
-                    _ = try? await pipeline.report(conditions: [AlarmCondition(code: "profile_mismatch", priority: .critical, message: message)],
-                                                   device: "modbus:\(name):\(device.name)", scope: "fingerprint", at: unixMilliseconds())
-                    return .refused(message)
-                }
+        let who = "the heat pump \(device.name) (unit \(device.unit) on \(name))"
+        let known = chosen[index]
+        let groups = Set(device.groups)
+        // The whole poll (fingerprint and read) holds the line, so another process waits behind it.
+        let result: Result<(ProfileChoice?, ModbusReading?), ModbusError> = await modbus.holdingLineResult { line throws(ModbusError) in
+            var choice: ProfileChoice?
+            var profile = known
+            if profile == nil {
+                let c = try line.choose(among: device.candidates, unit: device.unit)
+                choice = c
+                guard case .chosen(let p, _) = c else { return (c, nil) }
+                profile = p
             }
-            let profile = chosen[index] ?? device.profile
-            let groups = Set(device.groups)
-            var reading = try await modbus.read(profile: profile, unit: device.unit,
-                                                selection: groups.isEmpty ? nil : profile.registers(inGroups: groups), retries: retries)
-            if let due = ServiceDue.alarm(reading: reading, profile: profile, intervalHours: device.serviceIntervalHours,
-                                          lastInspectionHours: device.serviceLastHours, device: "the heat pump \(device.name)") {
-                reading.alarms.append(due)
-            }
-            _ = await feed(pipeline, .modbus(ModbusInput(reading, line: name, receivedAt: unixMilliseconds())), logger: logger)
-            return .answered
-        } catch {
-            return .noAnswer(error.message)
+            let p = profile ?? device.profile
+            let reading = try line.read(profile: p, unit: device.unit,
+                                        selection: groups.isEmpty ? nil : p.registers(inGroups: groups), retries: retries)
+            return (choice, reading)
         }
+        let choice: ProfileChoice?
+        var reading: ModbusReading?
+        switch result {
+        case .failure(let error): return .noAnswer(error.message)
+        case .success(let r): (choice, reading) = r
+        }
+        let key = "modbus:\(name):\(device.name)"
+        switch choice {
+        case .chosen(let profile, let verdict)?:
+            chosen[index] = profile
+            if profile.hasFingerprint {
+                logger.info("heat pump identified", metadata: ["device": "\(device.name)", "profile": "\(profile.id)", "fingerprint": "\(verdict)"])
+            }
+            _ = try? await pipeline.report(conditions: [], device: key, scope: "fingerprint", at: unixMilliseconds())
+        case .refused(let list)?:
+            let message = ProfileChoice.refused(list).message(device: who)
+            logger.error("heat pump refused: it is not the configured model", metadata: ["device": "\(device.name)", "why": "\(message)"])
+            _ = try? await pipeline.report(conditions: [AlarmCondition(code: "profile_mismatch", priority: .critical, message: message)],
+                                           device: key, scope: "fingerprint", at: unixMilliseconds())
+            return .refused(message)
+        case nil:
+            break
+        }
+        guard var reading, let profile = chosen[index] else { return .noAnswer("no reading") }
+        if let due = ServiceDue.alarm(reading: reading, profile: profile, intervalHours: device.serviceIntervalHours,
+                                      lastInspectionHours: device.serviceLastHours, device: "the heat pump \(device.name)") {
+            reading.alarms.append(due)
+        }
+        _ = await feed(pipeline, .modbus(ModbusInput(reading, line: name, receivedAt: unixMilliseconds())), logger: logger)
+        return .answered
     }
 
     private func publish(modbus: ModbusLine, fair: FairLine) async {
@@ -320,6 +337,13 @@ struct ModbusLineRunner: BusRunner {
                 counters: ["reads": device.answered, "no_answer": device.unanswered, "probes": device.probes,
                            "skipped": skipped, "timeout_ms": Int(clamping: device.timeoutMilliseconds)])
         }
+    }
+}
+
+extension ModbusLine {
+    /// `holdingLine` with its typed error as a value (an actor call cannot carry a typed throw across `await`).
+    func holdingLineResult<T: Sendable>(_ body: @Sendable (isolated ModbusLine) throws(ModbusError) -> T) async -> Result<T, ModbusError> {
+        do throws(ModbusError) { return .success(try holdingLine(body)) } catch { return .failure(error) }
     }
 }
 

@@ -39,6 +39,11 @@ final class GatewayMetrics: Sendable {
         case metersNotHeard = "gatewayd_devices_silent"
         case keyFindings = "gatewayd_key_findings_total"
         case rssiMedian = "gatewayd_rssi_median_dbm"
+        case modbusDeviceReads = "gatewayd_modbus_device_reads_total"
+        case modbusDeviceNoAnswer = "gatewayd_modbus_device_no_answer_total"
+        case modbusDeviceProbes = "gatewayd_modbus_device_probes_total"
+        case modbusDeviceSkipped = "gatewayd_modbus_device_skipped_slots_total"
+        case modbusDeviceHealthy = "gatewayd_modbus_device_answering"
 
         var help: String {
             switch self {
@@ -63,6 +68,11 @@ final class GatewayMetrics: Sendable {
             case .bufferWaitingForClock: "Readings held back until the clock is synchronised (never uploaded with a wrong time)."
             case .rssiMedian: "Median RSSI of the recent telegrams of a registered radio meter at one receiver (labels device, receiver)."
             case .keyFindings: "Radio telegrams that did not open, by kind: wrong_key, key_of_another_meter (swapped rows of the key file), mac_failure, truncated, no_key, unsupported_mode."
+            case .modbusDeviceReads: "Reads a heat pump answered, per device (label device = modbus:LINE/NAME)."
+            case .modbusDeviceNoAnswer: "Reads a heat pump did not answer; each backs the device off (issue 18's fair line)."
+            case .modbusDeviceProbes: "Tries of a backed-off or refused heat pump after its backoff."
+            case .modbusDeviceSkipped: "Poll slots of a heat pump that passed while the line was busy or the device backed off (skipped, never queued)."
+            case .modbusDeviceHealthy: "1 while a heat pump answers and matches its profile, 0 while it is backed off or refused."
             case .metersNotHeard: "Registered devices silent for longer than [alarms] allows (alarms not_heard for radio meters, no_answer for wired meters and heat pumps)."
             }
         }

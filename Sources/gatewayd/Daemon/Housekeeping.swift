@@ -251,6 +251,15 @@ final class Housekeeping: Service, Sendable {
             metrics.observe(.busTimeouts, labels: [("bus", component.name)], cumulative: component.counters["timeouts"] ?? 0)
             metrics.observe(.busRetries, labels: [("bus", component.name)], cumulative: component.counters["retries"] ?? 0)
         }
+        // Per heat pump on a fair Modbus line (issue 18): reads, unanswered reads, probes, skipped slots, health.
+        for component in snapshot.components where component.kind == "heat pump" {
+            let labels = [("device", component.name)]
+            metrics.observe(.modbusDeviceReads, labels: labels, cumulative: component.counters["reads"] ?? 0)
+            metrics.observe(.modbusDeviceNoAnswer, labels: labels, cumulative: component.counters["no_answer"] ?? 0)
+            metrics.observe(.modbusDeviceProbes, labels: labels, cumulative: component.counters["probes"] ?? 0)
+            metrics.observe(.modbusDeviceSkipped, labels: labels, cumulative: component.counters["skipped"] ?? 0)
+            metrics.set(.modbusDeviceHealthy, labels: labels, to: component.health == .healthy ? 1 : 0)
+        }
     }
 
     private func busesUp() async -> Bool {
