@@ -49,6 +49,9 @@ public struct PipelineCore: Sendable {
     /// When each meter's failed telegram was last tried against the building's other keys (at most hourly:
     /// one decode per key), bounded.
     private var forensicsTried: [IdentificationNumber: Int64] = [:]
+    /// What the last try of the building's keys found per meter (the id whose row opens it, or nil), so the
+    /// telegrams in between keep the same finding instead of flapping to a plain wrong key.
+    private var forensicsOwner: [IdentificationNumber: IdentificationNumber?] = [:]
     /// Median RSSI per registered radio meter and receiver, and week-over-week fading (`signal_weaker`).
     public private(set) var reception = ReceptionStats()
     /// Registered radio meters heard, and which have fallen silent (`checkSilence`).
@@ -153,6 +156,9 @@ public struct PipelineCore: Sendable {
     public mutating func replaceKeyring(_ k: WMBusKeyring) {
         options.keyring = k
         wireless.keyring = k
+        // New keys (a reload): what the old ones explained is tried afresh.
+        forensicsTried.removeAll()
+        forensicsOwner.removeAll()
     }
 
     public mutating func process(_ input: PipelineInput) -> Staged {
@@ -340,11 +346,20 @@ public struct PipelineCore: Sendable {
         let last = forensicsTried[id]
         let tryOthers = last.map { receivedAt &- $0 >= 3_600_000 || receivedAt < $0 } ?? true
         if tryOthers {
-            if forensicsTried.count >= 4096 { forensicsTried.removeAll(keepingCapacity: true) }
+            if forensicsTried.count >= 4096 {
+                forensicsTried.removeAll(keepingCapacity: true)
+                forensicsOwner.removeAll(keepingCapacity: true)
+            }
             forensicsTried[id] = receivedAt
         }
-        guard let d = KeyForensics.diagnose(bytes, format: format, error: error, telegram: nil, keyring: options.keyring,
+        guard var d = KeyForensics.diagnose(bytes, format: format, error: error, telegram: nil, keyring: options.keyring,
                                             tryOtherKeys: tryOthers && !options.keyring.keys.isEmpty) else { return nil }
+        if tryOthers {
+            forensicsOwner[id] = .some(d.keyFiledUnder)
+        } else if d.kind == .wrongKey || d.kind == .macFailure, case .some(.some(let owner)) = forensicsOwner[id] {
+            // Between two tries the swapped row found last time still explains the failure.
+            d = KeyDiagnosis(kind: .keyOfAnotherMeter, meter: d.meter, keyFiledUnder: owner)
+        }
         counters.keyFindings[d.kind.rawValue, default: 0] += 1
         let outcome = PipelineOutcome.failed("radio telegram of \(d.meter.digits) from \(dongle) not opened: \(d.advice)")
         var header = TelegramHeader()
