@@ -4,8 +4,9 @@
 // validates them against the building's registry, buffers readings durably and uploads them to the portal.
 //
 // Dependency direction (kept on purpose, see docs/architecture.md):
-//   Drivers  <- Gateway <- gatewayd
-//   Uplink (depends on neither; talks to Gateway through a small protocol wired up in gatewayd)
+//   Drivers  <- Gateway <- Agent <- gatewayd (the command line)
+//   Uplink (depends on neither; talks to Gateway through a small protocol wired up in Agent)
+//   gatewayd-sim (simulators and the portal fake) is a separate program; gatewayd never links it.
 import PackageDescription
 import class Foundation.ProcessInfo
 
@@ -14,6 +15,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "gatewayd", targets: ["gatewayd"]),
+        .executable(name: "gatewayd-sim", targets: ["gatewayd-sim"]),
         .executable(name: "gateway-bench", targets: ["gateway-bench"]),
         .library(name: "Drivers", targets: ["Drivers"]),
         .library(name: "Gateway", targets: ["Gateway"]),
@@ -84,12 +86,13 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]),
 
-        .executableTarget(
-            name: "gatewayd",
+        // The daemon as a library: configuration, bus runners, daemon services, uplink wiring and the
+        // commissioning run. `gatewayd` is its command line; gateway-bench and the tests link it too.
+        .target(
+            name: "Agent",
             dependencies: [
-                "Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake", "CUSB", "CModbus", "CClock",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                // Key fingerprints in support bundles (SHA-256).
+                "Drivers", "Gateway", "Uplink", "CUSB", "CModbus", "CClock",
+                // Key fingerprints in support evidence (SHA-256).
                 .product(name: "Crypto", package: "swift-crypto"),
                 // The status socket and the metrics endpoint are served by Hummingbird; `gatewayd status`
                 // asks the socket through async-http-client.
@@ -101,9 +104,33 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]),
+        // What the two command lines share: the technician's error, durations, tables, Ctrl-C.
+        .target(
+            name: "CLISupport",
+            dependencies: ["Agent", "Drivers", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // The production binary: the daemon (`gatewayd run`) and the technicians' subcommands. It links no
+        // simulator and no portal fake; `--demo` starts gatewayd-sim beside it as a separate process.
+        .executableTarget(
+            name: "gatewayd",
+            dependencies: [
+                "Agent", "CLISupport", "Drivers", "Gateway", "Uplink", "CUSB", "CModbus",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+        // Test doubles as a program of their own: simulated M-Bus lines, dongles, a Modbus heat pump, the
+        // portal sink, the demo building and generated buildings. Started by the demo, the tests and the bench.
+        .executableTarget(
+            name: "gatewayd-sim",
+            dependencies: [
+                "Agent", "CLISupport", "Drivers", "Gateway", "MBusSimulator", "DongleSimulator", "PortalFake", "CModbus",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "gateway-bench",
-            dependencies: ["Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake"]),
+            dependencies: ["Agent", "Drivers", "Gateway", "Uplink", "MBusSimulator", "DongleSimulator", "PortalFake"]),
         // Test tool: ingests until SIGKILLed, for the buffer's crash test.
         .executableTarget(name: "buffer-crash-probe", dependencies: ["Gateway"]),
 
@@ -118,7 +145,7 @@ let package = Package(
         // its kept inputs. Never linked into gatewayd.
         .target(name: "PipelineFuzzing", dependencies: ["Drivers", "Gateway"], path: "Fuzz/PipelineFuzzing"),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "PipelineFuzzing", "buffer-crash-probe"], exclude: ["Fixtures"]),
-        .testTarget(name: "gatewaydTests", dependencies: ["gatewayd"], exclude: ["Fixtures"]),
+        .testTarget(name: "gatewaydTests", dependencies: ["gatewayd", "gatewayd-sim", "Agent", "CLISupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
         .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),
         .testTarget(name: "WirelessTests", dependencies: ["Drivers"], resources: [.copy("Fixtures")]),

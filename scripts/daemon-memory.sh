@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Memory and CPU of the daemon alone on the demo building (issue 8; docs/benchmarks.md).
 #
-# Starts the demo building's simulators as separate processes (`gatewayd simulate mbus|dongle|modbus|
+# Starts the demo building's simulators as separate processes (`gatewayd-sim mbus|dongle|modbus|
 # portal`), then the daemon on a generated non-demo configuration pointing at them, and samples
 # /proc/PID/status (VmRSS, VmHWM, RssAnon, RssFile, Threads) and /proc/PID/stat (utime + stime) of every
-# process at a given time after the daemon started (default 600 s). The baseline is the M-Bus simulator:
-# the same binary, serving one simulated line. Everything stays on 127.0.0.1; every process started here
+# process at a given time after the daemon started (default 600 s). The baseline is the M-Bus simulator
+# (gatewayd-sim, a separate program since issue 16), serving one simulated line. Everything stays on 127.0.0.1; every process started here
 # is stopped on exit, by its own PID.
 #
 # Usage: scripts/daemon-memory.sh [--seconds N] [--bin PATH] [--keep] [--daemon-env "VAR=value …"]
@@ -16,13 +16,14 @@
 #   --interval N      also record every process every N seconds in samples.tsv (default 60)
 #   --on-sample CMD   run CMD (through sh) right after the final sample, with DAEMON_PID, BASELINE_PID and
 #                     WORK in its environment: for a closer look (pagemap, gdb) while everything still runs
-# Build first: swift build -c release --product gatewayd
+# Build first: swift build -c release --product gatewayd && swift build -c release --product gatewayd-sim
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
 seconds=600
 bin="$root/.build/release/gatewayd"
+sim="$(dirname "$bin")/gatewayd-sim"
 keep=0
 daemon_env=""
 interval=60
@@ -40,6 +41,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ -x "$bin" ] || { echo "no gatewayd binary at $bin; build it: swift build -c release --product gatewayd" >&2; exit 1; }
+[ -x "$sim" ] || { echo "no gatewayd-sim beside it ($sim); build it: swift build -c release --product gatewayd-sim" >&2; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/daemon-memory.XXXXXX")"
 pids=()
@@ -72,9 +74,9 @@ await_line() {
     return 1
 }
 
-start() {  # start NAME ARGS...: runs the binary with ARGS, output in $work/NAME.log, PID in $NAME_pid
+start() {  # start NAME ARGS...: runs gatewayd-sim with ARGS, output in $work/NAME.log, PID in $NAME_pid
     local name="$1"; shift
-    "$bin" "$@" >"$work/$name.log" 2>&1 &
+    "$sim" "$@" >"$work/$name.log" 2>&1 &
     pids+=("$!")
     printf -v "${name}_pid" '%s' "$!"
 }
@@ -83,10 +85,10 @@ seeds="$root/seeds/demo-building"
 umask 077
 printf 'memory-bench-%s\n' "$RANDOM$RANDOM" >"$work/token"
 
-start mbus simulate mbus --slaves "$seeds/mbus-slaves.json"
-start dongle simulate dongle --type im871a --replay "$seeds/wmbus-replay.txt" --interval 2
-start modbus simulate modbus --profile "$root/profiles/modbus/kaisai-r290-monoblock.json"
-start portal simulate portal --token-file "$work/token"
+start mbus mbus --slaves "$seeds/mbus-slaves.json"
+start dongle dongle --type im871a --replay "$seeds/wmbus-replay.txt" --interval 2
+start modbus modbus --profile "$root/profiles/modbus/kaisai-r290-monoblock.json"
+start portal portal --token-file "$work/token"
 mbus_pty="$(await_line "$work/mbus.log" '^simulated M-Bus line: ' | sed -E 's/^simulated M-Bus line: ([^ ]+) .*/\1/')"
 dongle_pty="$(await_line "$work/dongle.log" '^simulated im871a: ' | sed -E 's/^simulated im871a: ([^,]+),.*/\1/')"
 modbus_url="$(await_line "$work/modbus.log" '^simulated heat pump' | sed -E 's/.*: (tcp:[^ ]+)$/\1/')"
@@ -237,7 +239,7 @@ done
 read -r d_rss d_hwm _ <<<"${final[daemon]}"
 read -r b_rss b_hwm _ <<<"${final[mbus]}"
 awk -v dr="$d_rss" -v dh="$d_hwm" -v br="$b_rss" -v bh="$b_hwm" -v e="$final_elapsed" 'BEGIN {
-    printf "\nat %.0f s, daemon above the baseline (simulate mbus): RSS %+.1f MiB, peak %+.1f MiB (target: at most 16 MB = 15.26 MiB)\n",
+    printf "\nat %.0f s, daemon above the baseline (gatewayd-sim mbus): RSS %+.1f MiB, peak %+.1f MiB (target: at most 16 MB = 15.26 MiB)\n",
         e, (dr-br)/1024, (dh-bh)/1024 }'
 echo "daemon threads by name:"; sed 's/^/  /' "$work/daemon.threads"
 grep -E '^(Rss|Pss_Anon|Pss_File|Anonymous):' "$work/daemon.smaps_rollup" 2>/dev/null | sed 's/^/  daemon smaps_rollup /' || true

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Issue 8's memory figure as the issue states it: the RSS of the demo (`gatewayd run --demo`: the daemon
 # and the demo building's simulators in one process) after N seconds, against the RSS of the same
-# simulators on their own (`gatewayd simulate demo`: the same binary and configuration, no daemon).
+# simulators on their own (`gatewayd-sim demo`: the same configuration, no daemon).
 # Both run side by side on 127.0.0.1 and are sampled at the same moment; both are stopped on exit.
 #
 # Usage: scripts/demo-memory.sh [--seconds N] [--bin PATH]     (default 600 s, .build/release/gatewayd)
-# Build first: swift build -c release --product gatewayd
+# Build first: swift build -c release --product gatewayd && swift build -c release --product gatewayd-sim
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=600
@@ -35,7 +35,7 @@ trap 'exit 130' INT TERM
 
 "$bin" run --demo >"$work/demo.log" 2>&1 &
 demo_pid=$!; pids+=("$demo_pid")
-"$bin" simulate demo >"$work/simulators.log" 2>&1 &
+"$(dirname "$bin")/gatewayd-sim" demo >"$work/simulators.log" 2>&1 &
 sims_pid=$!; pids+=("$sims_pid")
 
 tick="$(getconf CLK_TCK)"
@@ -54,7 +54,7 @@ mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k/1024}'; }
 echo "machine: $(nproc) cores; binary: $bin; sampled at ${seconds} s"
 printf '%-34s %10s %10s %10s %10s %8s\n' process "RSS MiB" "peak MiB" "anon MiB" "file MiB" "CPU s"
 printf '%-34s %10s %10s %10s %10s %8s\n' "gatewayd run --demo" "$(mib "$d_rss")" "$(mib "$d_hwm")" "$(mib "$d_anon")" "$(mib "$d_file")" "$d_cpu"
-printf '%-34s %10s %10s %10s %10s %8s\n' "gatewayd simulate demo" "$(mib "$s_rss")" "$(mib "$s_hwm")" "$(mib "$s_anon")" "$(mib "$s_file")" "$s_cpu"
+printf '%-34s %10s %10s %10s %10s %8s\n' "gatewayd-sim demo" "$(mib "$s_rss")" "$(mib "$s_hwm")" "$(mib "$s_anon")" "$(mib "$s_file")" "$s_cpu"
 printf 'demo above the simulators: RSS %s MiB (%s MB), peak %s MiB; the daemon'"'"'s CPU about %s s per hour\n' \
     "$(mib $((d_rss - s_rss)))" "$(awk -v k=$((d_rss - s_rss)) 'BEGIN {printf "%.1f", k*1024/1e6}')" "$(mib $((d_hwm - s_hwm)))" \
     "$(awk -v d="$d_cpu" -v s="$s_cpu" -v t="$seconds" 'BEGIN {printf "%.1f", (d-s)*3600/t}')"

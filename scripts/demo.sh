@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The simulators are a program of their own (gatewayd-sim); `run --demo` starts it beside gatewayd.
 swift build -c release --product gatewayd
+swift build -c release --product gatewayd-sim
 bin="$(swift build -c release --show-bin-path)/gatewayd"
 state="${TMPDIR:-/tmp}/gatewayd-demo"
 rm -rf "$state"

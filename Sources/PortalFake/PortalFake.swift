@@ -159,6 +159,15 @@ public final class PortalStore: Sendable {
     public var alarms: [StoredMessage] { state.withLock { s in s.alarmOrder.compactMap { s.alarms[$0] } } }
     public var healthReports: [[UInt8]] { state.withLock { $0.health } }
     public var commissioningReports: [StoredMessage] { state.withLock { Array($0.reports.values) } }
+
+    /// What the sink stored, as `GET /_fake/summary` serves it.
+    public var summary: PortalFakeSummary {
+        PortalFakeSummary(
+            readings: readingCount, resentDuplicates: duplicateReceipts,
+            readingIDs: uniqueReadingIDs.compactMap { Int64($0) }.sorted(), devices: readingsPerDevice,
+            alarms: alarms.count, alarmIDs: alarms.map(\.id), healthReports: healthReports.count,
+            commissioningReports: commissioningReports.count)
+    }
     public var requests: [PortalEndpoint: Int] { state.withLock { $0.requests } }
     /// Answers sent, by HTTP status.
     public var statuses: [Int: Int] { state.withLock { $0.statuses } }
@@ -246,6 +255,17 @@ public final class PortalFake: Sendable {
         api.post("health") { request, context in try await self.handle(.health, request, context) }
         api.post("commissioning-reports") { request, context in try await self.handle(.commissioningReports, request, context) }
         api.get("registry") { request, context in try await self.handle(.registry, request, context) }
+        // Not part of the portal API: what the sink stored, for the demo's run summary (the daemon that
+        // started gatewayd-sim asks for it at exit) and for scripts.
+        router.get("_fake/summary") { _, _ in
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.sortedKeys]
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers,
+                            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(self.store.summary))))
+        }
 
         var logger = Logger(label: "portal-fake")
         logger.logLevel = configuration.logLevel
@@ -506,6 +526,18 @@ public final class PortalFake: Sendable {
     private func count(_ status: Int) {
         store.state.withLock { $0.statuses[status, default: 0] += 1 }
     }
+}
+
+/// The sink's store in numbers (`GET /_fake/summary`, snake_case keys).
+public struct PortalFakeSummary: Codable, Sendable, Hashable {
+    public var readings: Int
+    public var resentDuplicates: Int
+    public var readingIDs: [Int64]
+    public var devices: [String: Int]
+    public var alarms: Int
+    public var alarmIDs: [String]
+    public var healthReports: Int
+    public var commissioningReports: Int
 }
 
 public struct PortalFakeError: Error, CustomStringConvertible, Sendable {

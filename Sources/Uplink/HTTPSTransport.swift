@@ -53,7 +53,7 @@ public struct HTTPSTransportConfiguration: Sendable {
         if !isHTTPS && !insecure && !LoopbackHost.isLoopback(url: base) {
             throw UplinkConfigurationError("portal URL '\(base)' is plain http to a non-loopback host; use https (or set insecure, which is not for production)")
         }
-        // A test sink (`gatewayd simulate portal` without --token-file) may take requests without
+        // A test sink (`gatewayd-sim portal` without --token-file) may take requests without
         // credentials; a portal never does, so only insecure mode may go without.
         if bearerTokenPath == nil && clientCertificatePath == nil && !insecure {
             throw UplinkConfigurationError("no credentials: set a bearer token file or a client certificate")

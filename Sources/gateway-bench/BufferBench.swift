@@ -5,6 +5,7 @@
 // Appends N readings spread over the devices, in batches (one committed transaction each, fsynced:
 // synchronous = FULL), then reports readings per second, disk bytes per reading and peak RSS with
 // everything buffered.
+import Agent
 import Dispatch
 import FoundationEssentials
 import Gateway

@@ -7,6 +7,7 @@
 // (b) scan:   blind secondary scan, gatewayd's tree search against libmbus's algorithm (re-implemented
 //             below from its published behaviour) on the same line.
 // (c) verify: registry-assisted verification of every live meter: selects needed.
+import Agent
 import Dispatch
 import Drivers
 import FoundationEssentials

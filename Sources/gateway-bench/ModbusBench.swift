@@ -19,6 +19,7 @@
 //               response bytes = 5 + 2·count (registers) or 5 + ceil(count / 8) (bits)
 //               wire = Σ_i (8 + response_i + 2 × 3.5) × 11 / baud
 //           i.e. every byte at 11 bit times, plus one 3.5-character silent interval after each frame.
+import Agent
 import Dispatch
 import Drivers
 import FoundationEssentials

@@ -11,6 +11,7 @@
 //   single     the same with one transaction per telegram
 // Each phase charges CPU time from getrusage (user + system); the SQLite phases also print wall time
 // (fsync-bound: synchronous = FULL).
+import Agent
 import Drivers
 import FoundationEssentials
 import Gateway

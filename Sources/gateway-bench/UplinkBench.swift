@@ -7,6 +7,7 @@
 // through BufferUplinkSource → Uploader → HTTPSTransport (gzip) to the PortalFake on 127.0.0.1 and
 // reports wall time, bytes on the wire per reading and CPU (getrusage, the whole process: the fake
 // portal's decompression and JSON parsing included).
+import Agent
 import FoundationEssentials
 import Gateway
 import Glibc

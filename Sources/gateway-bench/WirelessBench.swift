@@ -6,6 +6,7 @@
 //
 // The population is synthetic but made of real telegram shapes: every profile's test telegrams with the
 // meter id varied, and for 10 % of the devices a mode 5 encrypted telegram with its own AES key.
+import Agent
 import Drivers
 import FoundationEssentials
 import Glibc

@@ -9,6 +9,7 @@
 //
 // The `buffer` mode links Gateway (GRDB, full Foundation), so the binary carries Foundation's ICU; the
 // decode figures in docs/benchmarks.md were measured with this binary and say so.
+import Agent
 import Drivers
 import FoundationEssentials
 import Glibc

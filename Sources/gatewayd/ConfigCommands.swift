@@ -1,3 +1,5 @@
+import Agent
+import CLISupport
 import ArgumentParser
 import Gateway
 

@@ -1,3 +1,5 @@
+import Agent
+import CLISupport
 import ArgumentParser
 
 @main
@@ -10,10 +12,6 @@ struct Gatewayd: AsyncParsableCommand {
             captured from a meter.
             """,
         version: GatewaydVersion.string,
-        subcommands: [Run.self, Status.self, Commission.self, Listen.self, Decode.self, ProfilesCommand.self, MBus.self, Modbus.self, Simulate.self, Config.self, Devices.self, ReadingCommand.self, BufferCommand.self, RegistryCommand.self, BillingCommand.self, BundleCommand.self, ReplayCommand.self, Version.self]
+        subcommands: [Run.self, Status.self, Commission.self, Listen.self, Decode.self, ProfilesCommand.self, MBus.self, Modbus.self, Config.self, Devices.self, ReadingCommand.self, BufferCommand.self, RegistryCommand.self, BillingCommand.self, BundleCommand.self, ReplayCommand.self, Version.self]
     )
-}
-
-enum GatewaydVersion {
-    static let string = "0.1.0"
 }

@@ -1,3 +1,5 @@
+import Agent
+import CLISupport
 import ArgumentParser
 import Dispatch
 import Drivers
@@ -68,24 +70,8 @@ struct MBusLineArguments: ParsableArguments {
     }
 }
 
-extension SerialSettings.Parity: ExpressibleByArgument {}
 
-/// The serial line checks every command with --baud and --stop-bits makes, with the same words.
-enum SerialArguments {
-    static func validate(baud: Int, stopBits: Int) throws {
-        guard SerialSettings.supportedBaudRates.contains(baud) else {
-            throw ValidationError("--baud \(baud) is not a serial speed; use one of "
-                                  + SerialSettings.supportedBaudRates.map(String.init).joined(separator: ", "))
-        }
-        guard stopBits == 1 || stopBits == 2 else { throw ValidationError("--stop-bits must be 1 or 2") }
-    }
-}
 
-/// An error for the technician: printed as is, exit status 1.
-struct CLIError: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
-}
 
 struct MBusScan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -265,39 +251,5 @@ enum ExpectedMeterFile {
     }
 }
 
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}
 
-enum FileHandleOutput {
-    /// Pushes buffered standard output out (print buffers when stdout is a pipe).
-    static func flush() { fflush(nil) }
 
-    static func standardError(_ text: String) {
-        // write(2) on fd 2: unbuffered, and no shared C stream state to race on.
-        var bytes = Array(text.utf8)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
-            if n <= 0 { return }
-            offset += n
-        }
-    }
-}
-
-/// Turns Ctrl-C into task cancellation so a scan stops cleanly and prints what it found.
-final class InterruptHandler: @unchecked Sendable {
-    private let source: DispatchSourceSignal
-
-    init(_ action: @escaping @Sendable () -> Void) {
-        signal(SIGINT, SIG_IGN)
-        source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler(handler: action)
-        source.resume()
-    }
-
-    func restore() {
-        source.cancel()
-        signal(SIGINT, SIG_DFL)
-    }
-}

@@ -1,3 +1,5 @@
+import Agent
+import CLISupport
 import ArgumentParser
 import Synchronization
 import Drivers
@@ -397,10 +399,5 @@ struct ModbusDump: AsyncParsableCommand {
 }
 
 /// Set from the SIGINT handler, read by the polling loop.
-final class StopFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .relaxed) }
-    var isSet: Bool { value.load(ordering: .relaxed) }
-}
 
 extension RegisterKind: ExpressibleByArgument {}

@@ -1,3 +1,5 @@
+import Agent
+import CLISupport
 import Drivers
 import Synchronization
 #if canImport(Glibc)

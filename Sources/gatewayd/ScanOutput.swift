@@ -1,3 +1,5 @@
+import Agent
+import CLISupport
 import Drivers
 #if canImport(FoundationEssentials)
 import FoundationEssentials

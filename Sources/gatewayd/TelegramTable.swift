@@ -1,3 +1,5 @@
+import Agent
+import CLISupport
 import Drivers
 
 /// Renders a telegram as a table a technician can read at a glance.

@@ -1,3 +1,5 @@
+@testable import Agent
+import CLISupport
 import Foundation
 
 /// posix_spawn for the tests' child processes (the daemon, the CLI, Chromium). Not Foundation.Process:

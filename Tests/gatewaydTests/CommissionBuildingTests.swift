@@ -1,3 +1,6 @@
+@testable import Agent
+import CLISupport
+@testable import gatewayd_sim
 import Drivers
 import Foundation
 import Gateway

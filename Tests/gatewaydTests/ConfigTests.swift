@@ -1,3 +1,5 @@
+@testable import Agent
+import CLISupport
 import Drivers
 import Foundation
 import Logging
@@ -226,7 +228,7 @@ struct ConfigLoadingTests {
             try scratch.write("token", "secret\n", mode: 0o600)
             try scratch.write("gatewayd.toml", text)
             guard case .success(let config) = scratch.load() else { continue }
-            let demo = try await DemoBuilding.start(config: config, logger: Logger(label: "test"))
+            let demo = try await DemoBuilding.start(config: config, configPath: scratch.main, logger: Logger(label: "test"))
             defer { demo.stop() }
             do {
                 let transport = try UplinkWiring.transport(config: config, demo: demo, logger: Logger(label: "test"))

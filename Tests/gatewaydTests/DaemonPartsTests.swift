@@ -1,3 +1,5 @@
+@testable import Agent
+import CLISupport
 import Drivers
 import Foundation
 import Gateway

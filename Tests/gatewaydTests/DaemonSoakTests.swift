@@ -1,3 +1,6 @@
+@testable import Agent
+@testable import gatewayd_sim
+import CLISupport
 import Foundation
 import Gateway
 import Logging
@@ -24,7 +27,7 @@ struct DaemonSoakTests {
         try FileManager.default.createDirectory(atPath: dir + "/sim", withIntermediateDirectories: true)
         var demo = try GatewayConfig.load(path: DaemonTests.seeds + "/gatewayd.toml").get()
         demo.buffer.path = dir + "/sim/buffer.sqlite"  // the sink's token file goes beside it
-        let building = try await DemoBuilding.start(config: demo, logger: Logger(label: "soak"))
+        let building = try await SimulatedBuses.start(config: demo, logger: Logger(label: "soak"))
         defer { building.stop() }
         let portal = try #require(building.portal)
         let config = dir + "/gatewayd.toml"
@@ -81,7 +84,7 @@ struct DaemonSoakTests {
     }
 
     /// The demo building's buses as real ports (the simulators' ptys and TCP port), the sink as the portal.
-    static func config(dir: String, building: DemoBuilding) throws -> String {
+    static func config(dir: String, building: SimulatedBuses) throws -> String {
         let mbus = try #require(building.mbusLines["mbus-line-1"])
         let dongle = try #require(building.dongles["wmbus-1"])
         let modbus = try #require(building.modbusLines["rs485-1"])

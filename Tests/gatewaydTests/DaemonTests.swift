@@ -1,3 +1,5 @@
+@testable import Agent
+import CLISupport
 import Foundation
 import Gateway
 import Testing
@@ -231,8 +233,8 @@ final class DaemonProcess: @unchecked Sendable {
     let logPath: String
     private var status: Int32?
 
-    init(_ arguments: [String], log: String) throws {
-        let exe = try #require(DecodeCommandTests.executable, "gatewayd binary not found")
+    init(_ arguments: [String], log: String, program: String = "gatewayd") throws {
+        let exe = try #require(DecodeCommandTests.executable(named: program), "\(program) binary not found")
         logPath = log
         pid = try ChildProcess.spawn(exe.path, arguments, stdout: log)
     }

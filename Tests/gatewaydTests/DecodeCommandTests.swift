@@ -1,3 +1,5 @@
+@testable import Agent
+import CLISupport
 import Foundation
 import Testing
 import Gateway
@@ -140,10 +142,13 @@ struct DecodeCommandTests {
     }
 
     /// The built executable, next to the test bundle.
-    static var executable: URL? {
+    static var executable: URL? { executable(named: "gatewayd") }
+
+    /// A product built beside the tests: `gatewayd`, or `gatewayd-sim` (the simulators).
+    static func executable(named name: String) -> URL? {
         var dir = Bundle.main.bundleURL
         for _ in 0..<3 {
-            let candidate = dir.appendingPathComponent("gatewayd")
+            let candidate = dir.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
             dir.deleteLastPathComponent()
         }

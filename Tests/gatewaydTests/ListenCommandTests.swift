@@ -1,3 +1,5 @@
+@testable import Agent
+import CLISupport
 import Drivers
 import Foundation
 import Testing
@@ -36,7 +38,7 @@ struct ListenCommandTests {
         let dir = NSTemporaryDirectory() + "listen-" + UUID().uuidString
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let link = dir + "/im871a"
-        let dongle = try DaemonProcess(["simulate", "dongle", "--replay", Self.replay, "--interval", "100ms", "--link", link], log: dir + "/dongle.log")
+        let dongle = try DaemonProcess(["dongle", "--replay", Self.replay, "--interval", "100ms", "--link", link], log: dir + "/dongle.log", program: "gatewayd-sim")
         defer { dongle.signal(SIGINT); _ = dongle.waitBlocking(timeoutSeconds: 10) }
         for _ in 0..<100 where !FileManager.default.fileExists(atPath: link) { usleep(50_000) }
         let (status, out) = try Self.run(["listen", "--dongle", link, "--type", "im871a", "--duration", "5s"])

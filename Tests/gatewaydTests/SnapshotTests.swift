@@ -1,3 +1,6 @@
+@testable import Agent
+import CLISupport
+@testable import gatewayd_sim
 import ArgumentParser
 import Foundation
 import Gateway

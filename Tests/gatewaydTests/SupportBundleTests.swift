@@ -1,3 +1,5 @@
+@testable import Agent
+import CLISupport
 import Drivers
 import Foundation
 import Gateway
@@ -98,7 +100,9 @@ struct SupportBundleTests {
         var live: (status: Int32?, log: String)?
         for _ in 0..<480 where daemon.isRunning {
             if let e = try? await SupportBundleBuilder.fetchEvidence(socket: ws.dir + "/status.sock", timeout: 2),
-               Set(e.journal.entries.map(\.bus)) == [.mbus, .wmbus, .modbus], e.journal.entries.count > 20 {
+               Set(e.journal.entries.map(\.bus)) == [.mbus, .wmbus, .modbus], e.journal.entries.count > 20,
+               // The keyless replay below needs the allocator whose key is wrong (the radio replay takes a while).
+               e.journal.entries.contains(where: { $0.device == "wmbus:VIP:23701267" }) {
                 live = try ListenCommandTests.run(["bundle", "--config", ws.config, "--out", ws.dir + "/live"])
                 break
             }

@@ -1,3 +1,5 @@
+@testable import Agent
+import CLISupport
 import Foundation
 import Testing
 

@@ -1,3 +1,5 @@
+import Agent
+import CLISupport
 import ArgumentParser
 import Drivers
 import Foundation
@@ -102,7 +104,7 @@ struct Commission: AsyncParsableCommand {
 
         let demoBuilding: DemoBuilding
         do {
-            demoBuilding = try await DemoBuilding.start(config: loaded, logger: logger)
+            demoBuilding = try await DemoBuilding.start(config: loaded, configPath: choice.path, logger: logger)
         } catch {
             throw CLIError("\(error)")
         }
@@ -146,7 +148,7 @@ struct Commission: AsyncParsableCommand {
         let view = CommissionView(enabled: !json && isatty(1) == 1, window: Int(listen.duration.components.seconds))
         let stop = StopFlag()
         let interrupt = InterruptHandler { stop.set() }
-        let report = await run.run(stop: stop, view: view)
+        let report = await run.run(stop: stop) { view.draw($0, elapsed: $1, buses: $2) }
         interrupt.restore()
         view.clear()
 
@@ -164,8 +166,8 @@ struct Commission: AsyncParsableCommand {
             uploadLine = "not uploaded (--no-upload)"
         } else if let transport {
             uploadLine = await CommissionUpload.send(report, transport: transport)
-            if let sink = demoBuilding.portal {
-                uploadLine += "; the demo portal sink holds \(sink.store.commissioningReports.count) commissioning report(s)"
+            if let sink = await demoBuilding.portalSummary() {
+                uploadLine += "; the demo portal sink holds \(sink.commissioningReports) commissioning report(s)"
             }
         } else {
             uploadLine = "not uploaded: no usable uplink in the configuration"

@@ -1,0 +1,288 @@
+import Drivers
+import Foundation
+import Gateway
+import Logging
+import Synchronization
+
+/// One commissioning run: every bus of the configuration at once, each in its own task, all feeding
+/// one `CommissioningSession`. Radio dongles listen for the whole window; wired lines are verified
+/// meter by meter (two passes: a meter may miss one select); heat pumps are read and, while silent,
+/// asked again every few seconds.
+package final class CommissioningRun: Sendable {
+    package let config: GatewayConfig
+    package let demo: DemoBuilding
+    package let listenSeconds: Int
+    package let full: Bool
+    package let blindScan: Bool
+    package let logger: Logger
+    private let session: Mutex<CommissioningSession>
+    /// Wired lines and Modbus lines still working through their first passes.
+    private let busy = Atomic<Int>(0)
+
+    package init(config: GatewayConfig, registry: DeviceRegistry, keyring: WMBusKeyring, catalog: ProfileCatalog?, demo: DemoBuilding,
+         options: CommissioningOptions, listenSeconds: Int, full: Bool, blindScan: Bool, logger: Logger) {
+        self.config = config
+        self.demo = demo
+        self.listenSeconds = listenSeconds
+        self.full = full
+        self.blindScan = blindScan
+        self.logger = logger
+        session = Mutex(CommissioningSession(registry: registry, keyring: keyring, catalog: catalog, startedAt: unixMilliseconds(),
+                                             listenSeconds: listenSeconds, options: options))
+    }
+
+    /// Runs the window; `draw` gets the progress at most once a second (the CLI's live view).
+    package func run(stop: StopFlag, draw: @Sendable (CommissioningProgress, Duration, [String]) -> Void) async -> CommissioningReport {
+        let registry = session.withLock { $0.registry }
+        let started = ContinuousClock.now
+        let deadline = started + .seconds(listenSeconds)
+        unconfiguredBuses(registry)
+        var tasks: [Task<Void, Never>] = []
+        for dongle in config.buses.wmbus {
+            tasks.append(Task { await self.listen(dongle) })
+        }
+        for line in config.buses.mbus {
+            let devices = registry.devices.filter { $0.bus == .wiredMBus && $0.line == line.name && $0.replacedBy == nil }
+            busy.add(1, ordering: .relaxed)
+            tasks.append(Task { await self.verify(line, devices: devices, deadline: deadline) })
+        }
+        for line in config.buses.modbus {
+            busy.add(1, ordering: .relaxed)
+            tasks.append(Task { await self.probe(line, registry: registry, deadline: deadline) })
+        }
+
+        var ended = CommissioningReport.EndReason.windowOver
+        var lastDraw = ContinuousClock.now - .seconds(2)
+        while true {
+            if stop.isSet { ended = .interrupted; break }
+            if ContinuousClock.now >= deadline { break }
+            let (done, progress) = session.withLock { ($0.everythingHeard, $0.progress) }
+            if done && !full && busy.load(ordering: .relaxed) == 0 { ended = .allHeard; break }
+            if ContinuousClock.now - lastDraw >= .seconds(1) {
+                draw(progress, ContinuousClock.now - started, busStates())
+                lastDraw = ContinuousClock.now
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        for t in tasks { t.cancel() }
+        // A wired line finishes the select in progress (a transaction is never cut in half).
+        for t in tasks { await t.value }
+        return session.withLock { $0.report(finishedAt: unixMilliseconds(), endedBecause: ended, gatewayID: config.gatewayID) }
+    }
+
+    private func busStates() -> [String] {
+        session.withLock { $0.busStates.map { "\($0.name) \($0.state)" } }
+    }
+
+    /// Registry devices on lines this configuration does not have cannot be checked: say so per device.
+    private func unconfiguredBuses(_ registry: DeviceRegistry) {
+        let wired = Set(config.buses.mbus.map(\.name))
+        let modbus = Set(config.buses.modbus.map(\.name))
+        session.withLock { s in
+            for d in registry.devices where d.replacedBy == nil {
+                if d.bus == .wiredMBus, !wired.contains(d.line ?? "") {
+                    s.wiredSilent(key: d.key, line: d.line ?? "-", error: "its line \(d.line ?? "(none)") is not in the configuration")
+                }
+                if d.bus == .modbus, !modbus.contains(d.line ?? "") {
+                    s.heatPumpSilent(key: d.key, error: "its line \(d.line ?? "(none)") is not in the configuration")
+                }
+            }
+            if config.buses.wmbus.isEmpty, registry.devices.contains(where: { $0.bus == .wirelessMBus }) {
+                s.bus("no dongle", kind: BusKind.wirelessMBus.rawValue, state: "no wireless dongle in the configuration")
+            }
+        }
+    }
+
+    // MARK: - Radio
+
+    private func listen(_ dongle: GatewayConfig.WMBusDongleConfig) async {
+        let name = dongle.name
+        session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "starting") }
+        let mode = DongleLinkMode(text: dongle.linkMode.rawValue) ?? .c1t1
+        let kind: DongleKind? = dongle.type == .auto ? nil : DongleKind(rawValue: dongle.type.rawValue)
+        switch dongle.source {
+        case .device(let path):
+            await listen(name, WMBusDongle(DongleConfiguration(path: path, kind: kind, linkMode: mode)))
+        case .simulator:
+            guard let path = demo.dongles[name] else {
+                session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "its simulator did not start") }
+                return
+            }
+            await listen(name, WMBusDongle(DongleConfiguration(path: path, kind: .im871a, linkMode: mode)))
+        case .command(let command):
+            session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "ok") }
+            for await event in LineProcess(command: command, logger: logger).events() {
+                if Task.isCancelled { break }
+                switch event {
+                case .telegram(let t): session.withLock { $0.heard(t, bus: name) }
+                case .exited(let why): session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: why) }
+                case .started: session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "ok") }
+                case .badLine: break
+                }
+            }
+        }
+    }
+
+    private func listen(_ name: String, _ dongle: WMBusDongle) async {
+        for await event in dongle.events() {
+            if Task.isCancelled { break }
+            switch event {
+            case .telegram(let t):
+                session.withLock { $0.heard(t, bus: name) }
+            case .state(let state):
+                let text: String
+                switch state {
+                case .ready: text = "ok"
+                default: text = state.description
+                }
+                session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: text) }
+            case .problem:
+                break
+            }
+        }
+    }
+
+    // MARK: - Wired M-Bus
+
+    private func verify(_ line: GatewayConfig.MBusLineConfig, devices: [RegisteredDevice], deadline: ContinuousClock.Instant) async {
+        defer { busy.subtract(1, ordering: .relaxed) }
+        let name = line.name
+        let kind = BusKind.wiredMBus.rawValue
+        session.withLock { $0.bus(name, kind: kind, state: "starting") }
+        let endpoint: BusEndpoint
+        switch line.source {
+        case .endpoint(let e): endpoint = e
+        case .simulator:
+            guard let path = demo.mbusLines[name] else {
+                failAll(devices, line: name, why: "its line's simulator did not start")
+                return
+            }
+            endpoint = .serial(path: path)
+        }
+        let bus: MBusLine
+        do {
+            bus = try MBusLine(endpoint: endpoint, options: line.lineOptions)
+        } catch {
+            session.withLock { $0.bus(name, kind: kind, state: "cannot open \(endpoint): \(error)") }
+            failAll(devices, line: name, why: "line \(name) could not be opened")
+            return
+        }
+        session.withLock { $0.bus(name, kind: kind, state: "ok") }
+        // Two passes: a meter busy with its own measurement may miss one select.
+        for pass in 1...2 {
+            for device in devices {
+                if Task.isCancelled || ContinuousClock.now >= deadline { break }
+                if pass == 2, session.withLock({ $0.expected.first { $0.key == device.key }?.heard ?? true }) { continue }
+                await ask(bus, device, line: name)
+            }
+        }
+        if !Task.isCancelled { session.withLock { $0.busCompleted(name, at: unixMilliseconds()) } }
+        if blindScan && !Task.isCancelled {
+            do {
+                let found = try await bus.scanSecondary()
+                session.withLock { s in
+                    let known = Set(devices.compactMap(\.identification))
+                    for meter in found.found {
+                        guard let t = meter.telegram, let id = t.header.identification?.digits, !known.contains(id) else { continue }
+                        s.wiredAnswer(t, line: name)
+                    }
+                }
+            } catch {
+                logger.warning("blind scan stopped", metadata: ["line": "\(name)", "error": "\(error)"])
+            }
+        }
+        await bus.close()
+    }
+
+    private func ask(_ bus: MBusLine, _ device: RegisteredDevice, line: String) async {
+        if let text = device.identification, let id = IdentificationNumber(text) {
+            let expected = ExpectedMeter(identification: id, manufacturer: device.manufacturer.flatMap { ManufacturerCode($0) })
+            do {
+                let report = try await bus.verify([expected], read: true)
+                if let t = report.found.first?.telegram {
+                    session.withLock { $0.wiredAnswer(t, line: line) }
+                } else if let collision = report.collisions.first {
+                    session.withLock { $0.wiredSilent(key: device.key, line: line, error: collision) }
+                } else {
+                    session.withLock { $0.wiredSilent(key: device.key, line: line, error: "no answer to its selection by secondary address \(text)") }
+                }
+            } catch {
+                session.withLock { $0.wiredSilent(key: device.key, line: line, error: "\(error)") }
+            }
+        } else if let p = device.primaryAddress, let address = UInt8(exactly: p) {
+            do {
+                let readout = try await bus.read(.primary(address))
+                session.withLock { $0.wiredAnswer(readout.assembled, line: line) }
+            } catch {
+                session.withLock { $0.wiredSilent(key: device.key, line: line, error: "no answer at primary address \(p): \(error)") }
+            }
+        } else {
+            session.withLock { $0.wiredSilent(key: device.key, line: line, error: "the registry gives neither its identification nor a primary address") }
+        }
+    }
+
+    private func failAll(_ devices: [RegisteredDevice], line: String, why: String) {
+        session.withLock { s in
+            s.bus(line, kind: BusKind.wiredMBus.rawValue, state: why)
+            for d in devices { s.wiredSilent(key: d.key, line: line, error: why) }
+        }
+    }
+
+    // MARK: - Modbus
+
+    private func probe(_ line: GatewayConfig.ModbusLineConfig, registry: DeviceRegistry, deadline: ContinuousClock.Instant) async {
+        var firstPass = true
+        defer { if firstPass { busy.subtract(1, ordering: .relaxed) } }
+        let name = line.name
+        let kind = BusKind.modbus.rawValue
+        session.withLock { $0.bus(name, kind: kind, state: "starting") }
+        let endpoint: ModbusEndpoint
+        switch line.source {
+        case .endpoint(let e): endpoint = e
+        case .simulator:
+            guard let port = demo.modbusLines[name] else {
+                session.withLock { $0.bus(name, kind: kind, state: "its simulator did not start") }
+                return
+            }
+            endpoint = .tcp(host: "127.0.0.1", port: port)
+        }
+        let bus: ModbusLine
+        do {
+            bus = try ModbusLine(endpoint: endpoint, options: line.options)
+        } catch {
+            session.withLock { s in
+                s.bus(name, kind: kind, state: "cannot open \(endpoint): \(error)")
+                for d in line.devices {
+                    if let key = registry.device(line: name, unit: d.unit)?.key { s.heatPumpSilent(key: key, error: "line \(name) could not be opened") }
+                }
+            }
+            return
+        }
+        session.withLock { $0.bus(name, kind: kind, state: "ok") }
+        var pending = line.devices
+        while !pending.isEmpty && !Task.isCancelled && ContinuousClock.now < deadline {
+            var still: [GatewayConfig.ModbusDeviceConfig] = []
+            for device in pending {
+                guard let key = registry.device(line: name, unit: device.unit)?.key else {
+                    logger.warning("heat pump in the configuration but not in the registry", metadata: ["line": "\(name)", "unit": "\(device.unit)"])
+                    continue
+                }
+                do {
+                    let reading = try await bus.read(profile: device.profile, unit: device.unit)
+                    session.withLock { $0.heatPump(key: key, reading: reading) }
+                } catch {
+                    session.withLock { $0.heatPumpSilent(key: key, error: "\(error)") }
+                    still.append(device)
+                }
+            }
+            pending = still
+            if firstPass {
+                firstPass = false
+                busy.subtract(1, ordering: .relaxed)
+            }
+            if pending.isEmpty { session.withLock { $0.busCompleted(name, at: unixMilliseconds()) } }
+            if !pending.isEmpty { try? await Task.sleep(for: .seconds(5)) }
+        }
+        await bus.close()
+    }
+}

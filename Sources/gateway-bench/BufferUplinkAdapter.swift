@@ -1,1 +1,0 @@
-../gatewayd/BufferUplinkAdapter.swift
