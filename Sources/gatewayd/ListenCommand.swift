@@ -122,15 +122,14 @@ struct Listen: AsyncParsableCommand {
                 }
             } else if type == .rtlwmbus {
                 view.describeSource("rtl_wmbus lines on standard input")
-                var reader = RTLWMBusLineReader()
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while !Task.isCancelled {
-                    let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
-                    if n <= 0 { break }
-                    reader.append(buffer[0..<n])
-                    while let e = reader.next() { view.rtl(e) }
+                for await event in RTLWMBusSource(fileDescriptor: 0).events() {
+                    if Task.isCancelled { break }
+                    switch event {
+                    case .telegram(let t): view.heard(t)
+                    case .problem(let p): view.problem(p, show: true)
+                    case .state: break
+                    }
                 }
-                if let e = reader.finish() { view.rtl(e) }
             } else if let dongle {
                 let kind: DongleKind? = type == .auto ? nil : DongleKind(rawValue: type.rawValue)
                 let session = WMBusDongle(DongleConfiguration(path: dongle, kind: kind, linkMode: DongleLinkMode(text: mode) ?? .c1t1))
@@ -229,18 +228,11 @@ final class ListenView: Sendable {
         shared.withLock { $0.dongleState = text; $0.dirty = true }
     }
 
-    func problem(_ p: DongleError) {
+    /// A line problem: counted; shown as it happens (outside the table view) when `show`, as for rtl_wmbus,
+    /// whose CRC failures and bad lines a technician wants to see.
+    func problem(_ p: DongleError, show: Bool = false) {
         shared.withLock { $0.lineProblems += 1 }
-    }
-
-    func rtl(_ event: RTLWMBusLineReader.Event) {
-        switch event {
-        case .line(let line):
-            if let t = line.receivedTelegram() { heard(t) }
-        case .invalid(let e):
-            shared.withLock { $0.lineProblems += 1 }
-            if mode != .table { progress.message("rtl_wmbus: \(e)\n") }
-        }
+        if show && mode != .table { progress.message("rtl_wmbus: \(p)\n") }
     }
 
     func heard(_ t: ReceivedTelegram) {

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Drivers
 import Testing
@@ -176,6 +177,38 @@ struct RTLWMBusSourceTests {
         #expect(problems.map(\.code) == [.checksumMismatch, .invalidLine])
         #expect(problems.last?.offset == 3)
         #expect(events.last == .state(.stopped))
+    }
+}
+
+@Suite("rtl_wmbus pipeline")
+struct RTLWMBusPipelineTests {
+    /// The daemon's and commissioning's rtl_wmbus source is the same reader behind a shell pipeline: CRC
+    /// failures arrive as `.checksumMismatch` problems (the daemon counts them), and an exited pipeline is
+    /// `.unplugged` and started again.
+    @Test func aPipelineIsReadAndStartedAgainWhenItExits() async throws {
+        let t = Fixtures.take(2)
+        let dir = NSTemporaryDirectory() + "rtl-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let text = "T1;1;1;2019-02-09 07:14:18.000;117;102;1;0x\(Hex.encode(t[0]))\n"
+            + "T1;0;1;2019-02-09 07:14:19.000;117;102;2;0x\(Hex.encode(t[1]))\n"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/lines"))
+        // Each run prints the two lines and exits at once, as rtl_wmbus does when the SDR goes away.
+        let source = RTLWMBusSource(.command("cat '\(dir)/lines'"), receiver: "sdr-1")
+        var telegrams: [ReceivedTelegram] = [], problems: [DongleError] = [], states: [DongleState] = []
+        for await e in source.events() {
+            switch e {
+            case .telegram(let x): telegrams.append(x)
+            case .problem(let p): problems.append(p)
+            case .state(let s): states.append(s)
+            }
+            if telegrams.count == 2 { break }
+        }
+        #expect(telegrams.map(\.bytes) == [t[0], t[0]])
+        #expect(telegrams.allSatisfy { $0.receiver == "sdr-1" })
+        #expect(problems.first?.code == .checksumMismatch)
+        let connects = states.filter { if case .connecting = $0 { true } else { false } }.count
+        let exits = states.filter { if case .unplugged = $0 { true } else { false } }.count
+        #expect(connects == 2 && exits == 1, "\(states)")
     }
 }
 

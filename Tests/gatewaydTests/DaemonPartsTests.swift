@@ -88,6 +88,47 @@ struct DaemonPartsTests {
         #expect(StatusTable.render(status, now: Date()).contains("unknown devices: 3 heard"))
     }
 
+    @Test("an rtl_wmbus pipeline in process: telegrams reach the buffer, CRC failures are counted, the status names the receiver")
+    func rtlWMBusRunner() async throws {
+        let seeds = ConfigErrorTests.repositoryRoot.appendingPathComponent("seeds/demo-building")
+        let entries = try ReplayFile.parse(String(contentsOf: seeds.appendingPathComponent("wmbus-replay.txt"), encoding: .utf8))
+        let registry = try DeviceRegistry.load(path: seeds.appendingPathComponent("registry.json").path)
+        // rtl_wmbus's line format: mode;crc ok;3of6 ok;time;rssi;link quality;meter id;0xHEX.
+        var text = ""
+        for (n, e) in entries.enumerated() {
+            text += "T1;1;1;2026-12-05 10:00:\(String(format: "%02d", n % 60)).000;117;102;\(n);0x\(Hex.encode(e.bytes))\n"
+        }
+        text += "T1;0;1;2026-12-05 10:01:00.000;90;40;99;0x\(Hex.encode(entries[0].bytes))\n"
+        let dir = NSTemporaryDirectory() + "rtl-runner-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/lines"))
+        let buffer = MemoryReadingBuffer()
+        let board = StatusBoard(gateway: registry.gateway, building: registry.building, demo: false)
+        let pipeline = ReadingPipeline(registry: registry, buffer: buffer)
+        // The pipeline prints its lines once and then stays open, as a live rtl_wmbus does.
+        let runner = WirelessRunner(name: "sdr", source: .command("cat '\(dir)/lines'; sleep 600"), pipeline: pipeline, board: board,
+                                    logger: Logger(label: "test"))
+        let task = Task { await runner.run() }
+        var component: DaemonStatus.Component?
+        for _ in 0..<300 {
+            let status = await LocalEndpoints.statusDocument(board: board, strangers: pipeline.unknownDevices)
+            component = status.components.first { $0.name == "wmbus:sdr" }
+            if let c = component, c.counters["telegrams"] == entries.count, c.counters["crc_failures"] == 1 { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        task.cancel()
+        await task.value
+        let c = try #require(component)
+        #expect(c.kind == "rtl_wmbus receiver")
+        #expect(c.counters["telegrams"] == entries.count, "\(c.counters)")
+        #expect(c.counters["crc_failures"] == 1, "\(c.counters)")
+        #expect(c.counters["strangers"] == 3, "\(c.counters)")
+        let stats = await buffer.statistics()
+        #expect(stats.pending > 0)
+        let counters = await pipeline.counters()
+        #expect(counters.heard == entries.count)
+    }
+
     @Test("the status table puts the worst first and names open alarms")
     func statusTable() {
         let now = Date(timeIntervalSince1970: 1_800_000_000)

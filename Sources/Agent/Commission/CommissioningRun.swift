@@ -110,25 +110,27 @@ package final class CommissioningRun: Sendable {
             }
             await listen(name, WMBusDongle(DongleConfiguration(path: path, kind: .im871a, linkMode: mode)))
         case .command(let command):
-            session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "ok") }
-            for await event in LineProcess(command: command, logger: logger).events() {
-                if Task.isCancelled { break }
-                switch event {
-                case .telegram(let t): session.withLock { $0.heard(t, bus: name) }
-                case .exited(let why): session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: why) }
-                case .started: session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "ok") }
-                case .badLine: break
-                }
-            }
+            await listen(name, RTLWMBusSource(.command(command), receiver: name).events())
         }
     }
 
     private func listen(_ name: String, _ dongle: WMBusDongle) async {
-        for await event in dongle.events() {
+        await listen(name, dongle.events())
+    }
+
+    /// A dongle session or an rtl_wmbus pipeline: the same events.
+    private func listen(_ name: String, _ events: AsyncStream<DongleEvent>) async {
+        var heardOne = false
+        for await event in events {
             if Task.isCancelled { break }
             switch event {
             case .telegram(let t):
-                session.withLock { $0.heard(t, bus: name) }
+                session.withLock { s in
+                    // An rtl_wmbus pipeline has no handshake: its first telegram is what shows it works.
+                    if !heardOne { s.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "ok") }
+                    s.heard(t, bus: name)
+                }
+                heardOne = true
             case .state(let state):
                 let text: String
                 switch state {

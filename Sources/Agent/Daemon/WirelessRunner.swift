@@ -39,6 +39,12 @@ package struct WirelessRunner: BusRunner {
         return WirelessRunner(name: config.name, source: source, pipeline: pipeline, board: board, logger: logger)
     }
 
+    /// How `gatewayd status` names this receiver.
+    package var componentKind: String {
+        if case .command = source { return "rtl_wmbus receiver" }
+        return "wireless dongle"
+    }
+
     package func run() async {
         let counters = Tally()
         let component = "wmbus:\(name)"
@@ -55,43 +61,38 @@ package struct WirelessRunner: BusRunner {
             if !rest.isEmpty { await handle(rest, counters: counters) }
         }
         defer { flusher.cancel() }
+        // A dongle session and an rtl_wmbus pipeline give the same events (Drivers' DongleEvent).
+        let kind = componentKind
+        let events: AsyncStream<DongleEvent>
         switch source {
         case .dongle(let configuration):
-            await board.update(component, kind: "wireless dongle", health: .starting, detail: "opening \(configuration.path)")
-            let dongle = WMBusDongle(configuration)
-            for await event in dongle.events() {
-                switch event {
-                case .state(let state):
-                    logger.notice("dongle", metadata: ["state": "\(state)"])
-                    await board.update(component, kind: "wireless dongle", health: health(of: state), detail: state.description,
-                                       counters: counters.m.withLock { $0 })
-                case .telegram(let telegram):
-                    batcher.add(telegram)
-                case .problem(let problem):
-                    counters.m.withLock { $0["problems", default: 0] += 1 }
-                    logger.debug("dongle line problem", metadata: ["problem": "\(problem)"])
-                }
-            }
+            await board.update(component, kind: kind, health: .starting, detail: "opening \(configuration.path)")
+            events = WMBusDongle(configuration).events()
         case .command(let command):
-            await board.update(component, kind: "rtl_wmbus receiver", health: .starting, detail: "starting \(command)")
-            let process = LineProcess(command: command, logger: logger)
-            for await event in process.events() {
-                switch event {
-                case .started:
-                    await board.update(component, kind: "rtl_wmbus receiver", health: .healthy, detail: "listening", counters: counters.m.withLock { $0 })
-                case .exited(let why):
-                    await board.update(component, kind: "rtl_wmbus receiver", health: .degraded, detail: "\(why); restarting", counters: counters.m.withLock { $0 })
-                case .telegram(let t):
-                    batcher.add(t)
-                case .badLine:
-                    counters.m.withLock { $0["problems", default: 0] += 1 }
+            await board.update(component, kind: kind, health: .starting, detail: "starting \(command)")
+            events = RTLWMBusSource(.command(command), receiver: name).events()
+        }
+        for await event in events {
+            switch event {
+            case .state(let state):
+                logger.notice("receiver", metadata: ["state": "\(state)"])
+                await board.update(component, kind: kind, health: health(of: state), detail: state.description,
+                                   counters: counters.m.withLock { $0 })
+            case .telegram(let telegram):
+                batcher.add(telegram)
+            case .problem(let problem):
+                counters.m.withLock { c in
+                    c["problems", default: 0] += 1
+                    // A telegram the receiver heard but whose CRC failed: a weak or disturbed radio, worth a count of its own.
+                    if problem.code == .checksumMismatch { c["crc_failures", default: 0] += 1 }
                 }
+                logger.debug("receiver problem", metadata: ["problem": "\(problem)"])
             }
         }
         // What was heard before the end is stored before the runner says it stopped.
         batcher.finish()
         await flusher.value
-        await board.update(component, kind: "wireless dongle", health: .stopped, detail: "stopped", counters: counters.m.withLock { $0 })
+        await board.update(component, kind: kind, health: .stopped, detail: "stopped", counters: counters.m.withLock { $0 })
     }
 
     package func handle(_ telegrams: [ReceivedTelegram], counters: Tally) async {
@@ -113,7 +114,7 @@ package struct WirelessRunner: BusRunner {
             }
         }
         if !telegrams.isEmpty {
-            await board.update("wmbus:\(name)", kind: "wireless dongle", health: .healthy,
+            await board.update("wmbus:\(name)", kind: componentKind, health: .healthy,
                                detail: Self.statusDetail(telegrams, outcomes), counters: counters.m.withLock { $0 })
         }
     }
@@ -150,88 +151,7 @@ package struct WirelessRunner: BusRunner {
 
 /// A receiver's counters, shared between its event loop and status updates.
 package final class Tally: Sendable {
-    package let m = Mutex<[String: Int]>(["telegrams": 0, "problems": 0, "stored": 0, "duplicates": 0, "strangers": 0])
-}
-
-/// An rtl_wmbus pipeline (`rtl_sdr … | rtl_wmbus`) run through /bin/sh: its standard output is read
-/// line by line. When it exits (the SDR was unplugged), it is started again with backoff.
-package final class LineProcess: Sendable {
-    package enum Event: Sendable {
-        case started
-        case exited(String)
-        case telegram(ReceivedTelegram)
-        case badLine
-    }
-
-    package let command: String
-    package let logger: Logger
-
-    package init(command: String, logger: Logger) {
-        self.command = command
-        self.logger = logger
-    }
-
-    package func events() -> AsyncStream<Event> {
-        let (stream, continuation) = AsyncStream<Event>.makeStream(bufferingPolicy: .bufferingNewest(4096))
-        let child = Mutex<pid_t>(0)
-        let thread = Thread { [command, logger] in
-            var backoff: UInt32 = 1
-            while true {
-                var fds: [Int32] = [0, 0]
-                guard pipe(&fds) == 0 else { continuation.finish(); return }
-                var actions: posix_spawn_file_actions_t = posix_spawn_file_actions_t()
-                posix_spawn_file_actions_init(&actions)
-                posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-                posix_spawn_file_actions_addclose(&actions, fds[0])
-                var pid: pid_t = 0
-                let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
-                let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
-                argv.forEach { free($0) }
-                posix_spawn_file_actions_destroy(&actions)
-                close(fds[1])
-                if rc != 0 {
-                    close(fds[0])
-                    continuation.yield(.exited("cannot start /bin/sh (error \(rc))"))
-                    continuation.finish()
-                    return
-                }
-                child.withLock { $0 = pid }
-                continuation.yield(.started)
-                var reader = RTLWMBusLineReader()
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while true {
-                    let n = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-                    if n <= 0 { break }
-                    reader.append(buffer[0..<n])
-                    while let event = reader.next() { Self.forward(event, continuation) }
-                }
-                if let last = reader.finish() { Self.forward(last, continuation) }
-                close(fds[0])
-                var status: Int32 = 0
-                waitpid(pid, &status, 0)
-                child.withLock { $0 = 0 }
-                if case .terminated = continuation.yield(.exited("rtl_wmbus pipeline exited (status \(status))")) { return }
-                logger.warning("rtl_wmbus pipeline exited; restarting", metadata: ["status": "\(status)", "in_seconds": "\(backoff)"])
-                sleep(backoff)
-                backoff = min(backoff * 2, 60)
-            }
-        }
-        continuation.onTermination = { _ in
-            let pid = child.withLock { $0 }
-            if pid > 0 { kill(pid, SIGTERM) }
-        }
-        thread.start()
-        return stream
-    }
-
-    private static func forward(_ event: RTLWMBusLineReader.Event, _ c: AsyncStream<Event>.Continuation) {
-        switch event {
-        case .line(let line):
-            if let t = line.receivedTelegram(receiver: "rtl_wmbus") { c.yield(.telegram(t)) }
-        default:
-            c.yield(.badLine)
-        }
-    }
+    package let m = Mutex<[String: Int]>(["telegrams": 0, "problems": 0, "crc_failures": 0, "stored": 0, "duplicates": 0, "strangers": 0])
 }
 
 /// Telegrams heard and not yet handed to the pipeline, with a coalescing wake-up for the flusher.

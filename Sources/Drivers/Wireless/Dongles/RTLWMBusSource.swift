@@ -2,41 +2,126 @@
 import Glibc
 #endif
 
-/// rtl_wmbus output read from a file descriptor (stdin, a pipe from `rtl_sdr … | rtl_wmbus`, a file),
-/// as the same events a dongle session gives: telegrams whose CRCs rtl_wmbus checked, problems for
-/// invalid lines and CRC failures, `.state(.stopped)` at the end of the input.
+/// rtl_wmbus output as the same events a dongle session gives: telegrams whose CRCs rtl_wmbus checked,
+/// problems for invalid lines and for CRC failures (kind `.checksumMismatch`, so a receiver can count
+/// them), `.state(.stopped)` at the end. The one rtl_wmbus reader of gatewayd: the daemon, commissioning
+/// and `gatewayd listen` all use it.
+///
+/// Two inputs: a file descriptor (stdin, a pipe, a file; not closed here), or a shell pipeline
+/// (`rtl_sdr … | rtl_wmbus`) run through /bin/sh and started again with backoff (1 s doubling to 60 s)
+/// when it exits, as when the SDR stick is unplugged; meanwhile the state is `.unplugged`.
 ///
 /// Reads block in poll(2) on the actor's own thread; cancelling the consumer ends the reading within
-/// a tenth of a second. The descriptor is not closed.
+/// a tenth of a second and stops the pipeline with SIGTERM.
 public actor RTLWMBusSource {
-    public let fileDescriptor: Int32
+    public enum Input: Sendable, Hashable {
+        case fileDescriptor(Int32)
+        case command(String)
+    }
+
+    public let input: Input
     public let receiver: String
     private let executor: ThreadExecutor
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     public init(fileDescriptor: Int32 = 0, receiver: String = "rtl_wmbus") {
-        self.fileDescriptor = fileDescriptor
+        self.init(.fileDescriptor(fileDescriptor), receiver: receiver)
+    }
+
+    public init(_ input: Input, receiver: String = "rtl_wmbus") {
+        self.input = input
         self.receiver = receiver
-        executor = ThreadExecutor(name: "rtl_wmbus fd \(fileDescriptor)")
+        let name: String
+        switch input {
+        case .fileDescriptor(let fd): name = "rtl_wmbus fd \(fd)"
+        case .command: name = "rtl_wmbus pipeline"
+        }
+        executor = ThreadExecutor(name: name)
     }
 
     deinit { executor.shutdown() }
 
+    public nonisolated var fileDescriptor: Int32? {
+        if case .fileDescriptor(let fd) = input { return fd }
+        return nil
+    }
+
     public nonisolated func events(bufferLimit: Int = 4096) -> AsyncStream<DongleEvent> {
         let (stream, continuation) = AsyncStream.makeStream(of: DongleEvent.self, bufferingPolicy: .bufferingOldest(bufferLimit))
-        let task = Task { await self.run(continuation) }
+        let task = Task {
+            switch input {
+            case .fileDescriptor(let fd):
+                await self.read(fd, continuation)
+            case .command(let command):
+                await self.supervise(command, continuation)
+            }
+            continuation.yield(.state(.stopped))
+            continuation.finish()
+        }
         continuation.onTermination = { _ in task.cancel() }
         return stream
     }
 
-    private func run(_ continuation: AsyncStream<DongleEvent>.Continuation) {
+    /// Runs the pipeline, reads it to its end, and starts it again after a pause, until cancelled.
+    private func supervise(_ command: String, _ continuation: AsyncStream<DongleEvent>.Continuation) {
+        var backoff: UInt32 = 1
+        while !Task.isCancelled {
+            continuation.yield(.state(.connecting(path: command)))
+            var fds: [Int32] = [0, 0]
+            guard pipe(&fds) == 0 else {
+                continuation.yield(.state(.failed(DongleError(.transport, "cannot make a pipe for the rtl_wmbus pipeline: \(Errno(errno))"))))
+                return
+            }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+            posix_spawn_file_actions_addclose(&actions, fds[0])
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            // A process group of its own, so stopping it stops the whole pipeline (rtl_sdr and rtl_wmbus),
+            // not only the shell.
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            posix_spawnattr_setpgroup(&attributes, 0)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+            var pid: pid_t = 0
+            let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup(command), nil]
+            let rc = posix_spawn(&pid, "/bin/sh", &actions, &attributes, argv, environ)
+            argv.forEach { free($0) }
+            posix_spawnattr_destroy(&attributes)
+            posix_spawn_file_actions_destroy(&actions)
+            close(fds[1])
+            guard rc == 0 else {
+                close(fds[0])
+                continuation.yield(.state(.failed(DongleError(.transport, "cannot start /bin/sh for the rtl_wmbus pipeline (error \(rc))"))))
+                return
+            }
+            let heard = read(fds[0], continuation)
+            close(fds[0])
+            if Task.isCancelled { kill(-pid, SIGTERM) }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            if Task.isCancelled { return }
+            if heard { backoff = 1 }
+            continuation.yield(.state(.unplugged(
+                path: command, reason: "the rtl_wmbus pipeline exited (wait status \(status)); starting it again in \(backoff) s")))
+            // Sleep in slices so that cancelling the consumer ends the wait quickly.
+            for _ in 0..<(backoff * 10) where !Task.isCancelled { usleep(100_000) }
+            backoff = min(backoff * 2, 60)
+        }
+    }
+
+    /// Reads `fd` to its end (or until cancelled); true when at least one telegram came through.
+    @discardableResult
+    private func read(_ fileDescriptor: Int32, _ continuation: AsyncStream<DongleEvent>.Continuation) -> Bool {
+        var heard = false
         var reader = RTLWMBusLineReader()
         var buffer = [UInt8](repeating: 0, count: 4096)
         func deliver(_ e: RTLWMBusLineReader.Event) {
             switch e {
             case .line(let line):
                 if let t = line.receivedTelegram(receiver: receiver) {
+                    heard = true
                     continuation.yield(.telegram(t))
                 } else {
                     continuation.yield(.problem(DongleError(.checksumMismatch,
@@ -55,7 +140,7 @@ public actor RTLWMBusSource {
                 break
             }
             if ready == 0 { continue }
-            let n = buffer.withUnsafeMutableBytes { read(fileDescriptor, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }
                 continuation.yield(.problem(DongleError(.transport, "reading rtl_wmbus input failed: \(Errno(errno))")))
@@ -66,7 +151,6 @@ public actor RTLWMBusSource {
             while let e = reader.next() { deliver(e) }
         }
         if !Task.isCancelled, let last = reader.finish() { deliver(last) }
-        continuation.yield(.state(.stopped))
-        continuation.finish()
+        return heard
     }
 }
