@@ -134,6 +134,8 @@ let package = Package(
         // Test tool: ingests until SIGKILLed, for the buffer's crash test.
         .executableTarget(name: "buffer-crash-probe", dependencies: ["Gateway"]),
 
+        // One copy of what several test targets need: spawning child processes the way CI can rely on.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(
             name: "DriversTests",
             dependencies: [
@@ -144,14 +146,14 @@ let package = Package(
         // Test support: the whole-path fuzz harness, shared by Fuzz/pipeline-fuzz and GatewayTests' replay of
         // its kept inputs. Never linked into gatewayd.
         .target(name: "PipelineFuzzing", dependencies: ["Drivers", "Gateway"], path: "Fuzz/PipelineFuzzing"),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "PipelineFuzzing", "buffer-crash-probe"], exclude: ["Fixtures"]),
-        .testTarget(name: "gatewaydTests", dependencies: ["gatewayd", "gatewayd-sim", "Agent", "CLISupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "PipelineFuzzing", "buffer-crash-probe", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "gatewaydTests", dependencies: ["gatewayd", "gatewayd-sim", "Agent", "CLISupport", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "MBusSimulatorTests", dependencies: ["MBusSimulator", "Drivers"]),
         .testTarget(name: "MBusMasterTests", dependencies: ["Drivers", "MBusSimulator"]),
         .testTarget(name: "WirelessTests", dependencies: ["Drivers"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DongleTests", dependencies: ["Drivers", "DongleSimulator", "MBusSimulator"]),
-        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PortalFake"]),
-        .testTarget(name: "ModbusTests", dependencies: ["Drivers", "Gateway"], exclude: ["peer"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "UplinkTests", dependencies: ["Uplink", "PortalFake", "TestSupport"]),
+        .testTarget(name: "ModbusTests", dependencies: ["Drivers", "Gateway", "TestSupport"], exclude: ["peer"], resources: [.copy("Fixtures")]),
     ]
 )
 

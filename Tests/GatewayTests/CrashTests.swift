@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import Gateway
 
@@ -60,21 +61,15 @@ struct SpawnedProcess {
     init(_ path: String, _ arguments: [String]) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw POSIXError(.EMFILE) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var child: pid_t = 0
-        let rc = posix_spawn(&child, path, &actions, nil, argv, environ)
-        close(fds[1])
-        guard rc == 0 else {
+        let child: pid_t
+        do {
+            child = try ChildProcess.spawn(path, arguments, output: .descriptor(fds[1], closeInChild: fds[0]), stderr: "/dev/null")
+        } catch {
             close(fds[0])
-            throw POSIXError(POSIXErrorCode(rawValue: rc) ?? .EINVAL)
+            close(fds[1])
+            throw error
         }
+        close(fds[1])
         pid = child
         output = fds[0]
     }

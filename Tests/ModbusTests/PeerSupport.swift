@@ -1,5 +1,6 @@
 import Drivers
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -47,18 +48,7 @@ enum PeerEnvironment {
     /// posix_spawn + waitpid: Foundation's waitUntilExit spins a run loop on a cooperative thread and
     /// deadlocks when several suites evaluate their traits at once on a 2-core machine.
     static func run(_ path: String, _ args: [String]) -> Int32 {
-        var pid = pid_t()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ([path] + args).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return -1 }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return (status >> 8) & 0xFF
+        ChildProcess.run(path, args)
     }
 
     /// Ends a child without waitUntilExit (see `run`): SIGTERM, then SIGKILL after a grace period.

@@ -2,16 +2,6 @@ import Drivers
 import Testing
 
 /// A small deterministic generator, so failing cases can be replayed.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite("Read planner", .serialized)
 struct PlannerTests {
@@ -71,7 +61,7 @@ struct PlannerTests {
 
     @Test("equals the exhaustive optimum on 400 random small cases")
     func randomCasesMatchBruteForce() {
-        var rng = SplitMix64(state: 0x5EED_0005)
+        var rng = SeededRandom(seed: 0x5EED_0005)
         for _ in 0..<400 {
             let space = Int.random(in: 6...22, using: &rng)
             var fields: [PlanField] = []

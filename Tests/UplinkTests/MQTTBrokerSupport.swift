@@ -1,6 +1,7 @@
 import CMosquitto
 import Uplink
 import Foundation
+import TestSupport
 import Synchronization
 import Testing
 
@@ -34,31 +35,11 @@ enum MQTTTestEnvironment {
     }
 
     static func spawn(_ path: String, _ args: [String], log: String) throws -> pid_t {
-        var pid = pid_t()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // The child inherits the spawning thread's signal mask and the dispatch worker threads block
-        // SIGTERM: without this mosquitto would ignore the stop signal.
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let argv = ([path] + args).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let rc = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw MQTTTestError("cannot spawn \(path): \(String(cString: strerror(rc)))") }
-        return pid
+        do {
+            return try ChildProcess.spawn(path, args, output: .file(log, append: true))
+        } catch {
+            throw MQTTTestError("cannot spawn \(path): \(error)")
+        }
     }
 }
 

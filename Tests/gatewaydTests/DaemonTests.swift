@@ -1,6 +1,7 @@
 @testable import Agent
 import CLISupport
 import Foundation
+import TestSupport
 import Gateway
 import Testing
 @testable import gatewayd

@@ -1,6 +1,7 @@
 @testable import Agent
 import CLISupport
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif
