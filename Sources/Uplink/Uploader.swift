@@ -268,98 +268,79 @@ public final class Uploader: Service, Sendable {
 
     /// Delivers one leased batch (and the halves it splits into) until every reading is acknowledged or
     /// rejected, or shutdown abandons it (its lease then stays with the source).
+    /// Sends one leased batch until every reading in it is acknowledged or quarantined. The decisions are
+    /// `BatchDelivery`'s (a value state machine, tested on its own); this carries them out: the transport,
+    /// the buffer, the status, and the waits on the injected sleeper.
     private func deliver(_ leased: UplinkBatch, rng: inout SystemRandomNumberGenerator) async {
-        var pending = [leased]
-        var failures = 0
-        while let wire = pending.popLast() {
-            attempts: while true {
-                if Task.isCancelled { return }
-                // The credentials this attempt goes out with: a 401 waits for a change from these, so a fix
-                // made while the request was in flight is not missed.
-                let credentialStamps = configuration.credentialFiles.map(FileStamp.of)
-                let outcome = await transport.deliver(.readings(wire))
-                switch outcome {
-                case .accepted:
-                    endHold()
-                    await acknowledge(leased.id, wire.readingIDs, rng: &rng)
-                    failures = 0
-                    // A limit learned from a 413 grows back slowly, so a one-off refusal does not
-                    // shrink batches for good.
-                    shared.withLock { s in
-                        s.learnedMaxBytes = min(configuration.maxBytes, s.learnedMaxBytes + max(1, s.learnedMaxBytes / 16))
-                    }
-                    noteSuccess { s in
-                        s.batchesSent += 1
-                        s.readingsSent += wire.readingIDs.count
-                        s.bodyBytesSent += Int64(wire.body.count)
-                    }
-                    break attempts
-                case .rejectedReadings(let ids, let reason):
-                    let inBatch = Set(wire.readingIDs)
-                    let bad = ids.filter { inBatch.contains($0) }
-                    // A 400 that names none of this batch's readings is not the portal judging readings: a
-                    // proxy, a WAF or a portal bug can answer that. Deleting the batch would lose readings
-                    // for good, so it is held (same batch, slow backoff) and an alarm says why.
-                    if bad.isEmpty {
-                        failures += 1
-                        let why = "the portal answered 400 without naming any reading of batch \(wire.id) (\(reason)); the batch is held and retried. Check a proxy or firewall between the gateway and the portal"
-                        let first = shared.withLock { s -> Bool in
-                            s.status.batchesHeld += 1
-                            defer { s.heldStreak += 1 }
-                            return s.heldStreak == 0
-                        }
-                        noteFailure(why)
-                        if first {
-                            logger.critical("\(why)", metadata: ["batch": "\(wire.id)", "readings": "\(wire.readingIDs.count)"])
-                            await onBatchHeld?(why, true)
-                        }
-                        if draining { return }
-                        await backoff.sleep(for: configuration.retry.delay(failures: failures, retryAfter: nil, using: &rng))
-                        if draining { return }
-                        shared.withLock { $0.status.retries += 1 }
-                        continue attempts
-                    }
-                    endHold()
-                    let badSet = Set(bad)
-                    let good = wire.readingIDs.filter { !badSet.contains($0) }
-                    await rejectReadings(leased.id, bad, reason: reason, rng: &rng)
-                    if !good.isEmpty { await acknowledge(leased.id, good, rng: &rng) }
-                    failures = 0
-                    noteSuccess { s in
-                        s.batchesSent += 1
-                        s.readingsSent += good.count
-                        s.bodyBytesSent += Int64(wire.body.count)
-                    }
-                    break attempts
-                case .tooLarge:
-                    if let (a, b) = ReadingsBody.split(wire) {
-                        pending.append(b)
-                        pending.append(a)
-                        let size = wire.body.count
-                        shared.withLock { s in
-                            s.status.splits += 1
-                            s.learnedMaxBytes = min(s.learnedMaxBytes, max(1024, size / 2))
-                        }
-                        logger.notice("portal refused a batch as too large (413): split it", metadata: [
-                            "batch": "\(wire.id)", "readings": "\(wire.readingIDs.count)", "bytes": "\(size)"])
-                    } else {
-                        await rejectReadings(leased.id, wire.readingIDs, reason: "too large for the portal (413) even alone", rng: &rng)
-                    }
-                    break attempts
-                case .unauthorized(let reason):
-                    markUnauthorized(reason)
-                    await waitForCredentials(since: credentialStamps)
-                    if draining { return }
-                    shared.withLock { $0.status.retries += 1 }
-                case .transient(let reason, let retryAfter):
-                    failures += 1
-                    noteFailure(reason)
-                    if draining { return }
-                    let delay = configuration.retry.delay(failures: failures, retryAfter: retryAfter, using: &rng)
-                    await backoff.sleep(for: delay)
-                    if draining { return }
-                    shared.withLock { $0.status.retries += 1 }
+        var delivery = BatchDelivery(leased, retry: configuration.retry)
+        while let wire = delivery.next {
+            if Task.isCancelled { return }
+            // The credentials this attempt goes out with: a 401 waits for a change from these, so a fix
+            // made while the request was in flight is not missed.
+            let credentialStamps = configuration.credentialFiles.map(FileStamp.of)
+            let outcome = await transport.deliver(.readings(wire))
+            switch delivery.answer(outcome, jitter: Double.random(in: 0..<1, using: &rng)) {
+            case .acknowledge(let ids):
+                endHold()
+                await acknowledge(leased.id, ids, rng: &rng)
+                // A limit learned from a 413 grows back slowly, so a one-off refusal does not
+                // shrink batches for good.
+                shared.withLock { s in
+                    s.learnedMaxBytes = min(configuration.maxBytes, s.learnedMaxBytes + max(1, s.learnedMaxBytes / 16))
                 }
+                noteSuccess { s in
+                    s.batchesSent += 1
+                    s.readingsSent += ids.count
+                    s.bodyBytesSent += Int64(wire.body.count)
+                }
+            case .quarantine(let rejected, let reason, let accepted):
+                endHold()
+                await rejectReadings(leased.id, rejected, reason: reason, rng: &rng)
+                if !accepted.isEmpty { await acknowledge(leased.id, accepted, rng: &rng) }
+                // A lone reading refused as too large is not a delivery; a 400 naming some readings is.
+                if case .rejectedReadings = outcome {
+                    noteSuccess { s in
+                        s.batchesSent += 1
+                        s.readingsSent += accepted.count
+                        s.bodyBytesSent += Int64(wire.body.count)
+                    }
+                }
+            case .split(_, let size):
+                shared.withLock { s in
+                    s.status.splits += 1
+                    s.learnedMaxBytes = min(s.learnedMaxBytes, max(1024, size / 2))
+                }
+                logger.notice("portal refused a batch as too large (413): split it", metadata: [
+                    "batch": "\(wire.id)", "readings": "\(wire.readingIDs.count)", "bytes": "\(size)"])
+            case .hold(let why, let delay):
+                // A 400 that names none of this batch's readings is not the portal judging readings: a
+                // proxy, a WAF or a portal bug can answer that. Deleting the batch would lose readings
+                // for good, so it is held (same batch, slow backoff) and an alarm says why, once.
+                let first = shared.withLock { s -> Bool in
+                    s.status.batchesHeld += 1
+                    defer { s.heldStreak += 1 }
+                    return s.heldStreak == 0
+                }
+                noteFailure(why)
+                if first {
+                    logger.critical("\(why)", metadata: ["batch": "\(wire.id)", "readings": "\(wire.readingIDs.count)"])
+                    await onBatchHeld?(why, true)
+                }
+                if draining { return }
+                await backoff.sleep(for: delay)
+                if draining { return }
+                shared.withLock { $0.status.retries += 1 }
+            case .pauseForCredentials(let reason):
+                markUnauthorized(reason)
+                await waitForCredentials(since: credentialStamps)
+                if draining { return }
+                shared.withLock { $0.status.retries += 1 }
+            case .retry(let delay, let reason):
+                noteFailure(reason)
+                if draining { return }
+                await backoff.sleep(for: delay)
+                if draining { return }
+                shared.withLock { $0.status.retries += 1 }
             }
         }
     }
@@ -484,17 +465,18 @@ public final class Uploader: Service, Sendable {
     /// Waits for the credential files to differ from `stamps` (what the refused request went out with),
     /// a credentials-changed call, the slow retry period, or shutdown.
     private func waitForCredentials(since stamps: [FileStamp?]) async {
-        let clock = ContinuousClock()
-        let deadline = clock.now + configuration.unauthorizedRetry
+        // Time is what the sleeper says it slept (real time in production, virtual time in tests).
+        var waited = Duration.zero
         let generation = shared.withLock { $0.credentialGeneration }
         while !draining {
             if configuration.credentialFiles.map(FileStamp.of) != stamps {
                 logger.notice("credentials changed on disk: retrying the portal now")
                 return
             }
-            let now = clock.now
-            if now >= deadline { return }
-            await backoff.sleep(for: min(configuration.credentialPoll, deadline - now))
+            if waited >= configuration.unauthorizedRetry { return }
+            let step = min(configuration.credentialPoll, configuration.unauthorizedRetry - waited)
+            await backoff.sleep(for: step)
+            waited += step
             if shared.withLock({ $0.credentialGeneration }) != generation { return }
         }
     }
