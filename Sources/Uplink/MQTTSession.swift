@@ -29,19 +29,6 @@ struct MosquittoHandle: @unchecked Sendable {
 final class MQTTSession: Sendable {
     enum Phase: Sendable, Equatable { case connecting, connected, disconnected }
 
-    struct InFlight {
-        var waiter: (token: UInt64, continuation: CheckedContinuation<DeliveryOutcome, Never>)?
-        var bytes: Int
-        var topic: String
-        /// When its delivery gave up waiting; the entry stays until the PUBACK or `orphanLifetime`.
-        var orphanedAt: ContinuousClock.Instant?
-    }
-
-    struct EarlyAck {
-        var reason: Int32
-        var at: ContinuousClock.Instant
-    }
-
     struct RegistryDocument {
         var body: [UInt8]
         var etag: String
@@ -62,14 +49,10 @@ final class MQTTSession: Sendable {
         var loopExited = false
         var nextToken: UInt64 = 0
         var waiters: [UInt64: CheckedContinuation<Void, Never>] = [:]
-        var inFlight: [Int32: InFlight] = [:]
-        /// PUBACKs that overtook the registration of their publish (mid → reason code).
-        var earlyAcks: [Int32: EarlyAck] = [:]
-        /// Payload bytes published (or about to be) and not yet acknowledged.
-        var unacknowledgedBytes = 0
-        /// Deliveries between their window check and their publish's registration.
-        var reservations = 0
-        var internalMids: Set<Int32> = []
+        /// Flow control (a value state machine on `now()`): what awaits a PUBACK.
+        var window: MQTTFlowWindow
+        /// The deliveries waiting for a PUBACK, by the window's token.
+        var deliveries: [UInt64: CheckedContinuation<DeliveryOutcome, Never>] = [:]
         var registrySubscriptionMid: Int32?
         var registrySubscribedAt: ContinuousClock.Instant?
         var registryRefused: String?
@@ -82,7 +65,9 @@ final class MQTTSession: Sendable {
     let topics: MQTTTopics
     let endpoint: String
     let logger: Logger
-    let state = Mutex(State())
+    let state: Mutex<State>
+    /// The origin of `now()`: the window's times are durations since the session began.
+    private let origin = ContinuousClock.now
     let stopping = Atomic<Bool>(false)
     /// Last error-level line libmosquitto logged (OpenSSL's reason for a failed handshake lives here).
     let libraryError = Mutex<String?>(nil)
@@ -93,6 +78,9 @@ final class MQTTSession: Sendable {
         self.topics = topics
         self.endpoint = endpoint
         self.logger = logger
+        state = Mutex(State(window: MQTTFlowWindow(
+            maximumCount: configuration.maximumUnacknowledged, maximumBytes: configuration.maximumUnacknowledgedBytes,
+            orphanLifetime: max(.seconds(300), configuration.acknowledgementTimeout * 10))))
         // clean_session false: the broker keeps our QoS 1 state and subscription across reconnects.
         guard let mosq = mosquitto_new(configuration.gatewayID, false, nil) else {
             throw MQTTConfigurationError("mosquitto_new failed for client id \"\(configuration.gatewayID)\" (errno \(errno))")
@@ -231,11 +219,7 @@ final class MQTTSession: Sendable {
         let (waiters, stranded) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [CheckedContinuation<DeliveryOutcome, Never>]) in
             s.loopExited = true
             s.phase = .disconnected
-            let stranded = s.inFlight.values.compactMap { $0.waiter?.continuation }
-            for key in s.inFlight.keys {
-                s.inFlight[key]?.waiter = nil
-                s.inFlight[key]?.orphanedAt = .now
-            }
+            let stranded = s.window.orphanAll(now: now()).compactMap { s.deliveries.removeValue(forKey: $0) }
             defer { s.waiters.removeAll() }
             return (Array(s.waiters.values), stranded)
         }
@@ -252,7 +236,7 @@ final class MQTTSession: Sendable {
         }
         if let mid = publishInternal(topics.status, MQTTPayload.status("offline", gatewayID: topics.gatewayID), retain: true) {
             let deadline = ContinuousClock.now + .seconds(2)
-            while ContinuousClock.now < deadline, state.withLock({ $0.internalMids.contains(mid) && $0.phase == .connected }) {
+            while ContinuousClock.now < deadline, state.withLock({ $0.window.internalMids.contains(mid) && $0.phase == .connected }) {
                 if mosquitto_loop(mosq, 50, 1) != MOSQ_ERR_SUCCESS.rawValue { break }
             }
         }
@@ -357,17 +341,16 @@ final class MQTTSession: Sendable {
 
     private func acknowledged(mid: Int32, reason: Int32) {
         let resolved = state.withLock { s -> (CheckedContinuation<DeliveryOutcome, Never>, String)? in
-            if s.internalMids.remove(mid) != nil { return nil }
-            guard let entry = s.inFlight.removeValue(forKey: mid) else {
-                s.earlyAcks[mid] = EarlyAck(reason: reason, at: .now)
+            switch s.window.acknowledge(mid: mid, reason: reason, now: now()) {
+            case .internalPublish, .early:
                 return nil
-            }
-            s.unacknowledgedBytes -= entry.bytes
-            guard let waiter = entry.waiter else {
+            case .late:
                 s.statistics.lateAcknowledgements += 1
                 return nil
+            case .resolves(let token, let topic):
+                guard let continuation = s.deliveries.removeValue(forKey: token) else { return nil }
+                return (continuation, topic)
             }
-            return (waiter.continuation, entry.topic)
         }
         guard let (continuation, topic) = resolved else { return }
         continuation.resume(returning: deliveryOutcome(forPubackReason: reason, topic: topic))
@@ -423,16 +406,9 @@ final class MQTTSession: Sendable {
             let size = frame.payload.count
             // Reserve a place in the window before publishing, so concurrent deliveries cannot overshoot it.
             let token = state.withLock { s -> UInt64? in
-                forgetStale(&s)
-                if s.inFlight.count + s.reservations >= configuration.maximumUnacknowledged
-                    || (s.unacknowledgedBytes > 0 && s.unacknowledgedBytes + size > configuration.maximumUnacknowledgedBytes)
-                {
-                    return nil
-                }
-                s.reservations += 1
-                s.unacknowledgedBytes += size
-                s.nextToken += 1
-                return s.nextToken
+                let (token, forgotten) = s.window.reserve(bytes: size, now: now())
+                s.statistics.forgottenPublishes += forgotten
+                return token
             }
             guard let token else {
                 continuation.resume(returning: .transient(
@@ -447,22 +423,19 @@ final class MQTTSession: Sendable {
                 }
             }
             guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-                state.withLock { s in
-                    s.reservations -= 1
-                    s.unacknowledgedBytes -= size
-                }
+                state.withLock { $0.window.cancel(bytes: size) }
                 continuation.resume(returning: deliveryOutcome(forPublishError: rc, size: size))
                 return
             }
             let early = state.withLock { s -> Int32? in
-                s.reservations -= 1
                 s.statistics.published += 1
-                if let early = s.earlyAcks.removeValue(forKey: mid) {
-                    s.unacknowledgedBytes -= size
-                    return early.reason
+                switch s.window.register(mid: mid, bytes: size, topic: frame.topic, token: token) {
+                case .acknowledged(let reason):
+                    return reason
+                case .waiting:
+                    s.deliveries[token] = continuation
+                    return nil
                 }
-                s.inFlight[mid] = InFlight(waiter: (token, continuation), bytes: size, topic: frame.topic)
-                return nil
             }
             if let early {
                 continuation.resume(returning: deliveryOutcome(forPubackReason: early, topic: frame.topic))
@@ -478,32 +451,16 @@ final class MQTTSession: Sendable {
         return outcome
     }
 
-    /// A safety net so the window can never stay full for good: publishes whose PUBACK has not come
-    /// long after their delivery gave up stop counting, and PUBACKs that no registration claimed
-    /// within seconds (they only overtake a registration by microseconds) are dropped, so a reused
-    /// mid can never take an old acknowledgement.
-    private func forgetStale(_ s: inout State) {
-        let now = ContinuousClock.now
-        let orphanLifetime = max(.seconds(300), configuration.acknowledgementTimeout * 10)
-        for (mid, entry) in s.inFlight {
-            if let orphanedAt = entry.orphanedAt, now - orphanedAt > orphanLifetime {
-                s.inFlight[mid] = nil
-                s.unacknowledgedBytes -= entry.bytes
-                s.statistics.forgottenPublishes += 1
-            }
-        }
-        if !s.earlyAcks.isEmpty { s.earlyAcks = s.earlyAcks.filter { now - $0.value.at < .seconds(5) } }
-    }
+    /// Time since the session began, for the flow-control window.
+    private func now() -> Duration { ContinuousClock.now - origin }
 
     /// The delivery gives up; the publish stays in libmosquitto's queue (it is resent after a
     /// reconnect) and keeps counting against the flow-control window until its PUBACK comes.
     private func expire(mid: Int32, token: UInt64, timeout: Duration) {
         let continuation = state.withLock { s -> CheckedContinuation<DeliveryOutcome, Never>? in
-            guard let waiter = s.inFlight[mid]?.waiter, waiter.token == token else { return nil }
-            s.inFlight[mid]?.waiter = nil
-            s.inFlight[mid]?.orphanedAt = .now
+            guard s.window.expire(mid: mid, token: token, now: now()) else { return nil }
             s.statistics.timedOut += 1
-            return waiter.continuation
+            return s.deliveries.removeValue(forKey: token)
         }
         continuation?.resume(returning: .transient(
             reason: "no PUBACK from \(endpoint) within \(timeout) (mid \(mid)); resending is safe, consumers deduplicate by reading id",
@@ -522,9 +479,7 @@ final class MQTTSession: Sendable {
             logger.warning("cannot publish to \(topic): \(Self.describe(rc))")
             return nil
         }
-        state.withLock { s in
-            if s.earlyAcks.removeValue(forKey: mid) == nil { s.internalMids.insert(mid) }
-        }
+        state.withLock { $0.window.registerInternal(mid: mid) }
         return mid
     }
 
