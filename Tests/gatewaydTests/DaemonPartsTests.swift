@@ -1,4 +1,5 @@
 @testable import Agent
+@testable import gatewayd_sim
 import CLISupport
 import Drivers
 import Foundation
@@ -127,6 +128,47 @@ struct DaemonPartsTests {
         #expect(stats.pending > 0)
         let counters = await pipeline.counters()
         #expect(counters.heard == entries.count)
+    }
+
+    @Test("all three runners in process: a simulated wired line, dongle and heat pump into a memory buffer")
+    func runnersInProcess() async throws {
+        let ws = try DaemonTests.workspace()
+        let config = try GatewayConfig.load(path: ws.config).get()
+        // The simulators run in this test process; the runners reach them as the daemon would.
+        let buses = try await SimulatedBuses.start(config: config, logger: Logger(label: "test"))
+        defer { buses.stop() }
+        let registry = try DeviceRegistry.load(path: DaemonTests.seeds + "/registry.json")
+        let buffer = MemoryReadingBuffer()
+        let board = StatusBoard(gateway: config.gatewayID, building: config.building, demo: true)
+        let pipeline = ReadingPipeline(registry: registry, buffer: buffer, options: PipelineOptions(keyring: config.keys))
+        let scheduler = PollScheduler(gatewayID: config.gatewayID)
+        let context = BusContext(pipeline: pipeline, scheduler: scheduler, board: board,
+                                 demo: DemoBuilding(endpoints: buses.endpoints), logger: Logger(label: "test"))
+        let runners: [any BusRunner] = context.runners(for: config).map(\.runner)
+        #expect(runners.count == 3)
+        var tasks: [Task<Void, Never>] = []
+        for runner in runners { tasks.append(Task { await runner.run() }) }
+        var devices: Set<String> = []
+        for _ in 0..<1_200 {
+            devices = Set(await buffer.snapshot().map(\.device))
+            let lines = await scheduler.lines
+            var cycled = lines.count == 2
+            for line in lines { if (await scheduler.status(line: line)?.cycles ?? 0) < 1 { cycled = false } }
+            if cycled, devices.contains(where: { $0.hasPrefix("wmbus:") }) { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        for t in tasks { t.cancel() }
+        for t in tasks { await t.value }
+        #expect(devices.contains { $0.hasPrefix("mbus:") }, "\(devices)")
+        #expect(devices.contains { $0.hasPrefix("wmbus:") }, "\(devices)")
+        #expect(devices.contains { $0.hasPrefix("modbus:") }, "\(devices)")
+        let status = await LocalEndpoints.statusDocument(board: board, strangers: pipeline.unknownDevices)
+        for name in ["mbus:mbus-line-1", "wmbus:wmbus-1", "modbus:rs485-1"] {
+            #expect(status.components.contains { $0.name == name }, "no status component \(name)")
+        }
+        // Strangers never reach the buffer.
+        #expect(devices.isDisjoint(with: ["wmbus:EIE:01097274", "wmbus:LAS:00010206", "wmbus:LSE:91835132"]), "\(devices)")
+        #expect(devices.allSatisfy { registry.devices.map(\.key).contains($0) || $0.hasPrefix("modbus:") || $0.hasPrefix("line:") }, "\(devices)")
     }
 
     @Test("the status table puts the worst first and names open alarms")

@@ -16,6 +16,9 @@ public actor MemoryReadingBuffer: ReadingBuffer {
         self.capacity = capacity
     }
 
+    /// Every reading held, leased or not, in id order (for tests that look at what was stored).
+    public func snapshot() -> [Reading] { readings.keys.sorted().compactMap { readings[$0] } }
+
     public func append(_ batch: [Reading]) throws(BufferError) -> [Int64] {
         var ids: [Int64] = []
         ids.reserveCapacity(batch.count)
