@@ -93,29 +93,50 @@ package final class CommissioningRun: Sendable {
         }
     }
 
+    /// How long a silent device waits before it is asked again, on every bus: long enough for a meter busy
+    /// with its own measurement or a controller still booting, short next to the window.
+    package static let askAgainAfter: Duration = .seconds(5)
+
+    private var endpoints: BusEndpoints { BusEndpoints(demo: demo) }
+
+    /// Asks every device once, then the silent ones again every `askAgainAfter` until they answer, the
+    /// window ends or the run is stopped: the same for wired meters and heat pumps. `ask` answers whether
+    /// the device answered. The line counts as busy, and not completed, until its first pass is over;
+    /// `afterFirstPass` runs then (the blind scan), before the silent devices are asked again.
+    private func askUntilAnswered<Device: Sendable>(_ devices: [Device], line: String, deadline: ContinuousClock.Instant,
+                                                     ask: (Device) async -> Bool, afterFirstPass: () async -> Void = {}) async {
+        var firstPass = true
+        defer { if firstPass { busy.subtract(1, ordering: .relaxed) } }
+        var pending = devices
+        while !pending.isEmpty && !Task.isCancelled && ContinuousClock.now < deadline {
+            var still: [Device] = []
+            for device in pending {
+                // Between devices, never inside a transaction: a stop does not cut a frame in half.
+                if Task.isCancelled || ContinuousClock.now >= deadline { still.append(device); continue }
+                if !(await ask(device)) { still.append(device) }
+            }
+            pending = still
+            if firstPass {
+                firstPass = false
+                if !Task.isCancelled { session.withLock { $0.busCompleted(line, at: unixMilliseconds()) } }
+                await afterFirstPass()
+                busy.subtract(1, ordering: .relaxed)
+            }
+            if !pending.isEmpty { try? await Task.sleep(for: Self.askAgainAfter) }
+        }
+    }
+
     // MARK: - Radio
 
     private func listen(_ dongle: GatewayConfig.WMBusDongleConfig) async {
         let name = dongle.name
-        session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "starting") }
-        let mode = DongleLinkMode(text: dongle.linkMode.rawValue) ?? .c1t1
-        let kind: DongleKind? = dongle.type == .auto ? nil : DongleKind(rawValue: dongle.type.rawValue)
-        switch dongle.source {
-        case .device(let path):
-            await listen(name, WMBusDongle(DongleConfiguration(path: path, kind: kind, linkMode: mode)))
-        case .simulator:
-            guard let path = demo.dongles[name] else {
-                session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "its simulator did not start") }
-                return
-            }
-            await listen(name, WMBusDongle(DongleConfiguration(path: path, kind: .im871a, linkMode: mode)))
-        case .command(let command):
-            await listen(name, RTLWMBusSource(.command(command), receiver: name).events())
+        switch endpoints.receiver(dongle) {
+        case .failure(let why):
+            session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: why.description) }
+        case .success(let receiver):
+            session.withLock { $0.bus(name, kind: BusKind.wirelessMBus.rawValue, state: "starting") }
+            await listen(name, receiver.events(name: name))
         }
-    }
-
-    private func listen(_ name: String, _ dongle: WMBusDongle) async {
-        await listen(name, dongle.events())
     }
 
     /// A dongle session or an rtl_wmbus pipeline: the same events.
@@ -147,39 +168,31 @@ package final class CommissioningRun: Sendable {
     // MARK: - Wired M-Bus
 
     private func verify(_ line: GatewayConfig.MBusLineConfig, devices: [RegisteredDevice], deadline: ContinuousClock.Instant) async {
-        defer { busy.subtract(1, ordering: .relaxed) }
         let name = line.name
         let kind = BusKind.wiredMBus.rawValue
         session.withLock { $0.bus(name, kind: kind, state: "starting") }
         let endpoint: BusEndpoint
-        switch line.source {
-        case .endpoint(let e): endpoint = e
-        case .simulator:
-            guard let path = demo.mbusLines[name] else {
-                failAll(devices, line: name, why: "its line's simulator did not start")
-                return
-            }
-            endpoint = .serial(path: path)
+        switch endpoints.wired(line) {
+        case .success(let e): endpoint = e
+        case .failure(let why):
+            busy.subtract(1, ordering: .relaxed)
+            failAll(devices, line: name, why: why.description)
+            return
         }
         let bus: MBusLine
         do {
             bus = try MBusLine(endpoint: endpoint, options: line.lineOptions)
         } catch {
+            busy.subtract(1, ordering: .relaxed)
             session.withLock { $0.bus(name, kind: kind, state: "cannot open \(endpoint): \(error)") }
             failAll(devices, line: name, why: "line \(name) could not be opened")
             return
         }
         session.withLock { $0.bus(name, kind: kind, state: "ok") }
-        // Two passes: a meter busy with its own measurement may miss one select.
-        for pass in 1...2 {
-            for device in devices {
-                if Task.isCancelled || ContinuousClock.now >= deadline { break }
-                if pass == 2, session.withLock({ $0.expected.first { $0.key == device.key }?.heard ?? true }) { continue }
-                await ask(bus, device, line: name)
-            }
-        }
-        if !Task.isCancelled { session.withLock { $0.busCompleted(name, at: unixMilliseconds()) } }
-        if blindScan && !Task.isCancelled {
+        await askUntilAnswered(devices, line: name, deadline: deadline, ask: { device in
+            await ask(bus, device, line: name, addressing: line.addressing)
+        }, afterFirstPass: {
+            guard blindScan && !Task.isCancelled else { return }
             do {
                 let found = try await bus.scanSecondary()
                 session.withLock { s in
@@ -192,17 +205,33 @@ package final class CommissioningRun: Sendable {
             } catch {
                 logger.warning("blind scan stopped", metadata: ["line": "\(name)", "error": "\(error)"])
             }
-        }
+        })
         await bus.close()
     }
 
-    private func ask(_ bus: MBusLine, _ device: RegisteredDevice, line: String) async {
-        if let text = device.identification, let id = IdentificationNumber(text) {
+    /// Reads one registered meter by the address the daemon will use on this line; true when it answered
+    /// as itself.
+    private func ask(_ bus: MBusLine, _ device: RegisteredDevice, line: String, addressing: GatewayConfig.MBusLineConfig.Addressing) async -> Bool {
+        let address: MeterAddress
+        switch addressing.address(of: device) {
+        case .success(let a): address = a
+        case .failure(let why):
+            session.withLock { $0.wiredSilent(key: device.key, line: line, error: why.description) }
+            return false
+        }
+        switch address {
+        case .secondary:
+            // A select that two meters answer is a finding of its own (a duplicate or wildcard identification).
+            // Secondary addressing is chosen only for a meter whose identification parses.
+            guard let text = device.identification, let id = IdentificationNumber(text) else { return false }
             let expected = ExpectedMeter(identification: id, manufacturer: device.manufacturer.flatMap { ManufacturerCode($0) })
             do {
                 let report = try await bus.verify([expected], read: true)
                 if let t = report.found.first?.telegram {
-                    session.withLock { $0.wiredAnswer(t, line: line) }
+                    return session.withLock { s in
+                        s.wiredAnswer(t, line: line)
+                        return s.isHeard(device.key)
+                    }
                 } else if let collision = report.collisions.first {
                     session.withLock { $0.wiredSilent(key: device.key, line: line, error: collision) }
                 } else {
@@ -211,15 +240,23 @@ package final class CommissioningRun: Sendable {
             } catch {
                 session.withLock { $0.wiredSilent(key: device.key, line: line, error: "\(error)") }
             }
-        } else if let p = device.primaryAddress, let address = UInt8(exactly: p) {
+            return false
+        case .primary(let p):
             do {
-                let readout = try await bus.read(.primary(address))
+                let readout = try await bus.read(.primary(p))
+                let heard = readout.assembled.header.identification?.digits
                 session.withLock { $0.wiredAnswer(readout.assembled, line: line) }
+                // A primary address answered by another meter leaves this one unheard, with the reason.
+                if let registered = device.identification, let heard, heard != registered {
+                    session.withLock { $0.wiredSilent(key: device.key, line: line,
+                                                      error: "primary address \(p) answered as meter \(heard), not \(registered): two meters share the address, or the registry has the wrong one") }
+                    return false
+                }
+                return session.withLock { $0.isHeard(device.key) }
             } catch {
                 session.withLock { $0.wiredSilent(key: device.key, line: line, error: "no answer at primary address \(p): \(error)") }
+                return false
             }
-        } else {
-            session.withLock { $0.wiredSilent(key: device.key, line: line, error: "the registry gives neither its identification nor a primary address") }
         }
     }
 
@@ -233,58 +270,52 @@ package final class CommissioningRun: Sendable {
     // MARK: - Modbus
 
     private func probe(_ line: GatewayConfig.ModbusLineConfig, registry: DeviceRegistry, deadline: ContinuousClock.Instant) async {
-        var firstPass = true
-        defer { if firstPass { busy.subtract(1, ordering: .relaxed) } }
         let name = line.name
         let kind = BusKind.modbus.rawValue
         session.withLock { $0.bus(name, kind: kind, state: "starting") }
+        let keys = line.devices.map { registry.device(line: name, unit: $0.unit)?.key }
         let endpoint: ModbusEndpoint
-        switch line.source {
-        case .endpoint(let e): endpoint = e
-        case .simulator:
-            guard let port = demo.modbusLines[name] else {
-                session.withLock { $0.bus(name, kind: kind, state: "its simulator did not start") }
-                return
+        switch endpoints.modbus(line) {
+        case .success(let e): endpoint = e
+        case .failure(let why):
+            busy.subtract(1, ordering: .relaxed)
+            session.withLock { s in
+                s.bus(name, kind: kind, state: why.description)
+                for key in keys.compactMap({ $0 }) { s.heatPumpSilent(key: key, error: why.description) }
             }
-            endpoint = .tcp(host: "127.0.0.1", port: port)
+            return
         }
         let bus: ModbusLine
         do {
             bus = try ModbusLine(endpoint: endpoint, options: line.options)
         } catch {
+            busy.subtract(1, ordering: .relaxed)
             session.withLock { s in
                 s.bus(name, kind: kind, state: "cannot open \(endpoint): \(error)")
-                for d in line.devices {
-                    if let key = registry.device(line: name, unit: d.unit)?.key { s.heatPumpSilent(key: key, error: "line \(name) could not be opened") }
-                }
+                for key in keys.compactMap({ $0 }) { s.heatPumpSilent(key: key, error: "line \(name) could not be opened") }
             }
             return
         }
         session.withLock { $0.bus(name, kind: kind, state: "ok") }
-        var pending = line.devices
-        while !pending.isEmpty && !Task.isCancelled && ContinuousClock.now < deadline {
-            var still: [GatewayConfig.ModbusDeviceConfig] = []
-            for device in pending {
-                guard let key = registry.device(line: name, unit: device.unit)?.key else {
-                    logger.warning("heat pump in the configuration but not in the registry", metadata: ["line": "\(name)", "unit": "\(device.unit)"])
-                    continue
-                }
-                do {
-                    let reading = try await bus.read(profile: device.profile, unit: device.unit)
-                    session.withLock { $0.heatPump(key: key, reading: reading) }
-                } catch {
-                    session.withLock { $0.heatPumpSilent(key: key, error: "\(error)") }
-                    still.append(device)
-                }
+        var registered: [(GatewayConfig.ModbusDeviceConfig, String)] = []
+        for (device, key) in zip(line.devices, keys) {
+            guard let key else {
+                logger.warning("heat pump in the configuration but not in the registry", metadata: ["line": "\(name)", "unit": "\(device.unit)"])
+                continue
             }
-            pending = still
-            if firstPass {
-                firstPass = false
-                busy.subtract(1, ordering: .relaxed)
-            }
-            if pending.isEmpty { session.withLock { $0.busCompleted(name, at: unixMilliseconds()) } }
-            if !pending.isEmpty { try? await Task.sleep(for: .seconds(5)) }
+            registered.append((device, key))
         }
+        await askUntilAnswered(registered, line: name, deadline: deadline, ask: { pair in
+            let (device, key) = pair
+            do {
+                let reading = try await bus.read(profile: device.profile, unit: device.unit)
+                session.withLock { $0.heatPump(key: key, reading: reading) }
+                return true
+            } catch {
+                session.withLock { $0.heatPumpSilent(key: key, error: "\(error)") }
+                return false
+            }
+        })
         await bus.close()
     }
 }

@@ -11,52 +11,50 @@ package struct BusContext: Sendable {
     package let demo: DemoBuilding
     package let logger: Logger
 
-    /// One runner per configured bus, with the settings it was built from as its fingerprint.
+    /// One runner per configured bus, with the settings it was built from as its fingerprint. A bus with
+    /// nothing to open (a demo simulator that did not start) gets a runner that says so on the status board.
     package func runners(for config: GatewayConfig) -> [(runner: any BusRunner, fingerprint: AnyHashable)] {
+        let endpoints = BusEndpoints(demo: demo)
         var out: [(runner: any BusRunner, fingerprint: AnyHashable)] = []
         for line in config.buses.mbus {
             let schedule = config.schedules.schedule(forBus: line.name)
-            let endpoint: BusEndpoint
-            switch line.source {
-            case .endpoint(let e): endpoint = e
-            case .simulator:
-                guard let path = demo.mbusLines[line.name] else {
-                    logger.error("no simulator runs for this line", metadata: ["line": "\(line.name)"])
-                    continue
-                }
-                endpoint = .serial(path: path)
+            switch endpoints.wired(line) {
+            case .failure(let why):
+                out.append((UnavailableBus(component: "mbus:\(line.name)", kind: "wired M-Bus line", why: why, board: board, logger: logger),
+                            AnyHashable(line)))
+            case .success(let endpoint):
+                let runner = WiredLineRunner(
+                    name: line.name, endpoint: endpoint, options: line.lineOptions, addressing: line.addressing,
+                    plan: plan(line.name, jobs: [PollJob(name: "meters", intervalMilliseconds: schedule.interval.milliseconds)], schedule: schedule),
+                    pipeline: pipeline, scheduler: scheduler, board: board,
+                    logger: logger.with("bus", line.name))
+                out.append((runner, AnyHashable([AnyHashable(line), AnyHashable(schedule), AnyHashable(endpoint)])))
             }
-            let runner = WiredLineRunner(
-                name: line.name, endpoint: endpoint, options: line.lineOptions, addressing: line.addressing,
-                plan: plan(line.name, jobs: [PollJob(name: "meters", intervalMilliseconds: schedule.interval.milliseconds)], schedule: schedule),
-                pipeline: pipeline, scheduler: scheduler, board: board,
-                logger: logger.with("bus", line.name))
-            out.append((runner, AnyHashable([AnyHashable(line), AnyHashable(schedule), AnyHashable(endpoint)])))
         }
         for dongle in config.buses.wmbus {
-            guard let runner = WirelessRunner.make(dongle, demo: demo, pipeline: pipeline, board: board, logger: logger.with("bus", dongle.name)) else {
-                continue
+            switch endpoints.receiver(dongle) {
+            case .failure(let why):
+                out.append((UnavailableBus(component: "wmbus:\(dongle.name)", kind: "wireless dongle", why: why, board: board, logger: logger),
+                            AnyHashable(dongle)))
+            case .success(let receiver):
+                let runner = WirelessRunner(name: dongle.name, source: receiver, pipeline: pipeline, board: board, logger: logger.with("bus", dongle.name))
+                out.append((runner, AnyHashable(dongle)))
             }
-            out.append((runner, AnyHashable(dongle)))
         }
         for line in config.buses.modbus {
             let schedule = config.schedules.schedule(forBus: line.name)
-            let endpoint: ModbusEndpoint
-            switch line.source {
-            case .endpoint(let e): endpoint = e
-            case .simulator:
-                guard let port = demo.modbusLines[line.name] else {
-                    logger.error("no simulator runs for this line", metadata: ["line": "\(line.name)"])
-                    continue
-                }
-                endpoint = .tcp(host: "127.0.0.1", port: port)
+            switch endpoints.modbus(line) {
+            case .failure(let why):
+                out.append((UnavailableBus(component: "modbus:\(line.name)", kind: "Modbus line", why: why, board: board, logger: logger),
+                            AnyHashable(line)))
+            case .success(let endpoint):
+                let runner = ModbusLineRunner(
+                    name: line.name, endpoint: endpoint, line: line, interval: schedule.interval,
+                    plan: plan(line.name, jobs: [PollJob(name: "devices", intervalMilliseconds: schedule.interval.milliseconds)], schedule: schedule),
+                    pipeline: pipeline, scheduler: scheduler, board: board,
+                    logger: logger.with("bus", line.name))
+                out.append((runner, AnyHashable([AnyHashable(line), AnyHashable(schedule), AnyHashable(endpoint)])))
             }
-            let runner = ModbusLineRunner(
-                name: line.name, endpoint: endpoint, line: line, interval: schedule.interval,
-                plan: plan(line.name, jobs: [PollJob(name: "devices", intervalMilliseconds: schedule.interval.milliseconds)], schedule: schedule),
-                pipeline: pipeline, scheduler: scheduler, board: board,
-                logger: logger.with("bus", line.name))
-            out.append((runner, AnyHashable([AnyHashable(line), AnyHashable(schedule), AnyHashable(endpoint)])))
         }
         return out
     }
@@ -74,6 +72,23 @@ package struct BusContext: Sendable {
             rule = nil
         }
         return LinePlan(line: line, jobs: jobs, setDay: rule)
+    }
+}
+
+/// A configured bus with nothing to open: it shows as failed on the status board, with the reason, until
+/// a reload or restart; the other buses run on.
+package struct UnavailableBus: BusRunner {
+    package let component: String
+    package let kind: String
+    package let why: BusUnavailable
+    package let board: StatusBoard
+    package let logger: Logger
+
+    package var name: String { component }
+
+    package func run() async {
+        logger.error("bus not started", metadata: ["bus": "\(component)", "reason": "\(why)"])
+        await board.update(component, kind: kind, health: .failed, detail: why.description)
     }
 }
 

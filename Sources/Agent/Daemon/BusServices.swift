@@ -123,8 +123,11 @@ package struct WiredLineRunner: BusRunner {
         for device in devices {
             // Between meters, not inside a transaction: a shutdown never cuts a frame in half.
             if Task.isCancelled { break }
-            guard let address = address(of: device) else {
-                logger.warning("registry device has no usable address for this line", metadata: ["device": "\(device.key)"])
+            let address: MeterAddress
+            switch addressing.address(of: device) {
+            case .success(let a): address = a
+            case .failure(let why):
+                logger.warning("registry device cannot be addressed on this line", metadata: ["device": "\(device.key)", "reason": "\(why)"])
                 continue
             }
             do {
@@ -140,19 +143,6 @@ package struct WiredLineRunner: BusRunner {
             }
         }
         await progress.record(asked: devices.count, answered: answered, missing: missing)
-    }
-
-    private func address(of device: RegisteredDevice) -> MeterAddress? {
-        switch addressing {
-        case .primary:
-            return device.primaryAddress.flatMap { UInt8(exactly: $0) }.map { .primary($0) }
-        case .secondary:
-            guard let text = device.identification, let id = IdentificationNumber(text) else {
-                return device.primaryAddress.flatMap { UInt8(exactly: $0) }.map { .primary($0) }
-            }
-            let manufacturer = device.manufacturer.flatMap { ManufacturerCode($0) }
-            return .secondary(SecondaryAddressMask(identification: id, manufacturer: manufacturer, version: nil, deviceType: nil))
-        }
     }
 }
 

@@ -8,42 +8,14 @@ import Synchronization
 /// pipeline, feeding every telegram heard to the pipeline with its RSSI. The pipeline decides what is
 /// a registered meter, a duplicate or a stranger.
 package struct WirelessRunner: BusRunner {
-    package enum Source: Sendable {
-        case dongle(DongleConfiguration)
-        case command(String)
-    }
-
     package let name: String
-    package let source: Source
+    package let source: RadioReceiver
     package let pipeline: ReadingPipeline
     package let board: StatusBoard
     package let logger: Logger
 
-    package static func make(_ config: GatewayConfig.WMBusDongleConfig, demo: DemoBuilding, pipeline: ReadingPipeline,
-                     board: StatusBoard, logger: Logger) -> WirelessRunner? {
-        let mode = DongleLinkMode(text: config.linkMode.rawValue) ?? .c1t1
-        let kind: DongleKind? = config.type == .auto ? nil : DongleKind(rawValue: config.type.rawValue)
-        let source: Source
-        switch config.source {
-        case .device(let path):
-            source = .dongle(DongleConfiguration(path: path, kind: kind, linkMode: mode))
-        case .command(let command):
-            source = .command(command)
-        case .simulator:
-            guard let path = demo.dongles[config.name] else {
-                logger.error("no simulator runs for this dongle", metadata: ["bus": "\(config.name)"])
-                return nil
-            }
-            source = .dongle(DongleConfiguration(path: path, kind: .im871a, linkMode: mode))
-        }
-        return WirelessRunner(name: config.name, source: source, pipeline: pipeline, board: board, logger: logger)
-    }
-
     /// How `gatewayd status` names this receiver.
-    package var componentKind: String {
-        if case .command = source { return "rtl_wmbus receiver" }
-        return "wireless dongle"
-    }
+    package var componentKind: String { source.componentKind }
 
     package func run() async {
         let counters = Tally()
@@ -63,15 +35,8 @@ package struct WirelessRunner: BusRunner {
         defer { flusher.cancel() }
         // A dongle session and an rtl_wmbus pipeline give the same events (Drivers' DongleEvent).
         let kind = componentKind
-        let events: AsyncStream<DongleEvent>
-        switch source {
-        case .dongle(let configuration):
-            await board.update(component, kind: kind, health: .starting, detail: "opening \(configuration.path)")
-            events = WMBusDongle(configuration).events()
-        case .command(let command):
-            await board.update(component, kind: kind, health: .starting, detail: "starting \(command)")
-            events = RTLWMBusSource(.command(command), receiver: name).events()
-        }
+        await board.update(component, kind: kind, health: .starting, detail: source.startingDetail)
+        let events = source.events(name: name)
         for await event in events {
             switch event {
             case .state(let state):

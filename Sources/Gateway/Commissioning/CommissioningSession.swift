@@ -252,6 +252,12 @@ public struct CommissioningSession: Sendable {
         results[i].error = error
     }
 
+    /// Whether the expected device `key` has been heard (false for a key the registry does not expect).
+    public func isHeard(_ key: String) -> Bool {
+        guard let i = index[key] else { return false }
+        return results[i].heard
+    }
+
     /// A heat pump answered its profile's read.
     public mutating func heatPump(key: String, reading: ModbusReading) {
         guard let i = index[key], var hp = heatPumps[key] else { return }
