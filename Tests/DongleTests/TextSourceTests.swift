@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Glibc
 import Drivers
@@ -192,8 +193,10 @@ struct RTLWMBusPipelineTests {
         let text = "T1;1;1;2019-02-09 07:14:18.000;117;102;1;0x\(Hex.encode(t[0]))\n"
             + "T1;0;1;2019-02-09 07:14:19.000;117;102;2;0x\(Hex.encode(t[1]))\n"
         try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/lines"))
-        // Each run prints the two lines and exits at once, as rtl_wmbus does when the SDR goes away.
-        let source = RTLWMBusSource(.command("cat '\(dir)/lines'"), receiver: "sdr-1")
+        // Each run prints the two lines and exits at once, as rtl_wmbus does when the SDR goes away. The
+        // restart pause is recorded, not slept: the backoff runs in virtual time.
+        let pauses = Mutex<[Duration]>([])
+        let source = RTLWMBusSource(.command("cat '\(dir)/lines'"), receiver: "sdr-1", pause: { d in pauses.withLock { $0.append(d) } })
         var telegrams: [ReceivedTelegram] = [], problems: [DongleError] = [], states: [DongleState] = []
         for await e in source.events() {
             switch e {
@@ -209,6 +212,61 @@ struct RTLWMBusPipelineTests {
         let connects = states.filter { if case .connecting = $0 { true } else { false } }.count
         let exits = states.filter { if case .unplugged = $0 { true } else { false } }.count
         #expect(connects == 2 && exits == 1, "\(states)")
+        #expect(pauses.withLock { $0 } == [.seconds(1)])
+    }
+
+    @Test func theRestartPauseDoublesToAMinuteAndResetsAfterATelegram() {
+        var backoff = RestartBackoff()
+        let failing = (0..<8).map { _ in backoff.afterExit(heard: false).components.seconds }
+        #expect(failing == [1, 2, 4, 8, 16, 32, 60, 60])
+        #expect(backoff.afterExit(heard: true) == .seconds(1))
+        #expect(backoff.afterExit(heard: false) == .seconds(2))
+    }
+
+    /// A pipeline that keeps failing (the SDR stick unplugged) is started again with growing pauses, in
+    /// virtual time: five exits give the pauses 1, 2, 4, 8, 16 s without a second of waiting.
+    @Test func aFailingPipelineBacksOffInVirtualTime() async {
+        let pauses = Mutex<[Duration]>([])
+        let source = RTLWMBusSource(.command("exit 3"), receiver: "sdr-1", pause: { d in pauses.withLock { $0.append(d) } })
+        var exits: [String] = []
+        for await e in source.events() {
+            if case .state(.unplugged(_, let reason)) = e { exits.append(reason) }
+            if exits.count == 6 { break }  // the sixth exit's event comes after the fifth pause
+        }
+        #expect(pauses.withLock { Array($0.prefix(5)) }.map(\.components.seconds) == [1, 2, 4, 8, 16])
+        #expect(exits.first?.contains("wait status 768") == true, "\(exits)")  // exit 3, as waitpid reports it
+        #expect(exits[4].contains("starting it again in 16 s"), "\(exits)")
+    }
+
+    /// A pipeline member that ignores SIGTERM (an rtl_sdr stuck in USB I/O) is killed when the consumer stops
+    /// listening, so the stick is free for the next start.
+    @Test func aPipelineThatIgnoresSIGTERMIsKilled() async throws {
+        let dir = NSTemporaryDirectory() + "rtl-stuck-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        // An ignored signal stays ignored across exec: the sleep ignores SIGTERM.
+        let source = RTLWMBusSource(.command("trap '' TERM; echo $$ > '\(dir)/pid'; exec sleep 600"), receiver: "sdr-1",
+                                    stopGrace: .milliseconds(300))
+        var pid: pid_t?
+        for await e in source.events() {
+            if case .state(.connecting) = e {
+                for _ in 0..<200 {
+                    if let text = try? String(contentsOfFile: dir + "/pid", encoding: .utf8), let p = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+                        pid = p
+                        break
+                    }
+                    try await Task.sleep(for: .milliseconds(25))
+                }
+                break
+            }
+        }
+        let stuck = try #require(pid, "the pipeline never wrote its pid")
+        // Ignoring SIGTERM, only the SIGKILL after the grace ends it; without it this waits out its 10 s.
+        var alive = true
+        for _ in 0..<200 where alive {
+            alive = kill(stuck, 0) == 0
+            if alive { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(!alive, "the pipeline that ignores SIGTERM is still running")
     }
 }
 

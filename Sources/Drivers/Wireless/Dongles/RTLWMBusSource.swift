@@ -12,8 +12,23 @@ import Glibc
 /// when it exits, as when the SDR stick is unplugged; meanwhile the state is `.unplugged`.
 ///
 /// Reads block in poll(2) on the actor's own thread; cancelling the consumer ends the reading within
-/// a tenth of a second and stops the pipeline with SIGTERM.
+/// a tenth of a second and stops the pipeline: SIGTERM to its process group, SIGKILL to whatever is left
+/// of the group after `stopGrace` (an rtl_sdr stuck in USB I/O must not keep the stick from the next
+/// start). The same stop follows a pipeline that ended by itself, so no half of it outlives the other.
 public actor RTLWMBusSource {
+    /// Waits out a restart pause; the default sleeps in slices and returns early when the task is
+    /// cancelled. Tests pass one that only records the pause (the backoff runs in virtual time).
+    public typealias Pause = @Sendable (Duration) -> Void
+
+    public static let realPause: Pause = { pause in
+        var left = pause
+        while left > .zero && !Task.isCancelled {
+            let slice = min(left, .milliseconds(100))
+            usleep(UInt32(clamping: slice.components.seconds * 1_000_000 + slice.components.attoseconds / 1_000_000_000_000))
+            left -= slice
+        }
+    }
+
     public enum Input: Sendable, Hashable {
         case fileDescriptor(Int32)
         case command(String)
@@ -21,6 +36,9 @@ public actor RTLWMBusSource {
 
     public let input: Input
     public let receiver: String
+    /// How long a stopped pipeline may take to end after SIGTERM before its group gets SIGKILL.
+    public let stopGrace: Duration
+    private let pause: Pause
     private let executor: ThreadExecutor
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
@@ -29,9 +47,11 @@ public actor RTLWMBusSource {
         self.init(.fileDescriptor(fileDescriptor), receiver: receiver)
     }
 
-    public init(_ input: Input, receiver: String = "rtl_wmbus") {
+    public init(_ input: Input, receiver: String = "rtl_wmbus", stopGrace: Duration = .seconds(5), pause: @escaping Pause = RTLWMBusSource.realPause) {
         self.input = input
         self.receiver = receiver
+        self.stopGrace = stopGrace
+        self.pause = pause
         let name: String
         switch input {
         case .fileDescriptor(let fd): name = "rtl_wmbus fd \(fd)"
@@ -65,7 +85,7 @@ public actor RTLWMBusSource {
 
     /// Runs the pipeline, reads it to its end, and starts it again after a pause, until cancelled.
     private func supervise(_ command: String, _ continuation: AsyncStream<DongleEvent>.Continuation) {
-        var backoff: UInt32 = 1
+        var backoff = RestartBackoff()
         while !Task.isCancelled {
             continuation.yield(.state(.connecting(path: command)))
             var fds: [Int32] = [0, 0]
@@ -98,16 +118,38 @@ public actor RTLWMBusSource {
             }
             let heard = read(fds[0], continuation)
             close(fds[0])
-            if Task.isCancelled { kill(-pid, SIGTERM) }
-            var status: Int32 = 0
-            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            let status = stop(group: pid)
             if Task.isCancelled { return }
-            if heard { backoff = 1 }
+            let wait = backoff.afterExit(heard: heard)
             continuation.yield(.state(.unplugged(
-                path: command, reason: "the rtl_wmbus pipeline exited (wait status \(status)); starting it again in \(backoff) s")))
-            // Sleep in slices so that cancelling the consumer ends the wait quickly.
-            for _ in 0..<(backoff * 10) where !Task.isCancelled { usleep(100_000) }
-            backoff = min(backoff * 2, 60)
+                path: command, reason: "the rtl_wmbus pipeline exited (wait status \(status)); starting it again in \(wait.components.seconds) s")))
+            pause(wait)
+        }
+    }
+
+    /// Ends the pipeline whose shell is `group`'s leader and reaps the shell; returns its wait status.
+    /// SIGTERM first; SIGKILL for whatever of the group is still there after `stopGrace`.
+    private func stop(group: pid_t) -> Int32 {
+        var status: Int32 = 0
+        var reaped = false
+        kill(-group, SIGTERM)
+        var waited: Duration = .zero
+        let step: Duration = .milliseconds(20)
+        while true {
+            if !reaped {
+                let r = waitpid(group, &status, WNOHANG)
+                if r == group || (r < 0 && errno != EINTR) { reaped = true }
+            }
+            // The shell gone is not enough: a member that ignores SIGTERM keeps the group alive.
+            let groupAlive = kill(-group, 0) == 0
+            if reaped && !groupAlive { return status }
+            if waited >= stopGrace {
+                kill(-group, SIGKILL)
+                if !reaped { while waitpid(group, &status, 0) < 0 && errno == EINTR {} }
+                return status
+            }
+            usleep(20_000)
+            waited += step
         }
     }
 
@@ -152,5 +194,23 @@ public actor RTLWMBusSource {
         }
         if !Task.isCancelled, let last = reader.finish() { deliver(last) }
         return heard
+    }
+}
+
+/// When an rtl_wmbus pipeline that exited is started again: 1 s after the first exit, doubling up to 60 s
+/// while it keeps failing (an unplugged stick), and back to 1 s after a run that delivered a telegram.
+public struct RestartBackoff: Sendable, Equatable {
+    public static let first: Duration = .seconds(1)
+    public static let maximum: Duration = .seconds(60)
+    public private(set) var next: Duration = RestartBackoff.first
+
+    public init() {}
+
+    /// The pause before the next start, after a run that did or did not deliver a telegram.
+    public mutating func afterExit(heard: Bool) -> Duration {
+        if heard { next = Self.first }
+        let pause = next
+        next = min(next * 2, Self.maximum)
+        return pause
     }
 }
