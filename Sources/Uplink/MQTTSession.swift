@@ -188,32 +188,26 @@ final class MQTTSession: Sendable {
     /// session-expiry property, and an MQTT 5 session without it ends at the first disconnect.
     private func runNetworkLoop() {
         let mosq = handle.pointer
-        var attempt = 0
+        var schedule = MQTTReconnectSchedule(initial: configuration.reconnectDelay.initial, maximum: configuration.reconnectDelay.maximum)
         while !stopping.load(ordering: .acquiring) {
             setPhase(.connecting, error: nil)
             libraryError.withLock { $0 = nil }
             let keepAlive = Int32(clamping: max(5, configuration.keepAlive.components.seconds))
             let rc = mosquitto_connect_bind_v5(mosq, configuration.host, Int32(configuration.port), keepAlive, nil, handle.connectProperties)
             if rc == MOSQ_ERR_SUCCESS.rawValue {
-                // The delay starts again from `initial` only after a connection that held for a while:
-                // two gateways configured with the same id would otherwise take the session from each
-                // other twice a second.
-                var connectedAt: ContinuousClock.Instant?
                 while !stopping.load(ordering: .acquiring) {
                     let rc = mosquitto_loop(mosq, 100, 1)
                     if rc != MOSQ_ERR_SUCCESS.rawValue {
                         connectionEnded(rc)
                         break
                     }
-                    if connectedAt == nil, state.withLock({ $0.phase == .connected }) { connectedAt = .now }
-                    if let connectedAt, attempt > 0, ContinuousClock.now - connectedAt > .seconds(10) { attempt = 0 }
+                    if state.withLock({ $0.phase == .connected }) { schedule.connected(at: now()) }
                 }
             } else {
                 connectionEnded(rc)
             }
             if stopping.load(ordering: .acquiring) { break }
-            attempt += 1
-            sleepUnlessStopping(reconnectDelay(attempt: attempt))
+            sleepUnlessStopping(schedule.ended(at: now(), random: { Int64.random(in: $0) }))
         }
         goOffline()
         let (waiters, stranded) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [CheckedContinuation<DeliveryOutcome, Never>]) in
@@ -267,16 +261,6 @@ final class MQTTSession: Sendable {
         }
         if wasConnected || changed { logger.warning("\(reason)") } else { logger.debug("\(reason)") }
         broadcast()
-    }
-
-    private func reconnectDelay(attempt: Int) -> Duration {
-        let initial = configuration.reconnectDelay.initial
-        let maximum = configuration.reconnectDelay.maximum
-        var upper = initial
-        for _ in 1..<max(1, attempt) where upper < maximum { upper *= 2 }
-        upper = min(upper, maximum)
-        let upperNanos = max(1, Int64(upper.components.seconds) * 1_000_000_000 + upper.components.attoseconds / 1_000_000_000)
-        return .nanoseconds(Int64.random(in: (upperNanos / 2)...upperNanos))
     }
 
     private func sleepUnlessStopping(_ delay: Duration) {
