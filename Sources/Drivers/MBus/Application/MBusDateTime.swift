@@ -26,27 +26,50 @@ public struct MBusDateTime: Hashable, Sendable, CustomStringConvertible {
 
     /// ISO 8601 text: "2014-03-13" or "2014-03-13T11:11:00" (with "+01:00" when the offset is known).
     public var description: String {
-        var s = pad(year, 4)
-        s.reserveCapacity(25)
-        s += "-"
-        s += pad(month, 2)
-        s += "-"
-        s += pad(day, 2)
-        if let h = hour {
-            s += "T"
-            s += pad(h, 2)
-            s += ":"
-            s += pad(minute ?? 0, 2)
-            s += ":"
-            s += pad(second ?? 0, 2)
-            if let off = utcOffsetMinutes {
-                s += off < 0 ? "-" : "+"
-                s += pad(abs(off) / 60, 2)
-                s += ":"
-                s += pad(abs(off) % 60, 2)
+        // At most 25 bytes, written in one go: a date is formatted for every dated value of every
+        // telegram `gatewayd decode` prints, so no intermediate strings.
+        String(unsafeUninitializedCapacity: 80) { buffer in
+            var i = 0
+            func put(_ b: UInt8) { if i < buffer.count { buffer[i] = b; i += 1 } }
+            func number(_ v: Int, _ width: Int) {
+                var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                             UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                             UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                var magnitude = v.magnitude
+                var count = 0
+                withUnsafeMutableBytes(of: &digits) { d in
+                    repeat {
+                        d[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
+                        magnitude /= 10
+                        count += 1
+                    } while magnitude > 0
+                    while count < width { d[count] = UInt8(ascii: "0"); count += 1 }
+                    // Only a hostile value is this long; the fields of a date never are.
+                    if v < 0 { put(UInt8(ascii: "-")) }
+                    for k in stride(from: count - 1, through: 0, by: -1) { put(d[k]) }
+                }
             }
+            number(year, 4)
+            put(UInt8(ascii: "-"))
+            number(month, 2)
+            put(UInt8(ascii: "-"))
+            number(day, 2)
+            if let h = hour {
+                put(UInt8(ascii: "T"))
+                number(h, 2)
+                put(UInt8(ascii: ":"))
+                number(minute ?? 0, 2)
+                put(UInt8(ascii: ":"))
+                number(second ?? 0, 2)
+                if let off = utcOffsetMinutes {
+                    put(off < 0 ? UInt8(ascii: "-") : UInt8(ascii: "+"))
+                    number(Int(clamping: off.magnitude / 60), 2)
+                    put(UInt8(ascii: ":"))
+                    number(Int(clamping: off.magnitude % 60), 2)
+                }
+            }
+            return i
         }
-        return s
     }
 
     /// Two-digit year to four: the standard's century rule (00–80 is 20xx), refined by the

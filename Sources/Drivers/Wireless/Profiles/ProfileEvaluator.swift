@@ -119,8 +119,11 @@ final class CompiledProfile: Sendable {
     let derived: [DerivedField]
     let status: StatusSpec?
     let setDay: SetDaySpec?
-    let records: [(field: RecordField, match: Match)]
-    let layouts: [(layout: ByteLayout, record: Match?, cis: Set<UInt8>?, fields: [LayoutField])]
+    let records: [(field: RecordField, match: Match, slot: Int)]
+    let layouts: [(layout: ByteLayout, record: Match?, cis: Set<UInt8>?, fields: [LayoutField], slots: [Int])]
+    /// How many distinct value names the records and layouts give: each name has a slot, so "is this
+    /// name taken yet" is an array lookup per telegram, not a string hash.
+    let slotCount: Int
 
     init(_ p: MeterProfile) {
         id = p.id
@@ -129,10 +132,18 @@ final class CompiledProfile: Sendable {
         derived = p.derived ?? []
         status = p.status
         setDay = p.setDay
-        records = (p.records ?? []).map { ($0, Match($0.match)) }
-        layouts = (p.layouts ?? []).map { l in
-            (l, l.record.map(Match.init), l.ci.map { Set($0.map { UInt8(truncatingIfNeeded: $0.value) }) }, l.fields.flatMap(\.instances))
+        var slots: [String: Int] = [:]
+        func slot(_ name: String) -> Int {
+            if let s = slots[name] { return s }
+            slots[name] = slots.count
+            return slots.count - 1
         }
+        records = (p.records ?? []).map { ($0, Match($0.match), slot($0.name)) }
+        layouts = (p.layouts ?? []).map { l in
+            let fields = l.fields.flatMap(\.instances)
+            return (l, l.record.map(Match.init), l.ci.map { Set($0.map { UInt8(truncatingIfNeeded: $0.value) }) }, fields, fields.map { slot($0.name) })
+        }
+        slotCount = slots.count
     }
 }
 
@@ -145,15 +156,15 @@ public enum ProfileEvaluator {
     static func evaluate(_ w: WirelessTelegram, _ c: CompiledProfile) -> ProfileReading {
         var r = ProfileReading(profileID: c.id, profileName: c.name, category: c.category, values: [], alarms: [], problems: [])
         r.values.reserveCapacity(c.records.count + 8)
-        // Names already taken: the first source of a name wins (a set, not a scan of the values per field).
-        var taken = Set<String>(minimumCapacity: c.records.count + 8)
+        // Names already taken: the first source of a name wins (a slot per name, not a scan of the values).
+        var taken = [Bool](repeating: false, count: c.slotCount)
         let records = w.telegram.records
-        for (field, match) in c.records {
-            guard !taken.contains(field.name), let rec = match.find(in: records), let v = recordValue(rec, field) else { continue }
+        for (field, match, slot) in c.records {
+            guard !taken[slot], let rec = match.find(in: records), let v = recordValue(rec, field) else { continue }
             r.values.append(NamedValue(name: field.name, value: v, unit: field.unit))
-            taken.insert(field.name)
+            taken[slot] = true
         }
-        for (layout, match, cis, fields) in c.layouts {
+        for (layout, match, cis, fields, slots) in c.layouts {
             guard var bytes = layoutBytes(w, layout, match, cis) else { continue }
             if let name = layout.codec, let codec = ProfileCodecs.named[name] {
                 switch codec(bytes, CodecContext(w)) {
@@ -173,12 +184,12 @@ public enum ProfileEvaluator {
                 r.problems.append("\(layout.source.rawValue): \(bytes.count) bytes, the layout needs \(min)")
                 continue
             }
-            for f in fields where !taken.contains(f.name) {
+            for (f, slot) in zip(fields, slots) where !taken[slot] {
                 switch LayoutInterpreter.read(f, bytes, dates: r.values) {
                 case .value(let v):
                     if case .number(let d) = v, !d.isFinite { break }
                     r.values.append(NamedValue(name: f.name, value: v, unit: f.unit ?? ""))
-                    taken.insert(f.name)
+                    taken[slot] = true
                 case .absent: break
                 case .problem(let text): r.problems.append("\(f.name): \(text)")
                 }
