@@ -13,6 +13,7 @@
 # Usage: scripts/footprint-vs-wmbusmeters.sh [--seconds N] [--bin PATH] [--scratch DIR]
 #   --seconds N   sample time after the start (default 60)
 #   --bin PATH    the gatewayd binary (default .build/release/gatewayd; gatewayd-sim beside it)
+#   --sim PATH    gatewayd-sim, when it is not beside the binary (a size-optimised build of gatewayd alone)
 #   WMBUSMETERS_SRC=path  a local wmbusmeters checkout or git directory to clone from
 #                         (default: https://github.com/wmbusmeters/wmbusmeters)
 set -euo pipefail
@@ -20,17 +21,19 @@ cd "$(dirname "$0")/.."
 root="$(pwd)"
 seconds=60
 bin="$root/.build/release/gatewayd"
+sim=""
 scratch="${TMPDIR:-/tmp}/gatewayd-wmbusmeters-compare"
 while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
+        --sim) sim="$2"; shift 2 ;;
         --scratch) scratch="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 64 ;;
     esac
 done
-sim="$(dirname "$bin")/gatewayd-sim"
+sim="${sim:-$(dirname "$bin")/gatewayd-sim}"
 [ -x "$bin" ] || { echo "no gatewayd at $bin: swift build -c release --product gatewayd" >&2; exit 1; }
 [ -x "$sim" ] || { echo "no gatewayd-sim beside it: swift build -c release --product gatewayd-sim" >&2; exit 1; }
 case "$scratch" in "$root"/*) echo "the scratch folder must be outside the repository" >&2; exit 64 ;; esac
