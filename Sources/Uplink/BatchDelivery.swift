@@ -18,8 +18,8 @@ public struct BatchDelivery: Sendable {
         case acknowledge([String])
         /// Quarantine `rejected` for `reason`, then acknowledge `accepted` (either may be empty).
         case quarantine(rejected: [String], reason: String, accepted: [String])
-        /// The part was too large: it was split; `send` the next part.
-        case split(into: Int, bytes: Int)
+        /// The part (of `bytes`) was too large: it was split in two; send the next part.
+        case split(bytes: Int)
         /// Hold the part and send it again after `delay` (the uploader raises the hold alarm once).
         case hold(why: String, delay: Duration)
         /// Send the part again after `delay`.
@@ -74,7 +74,7 @@ public struct BatchDelivery: Sendable {
             }
             pending.append(b)
             pending.append(a)
-            return .split(into: 2, bytes: part.body.count)
+            return .split(bytes: part.body.count)
         case .unauthorized(let reason):
             return .pauseForCredentials(reason: reason)
         case .transient(let reason, let retryAfter):

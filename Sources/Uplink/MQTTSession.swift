@@ -207,7 +207,7 @@ final class MQTTSession: Sendable {
                 connectionEnded(rc)
             }
             if stopping.load(ordering: .acquiring) { break }
-            sleepUnlessStopping(schedule.ended(at: now(), random: { Int64.random(in: $0) }))
+            sleepUnlessStopping(schedule.ended(at: now(), unit: Double.random(in: 0..<1)))
         }
         goOffline()
         let (waiters, stranded) = state.withLock { s -> ([CheckedContinuation<Void, Never>], [CheckedContinuation<DeliveryOutcome, Never>]) in

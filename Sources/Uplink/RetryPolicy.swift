@@ -25,7 +25,7 @@ public struct RetryPolicy: Sendable, Hashable {
     /// The delay before the next attempt. `unit` is a uniform random number in [0, 1).
     public func delay(failures: Int, retryAfter: Duration?, unit: Double) -> Duration {
         let ceilingNs = Double(Self.nanoseconds(ceiling(failures: failures)))
-        let jittered = Duration.nanoseconds(Int64(ceilingNs * min(max(unit, 0), 1)))
+        let jittered = Duration.nanoseconds(Int64(ceilingNs * Self.clamped(unit)))
         guard let retryAfter else { return jittered }
         return max(jittered, min(retryAfter, maxRetryAfter))
     }
@@ -33,6 +33,9 @@ public struct RetryPolicy: Sendable, Hashable {
     public func delay<G: RandomNumberGenerator>(failures: Int, retryAfter: Duration?, using rng: inout G) -> Duration {
         delay(failures: failures, retryAfter: retryAfter, unit: Double.random(in: 0..<1, using: &rng))
     }
+
+    /// A random number meant to be in [0, 1], made so: NaN and infinities count as 0.
+    static func clamped(_ unit: Double) -> Double { unit.isFinite ? min(max(unit, 0), 1) : 0 }
 
     static func nanoseconds(_ d: Duration) -> Int64 {
         let (s, atto) = d.components

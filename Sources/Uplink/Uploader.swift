@@ -266,9 +266,8 @@ public final class Uploader: Service, Sendable {
         return nil
     }
 
-    /// Delivers one leased batch (and the halves it splits into) until every reading is acknowledged or
-    /// rejected, or shutdown abandons it (its lease then stays with the source).
-    /// Sends one leased batch until every reading in it is acknowledged or quarantined. The decisions are
+    /// Sends one leased batch (and the halves it splits into) until every reading in it is acknowledged or
+    /// quarantined, or shutdown abandons it (its lease then stays with the source). The decisions are
     /// `BatchDelivery`'s (a value state machine, tested on its own); this carries them out: the transport,
     /// the buffer, the status, and the waits on the injected sleeper.
     private func deliver(_ leased: UplinkBatch, rng: inout SystemRandomNumberGenerator) async {
@@ -305,7 +304,7 @@ public final class Uploader: Service, Sendable {
                         s.bodyBytesSent += Int64(wire.body.count)
                     }
                 }
-            case .split(_, let size):
+            case .split(let size):
                 shared.withLock { s in
                     s.status.splits += 1
                     s.learnedMaxBytes = min(s.learnedMaxBytes, max(1024, size / 2))

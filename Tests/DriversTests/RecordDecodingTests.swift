@@ -4,6 +4,28 @@ import Testing
 /// Features of EN 13757-3 that the corpus does not cover, each from hand-built bytes.
 @Suite("EN 13757-3 records")
 struct RecordDecodingTests {
+    @Test("a date's text: ISO 8601, zero-padded, whatever the fields hold (the one-buffer writer against plain padding)")
+    func dateText() {
+        #expect(MBusDateTime(year: 2014, month: 3, day: 13).description == "2014-03-13")
+        #expect(MBusDateTime(year: 2021, month: 7, day: 2, hour: 22, minute: 45).description == "2021-07-02T22:45:00")
+        var zoned = MBusDateTime(year: 2024, month: 12, day: 31, hour: 23, minute: 59, second: 59)
+        zoned.utcOffsetMinutes = -90
+        #expect(zoned.description == "2024-12-31T23:59:59-01:30")
+        var g = SeededRandom(seed: 13)
+        let extremes = [Int.min, Int.max, -1, 0, 9, 10, 99, 100, 99_999]
+        for _ in 0..<500 {
+            func any() -> Int { g.next() % 3 == 0 ? extremes[Int(g.next() % UInt64(extremes.count))] : Int(truncatingIfNeeded: g.next()) % 10_000 }
+            var t = MBusDateTime(year: any(), month: any(), day: any(), hour: any(), minute: any(), second: any())
+            t.utcOffsetMinutes = g.next() % 2 == 0 ? any() : nil
+            var expected = pad(t.year, 4) + "-" + pad(t.month, 2) + "-" + pad(t.day, 2)
+            expected += "T" + pad(t.hour!, 2) + ":" + pad(t.minute!, 2) + ":" + pad(t.second!, 2)
+            if let off = t.utcOffsetMinutes {
+                expected += (off < 0 ? "-" : "+") + pad(Int(clamping: off.magnitude / 60), 2) + ":" + pad(Int(clamping: off.magnitude % 60), 2)
+            }
+            #expect(t.description == expected)
+        }
+    }
+
     func record(_ hex: String, msb: Bool = false) throws -> DataRecord {
         let result = try RecordParser(mostSignificantByteFirst: msb).parse(try Hex.decode(hex))
         return try #require(result.records.first)

@@ -49,7 +49,7 @@ struct BatchDeliveryTests {
     @Test("413: split in halves until the portal takes them; a single reading still too large is quarantined")
     func tooLarge() {
         var d = BatchDelivery(Self.batch(4), retry: Self.retry)
-        #expect(d.answer(.tooLarge, jitter: 0) == .split(into: 2, bytes: Self.batch(4).body.count))
+        #expect(d.answer(.tooLarge, jitter: 0) == .split(bytes: Self.batch(4).body.count))
         #expect(d.next?.readingIDs == ["r0", "r1"])
         #expect(d.answer(.accepted, jitter: 0) == .acknowledge(["r0", "r1"]))
         #expect(d.next?.readingIDs == ["r2", "r3"])

@@ -91,7 +91,7 @@ struct BusLayerTests {
                                                            devices: [meter("31425080", at: 8), meter("31425083", at: 12)]))
         let run = CommissioningRun(config: config, registry: registry, keyring: config.keys, catalog: nil,
                                    demo: DemoBuilding(endpoints: buses.endpoints), options: CommissioningOptions(),
-                                   listenSeconds: 20, full: false, blindScan: false, logger: Logger(label: "test"))
+                                   listenSeconds: 10, full: false, blindScan: false, logger: Logger(label: "test"))
         let report = await run.run(stop: StopFlag()) { _, _, _ in }
         let right = try #require(report.devices.first { $0.key == "mbus:ZRM:31425080" })
         let wrong = try #require(report.devices.first { $0.key == "mbus:ZRM:31425083" })

@@ -94,20 +94,19 @@ extension GatewayConfig.MBusLineConfig.Addressing {
     /// Secondary addressing falls back to the primary address for a meter whose identification the
     /// registry does not give; primary addressing never selects (the line's meters may not support it).
     package func address(of device: RegisteredDevice) -> Result<MeterAddress, WiredAddressProblem> {
-        let primary = device.primaryAddress.flatMap { UInt8(exactly: $0) }
+        // The registry's primary address as a bus address: nil when it gives none, a failure when it is no byte.
+        let primary: Result<MeterAddress, WiredAddressProblem>? = device.primaryAddress.map { p in
+            UInt8(exactly: p).map { .success(.primary($0)) } ?? .failure(.primaryOutOfRange(p))
+        }
         switch self {
         case .primary:
-            guard let primary else {
-                return .failure(device.primaryAddress == nil ? .noPrimaryAddress : .primaryOutOfRange(device.primaryAddress ?? 0))
-            }
-            return .success(.primary(primary))
+            return primary ?? .failure(.noPrimaryAddress)
         case .secondary:
             if let text = device.identification, let id = IdentificationNumber(text) {
                 let manufacturer = device.manufacturer.flatMap { ManufacturerCode($0) }
                 return .success(.secondary(SecondaryAddressMask(identification: id, manufacturer: manufacturer, version: nil, deviceType: nil)))
             }
-            if let primary { return .success(.primary(primary)) }
-            return .failure(device.primaryAddress == nil ? .noAddress : .primaryOutOfRange(device.primaryAddress ?? 0))
+            return primary ?? .failure(.noAddress)
         }
     }
 }

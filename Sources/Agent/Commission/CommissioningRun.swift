@@ -16,8 +16,11 @@ package final class CommissioningRun: Sendable {
     package let blindScan: Bool
     package let logger: Logger
     private let session: Mutex<CommissioningSession>
-    /// Wired lines and Modbus lines still working through their first passes.
-    private let busy = Atomic<Int>(0)
+    /// Wired lines and Modbus lines still working through their first pass (by name): the run may end
+    /// early only when this is empty. Removing a name twice is harmless, so every way out of a line's
+    /// task can say "first pass over".
+    private let inFirstPass = Mutex<Set<String>>([])
+    private let endpoints: BusEndpoints
 
     package init(config: GatewayConfig, registry: DeviceRegistry, keyring: WMBusKeyring, catalog: ProfileCatalog?, demo: DemoBuilding,
          options: CommissioningOptions, listenSeconds: Int, full: Bool, blindScan: Bool, logger: Logger) {
@@ -27,6 +30,7 @@ package final class CommissioningRun: Sendable {
         self.full = full
         self.blindScan = blindScan
         self.logger = logger
+        endpoints = BusEndpoints(demo: demo)
         session = Mutex(CommissioningSession(registry: registry, keyring: keyring, catalog: catalog, startedAt: unixMilliseconds(),
                                              listenSeconds: listenSeconds, options: options))
     }
@@ -43,11 +47,11 @@ package final class CommissioningRun: Sendable {
         }
         for line in config.buses.mbus {
             let devices = registry.devices.filter { $0.bus == .wiredMBus && $0.line == line.name && $0.replacedBy == nil }
-            busy.add(1, ordering: .relaxed)
+            inFirstPass.withLock { _ = $0.insert(line.name) }
             tasks.append(Task { await self.verify(line, devices: devices, deadline: deadline) })
         }
         for line in config.buses.modbus {
-            busy.add(1, ordering: .relaxed)
+            inFirstPass.withLock { _ = $0.insert(line.name) }
             tasks.append(Task { await self.probe(line, registry: registry, deadline: deadline) })
         }
 
@@ -57,7 +61,7 @@ package final class CommissioningRun: Sendable {
             if stop.isSet { ended = .interrupted; break }
             if ContinuousClock.now >= deadline { break }
             let (done, progress) = session.withLock { ($0.everythingHeard, $0.progress) }
-            if done && !full && busy.load(ordering: .relaxed) == 0 { ended = .allHeard; break }
+            if done && !full && inFirstPass.withLock({ $0.isEmpty }) { ended = .allHeard; break }
             if ContinuousClock.now - lastDraw >= .seconds(1) {
                 draw(progress, ContinuousClock.now - started, busStates())
                 lastDraw = ContinuousClock.now
@@ -97,32 +101,33 @@ package final class CommissioningRun: Sendable {
     /// with its own measurement or a controller still booting, short next to the window.
     package static let askAgainAfter: Duration = .seconds(5)
 
-    private var endpoints: BusEndpoints { BusEndpoints(demo: demo) }
+    private func firstPassOver(_ line: String) {
+        inFirstPass.withLock { _ = $0.remove(line) }
+    }
 
     /// Asks every device once, then the silent ones again every `askAgainAfter` until they answer, the
     /// window ends or the run is stopped: the same for wired meters and heat pumps. `ask` answers whether
-    /// the device answered. The line counts as busy, and not completed, until its first pass is over;
+    /// the device answered. The line is completed when its first pass is over (also with no devices);
     /// `afterFirstPass` runs then (the blind scan), before the silent devices are asked again.
     private func askUntilAnswered<Device: Sendable>(_ devices: [Device], line: String, deadline: ContinuousClock.Instant,
                                                      ask: (Device) async -> Bool, afterFirstPass: () async -> Void = {}) async {
-        var firstPass = true
-        defer { if firstPass { busy.subtract(1, ordering: .relaxed) } }
-        var pending = devices
-        while !pending.isEmpty && !Task.isCancelled && ContinuousClock.now < deadline {
-            var still: [Device] = []
-            for device in pending {
+        /// One pass: the devices that did not answer (and those the stop or the deadline left unasked).
+        func pass(_ devices: [Device]) async -> [Device] {
+            var silent: [Device] = []
+            for device in devices {
                 // Between devices, never inside a transaction: a stop does not cut a frame in half.
-                if Task.isCancelled || ContinuousClock.now >= deadline { still.append(device); continue }
-                if !(await ask(device)) { still.append(device) }
+                if Task.isCancelled || ContinuousClock.now >= deadline { silent.append(device); continue }
+                if !(await ask(device)) { silent.append(device) }
             }
-            pending = still
-            if firstPass {
-                firstPass = false
-                if !Task.isCancelled { session.withLock { $0.busCompleted(line, at: unixMilliseconds()) } }
-                await afterFirstPass()
-                busy.subtract(1, ordering: .relaxed)
-            }
-            if !pending.isEmpty { try? await Task.sleep(for: Self.askAgainAfter) }
+            return silent
+        }
+        var pending = await pass(devices)
+        if !Task.isCancelled { session.withLock { $0.busCompleted(line, at: unixMilliseconds()) } }
+        await afterFirstPass()
+        firstPassOver(line)
+        while !pending.isEmpty && !Task.isCancelled && ContinuousClock.now < deadline {
+            try? await Task.sleep(for: Self.askAgainAfter)
+            pending = await pass(pending)
         }
     }
 
@@ -169,13 +174,13 @@ package final class CommissioningRun: Sendable {
 
     private func verify(_ line: GatewayConfig.MBusLineConfig, devices: [RegisteredDevice], deadline: ContinuousClock.Instant) async {
         let name = line.name
+        defer { firstPassOver(name) }
         let kind = BusKind.wiredMBus.rawValue
         session.withLock { $0.bus(name, kind: kind, state: "starting") }
         let endpoint: BusEndpoint
         switch endpoints.wired(line) {
         case .success(let e): endpoint = e
         case .failure(let why):
-            busy.subtract(1, ordering: .relaxed)
             failAll(devices, line: name, why: why.description)
             return
         }
@@ -183,7 +188,6 @@ package final class CommissioningRun: Sendable {
         do {
             bus = try MBusLine(endpoint: endpoint, options: line.lineOptions)
         } catch {
-            busy.subtract(1, ordering: .relaxed)
             session.withLock { $0.bus(name, kind: kind, state: "cannot open \(endpoint): \(error)") }
             failAll(devices, line: name, why: "line \(name) could not be opened")
             return
@@ -271,6 +275,7 @@ package final class CommissioningRun: Sendable {
 
     private func probe(_ line: GatewayConfig.ModbusLineConfig, registry: DeviceRegistry, deadline: ContinuousClock.Instant) async {
         let name = line.name
+        defer { firstPassOver(name) }
         let kind = BusKind.modbus.rawValue
         session.withLock { $0.bus(name, kind: kind, state: "starting") }
         let keys = line.devices.map { registry.device(line: name, unit: $0.unit)?.key }
@@ -278,7 +283,6 @@ package final class CommissioningRun: Sendable {
         switch endpoints.modbus(line) {
         case .success(let e): endpoint = e
         case .failure(let why):
-            busy.subtract(1, ordering: .relaxed)
             session.withLock { s in
                 s.bus(name, kind: kind, state: why.description)
                 for key in keys.compactMap({ $0 }) { s.heatPumpSilent(key: key, error: why.description) }
@@ -289,7 +293,6 @@ package final class CommissioningRun: Sendable {
         do {
             bus = try ModbusLine(endpoint: endpoint, options: line.options)
         } catch {
-            busy.subtract(1, ordering: .relaxed)
             session.withLock { s in
                 s.bus(name, kind: kind, state: "cannot open \(endpoint): \(error)")
                 for key in keys.compactMap({ $0 }) { s.heatPumpSilent(key: key, error: "line \(name) could not be opened") }

@@ -16,12 +16,14 @@ package struct BusContext: Sendable {
     package func runners(for config: GatewayConfig) -> [(runner: any BusRunner, fingerprint: AnyHashable)] {
         let endpoints = BusEndpoints(demo: demo)
         var out: [(runner: any BusRunner, fingerprint: AnyHashable)] = []
+        func unavailable(_ component: String, _ kind: String, _ why: BusUnavailable, _ settings: AnyHashable) {
+            out.append((UnavailableBus(component: component, kind: kind, why: why, board: board, logger: logger), settings))
+        }
         for line in config.buses.mbus {
             let schedule = config.schedules.schedule(forBus: line.name)
             switch endpoints.wired(line) {
             case .failure(let why):
-                out.append((UnavailableBus(component: "mbus:\(line.name)", kind: "wired M-Bus line", why: why, board: board, logger: logger),
-                            AnyHashable(line)))
+                unavailable("mbus:\(line.name)", "wired M-Bus line", why, line)
             case .success(let endpoint):
                 let runner = WiredLineRunner(
                     name: line.name, endpoint: endpoint, options: line.lineOptions, addressing: line.addressing,
@@ -34,8 +36,7 @@ package struct BusContext: Sendable {
         for dongle in config.buses.wmbus {
             switch endpoints.receiver(dongle) {
             case .failure(let why):
-                out.append((UnavailableBus(component: "wmbus:\(dongle.name)", kind: "wireless dongle", why: why, board: board, logger: logger),
-                            AnyHashable(dongle)))
+                unavailable("wmbus:\(dongle.name)", "wireless dongle", why, dongle)
             case .success(let receiver):
                 let runner = WirelessRunner(name: dongle.name, source: receiver, pipeline: pipeline, board: board, logger: logger.with("bus", dongle.name))
                 out.append((runner, AnyHashable(dongle)))
@@ -45,8 +46,7 @@ package struct BusContext: Sendable {
             let schedule = config.schedules.schedule(forBus: line.name)
             switch endpoints.modbus(line) {
             case .failure(let why):
-                out.append((UnavailableBus(component: "modbus:\(line.name)", kind: "Modbus line", why: why, board: board, logger: logger),
-                            AnyHashable(line)))
+                unavailable("modbus:\(line.name)", "Modbus line", why, line)
             case .success(let endpoint):
                 let runner = ModbusLineRunner(
                     name: line.name, endpoint: endpoint, line: line, interval: schedule.interval,

@@ -26,28 +26,25 @@ public struct MBusDateTime: Hashable, Sendable, CustomStringConvertible {
 
     /// ISO 8601 text: "2014-03-13" or "2014-03-13T11:11:00" (with "+01:00" when the offset is known).
     public var description: String {
-        // At most 25 bytes, written in one go: a date is formatted for every dated value of every
-        // telegram `gatewayd decode` prints, so no intermediate strings.
-        String(unsafeUninitializedCapacity: 80) { buffer in
+        // Written in one go: a date is formatted for every dated value of every telegram `gatewayd decode`
+        // prints, so no intermediate strings. A real date takes at most 25 bytes; 160 hold any Int fields.
+        String(unsafeUninitializedCapacity: 160) { buffer in
             var i = 0
             func put(_ b: UInt8) { if i < buffer.count { buffer[i] = b; i += 1 } }
+            /// Zero-padded decimal, written from its last digit back.
             func number(_ v: Int, _ width: Int) {
-                var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                             UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                             UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-                var magnitude = v.magnitude
-                var count = 0
-                withUnsafeMutableBytes(of: &digits) { d in
-                    repeat {
-                        d[count] = UInt8(ascii: "0") + UInt8(magnitude % 10)
-                        magnitude /= 10
-                        count += 1
-                    } while magnitude > 0
-                    while count < width { d[count] = UInt8(ascii: "0"); count += 1 }
-                    // Only a hostile value is this long; the fields of a date never are.
-                    if v < 0 { put(UInt8(ascii: "-")) }
-                    for k in stride(from: count - 1, through: 0, by: -1) { put(d[k]) }
+                if v < 0 { put(UInt8(ascii: "-")) }
+                var digits = 1
+                var rest = v.magnitude
+                while rest >= 10 { rest /= 10; digits += 1 }
+                let count = max(digits, width)
+                guard i + count <= buffer.count else { return }
+                var m = v.magnitude
+                for k in stride(from: i + count - 1, through: i, by: -1) {
+                    buffer[k] = UInt8(ascii: "0") + UInt8(m % 10)
+                    m /= 10
                 }
+                i += count
             }
             number(year, 4)
             put(UInt8(ascii: "-"))

@@ -133,8 +133,8 @@ public actor RTLWMBusSource {
         var status: Int32 = 0
         var reaped = false
         kill(-group, SIGTERM)
+        // Polled in 20 ms steps, counted rather than read from a clock.
         var waited: Duration = .zero
-        let step: Duration = .milliseconds(20)
         while true {
             if !reaped {
                 let r = waitpid(group, &status, WNOHANG)
@@ -149,7 +149,7 @@ public actor RTLWMBusSource {
                 return status
             }
             usleep(20_000)
-            waited += step
+            waited += .milliseconds(20)
         }
     }
 
