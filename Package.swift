@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -51,12 +52,14 @@ let package = Package(
             providers: [.apt(["libmosquitto-dev"])]),
         // The kernel's clock synchronisation state (adjtimex), which Glibc's Swift module does not export.
         .target(name: "CClock"),
+        // eventfd and thread names for the Drivers' reader threads (not exported by Glibc's module).
+        .target(name: "CThread"),
 
         // Bytes in, typed values out: frame codecs, telegram decoders, bus masters, dongles, Modbus.
         .target(
             name: "Drivers",
             dependencies: [
-                "CModbus", "CUSB",
+                "CModbus", "CUSB", "CThread",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]),
@@ -94,9 +97,11 @@ let package = Package(
                 "Drivers", "Gateway", "Uplink", "CUSB", "CModbus", "CClock",
                 // Key fingerprints in support evidence (SHA-256).
                 .product(name: "Crypto", package: "swift-crypto"),
-                // The status socket and the metrics endpoint are served by Hummingbird; `gatewayd status`
-                // asks the socket through async-http-client.
-                .product(name: "Hummingbird", package: "hummingbird"),
+                // The status socket and the metrics endpoint: SwiftNIO's HTTP/1.1 codec (LocalHTTPServer);
+                // `gatewayd status` asks the socket through async-http-client.
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -227,7 +227,7 @@ struct SupportBundleBuilder {
         let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url.absoluteString), timeout: .milliseconds(Int64(timeout * 1000)))
         guard response.status == .ok else { throw EndpointError("daemon answered \(response.status)") }
         let body = try await response.body.collect(upTo: 64 << 20)
-        return try LocalEndpoints.jsonDecoder.decode(SupportEvidence.self, from: Data(buffer: body))
+        return try LocalEndpoints.jsonDecoder.decode(SupportEvidence.self, from: Data(body.readableBytesView))
     }
 }
 

@@ -66,7 +66,7 @@ struct Status: AsyncParsableCommand {
         let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout * 1000)))
         guard response.status == .ok else { throw EndpointError("daemon answered \(response.status)") }
         let body = try await response.body.collect(upTo: 8 << 20)
-        return try LocalEndpoints.jsonDecoder.decode(DaemonStatus.self, from: Data(buffer: body))
+        return try LocalEndpoints.jsonDecoder.decode(DaemonStatus.self, from: Data(body.readableBytesView))
     }
 }
 

@@ -144,7 +144,7 @@ package final class DemoBuilding: Sendable {
             let body = try await response.body.collect(upTo: 64 << 20)
             let decoder = JSONDecoder()
             decoder.keyDecodingStrategy = .convertFromSnakeCase
-            return try decoder.decode(PortalSinkSummary.self, from: Data(buffer: body))
+            return try decoder.decode(PortalSinkSummary.self, from: Data(body.readableBytesView))
         } catch {
             return nil
         }

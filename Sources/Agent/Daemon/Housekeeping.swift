@@ -19,7 +19,10 @@ package final class Housekeeping: Service, Sendable {
     package let stopAfter: Duration?
     package let stopAfterCycles: Int?
     package let logger: Logger
+    /// The pause between rounds while something happens (telegrams, readings, alarms, uploads).
     package let period: Duration
+    /// The longest pause when nothing has changed for a while (see `RoundPacing`).
+    package let idlePeriod: Duration
     private let group = Mutex<ServiceGroup?>(nil)
     /// When each open alarm was first seen open, for the status table.
     private let alarmSince = Mutex<[String: Date]>([:])
@@ -39,7 +42,7 @@ package final class Housekeeping: Service, Sendable {
 
     package init(pipeline: ReadingPipeline, buffer: any ReadingBuffer, board: StatusBoard, metrics: GatewayMetrics,
          notifier: SystemdNotifier, uplink: UplinkWiring?, scheduler: PollScheduler, stopAfter: Duration?,
-         stopAfterCycles: Int?, logger: Logger, period: Duration = .seconds(2),
+         stopAfterCycles: Int?, logger: Logger, period: Duration = .seconds(2), idlePeriod: Duration = .seconds(30),
          clockSync: GatewayConfig.Buffer.ClockSyncPolicy = .auto, clockProbe: any ClockProbe = KernelClockProbe(),
          evidencePath: String? = nil) {
         self.evidencePath = evidencePath
@@ -56,6 +59,7 @@ package final class Housekeeping: Service, Sendable {
         self.stopAfterCycles = stopAfterCycles
         self.logger = logger
         self.period = period
+        self.idlePeriod = max(period, idlePeriod)
     }
 
     /// The group to shut down when a demo run has done what it was asked to.
@@ -79,9 +83,10 @@ package final class Housekeeping: Service, Sendable {
     private func loop() async {
         let started = ContinuousClock.now
         var ready = false
+        var pacing = RoundPacing(busy: period, idle: idlePeriod)
         while !Task.isCancelled {
             lastRound.store(unixMilliseconds(), ordering: .relaxed)
-            await round()
+            let activity = await round()
             if !ready, await busesUp() || ContinuousClock.now - started > .seconds(30) {
                 ready = true
                 try? notifier.ready(status: "reading buses")
@@ -91,7 +96,9 @@ package final class Housekeeping: Service, Sendable {
                 logger.notice("demo run complete: stopping")
                 await g.triggerGracefulShutdown()
             }
-            try? await Task.sleep(for: period)
+            // Until ready, and in a demo or test run that stops by itself, every `period`.
+            try? await Task.sleep(for: ready && stopAfter == nil && stopAfterCycles == nil
+                                  ? pacing.pause(after: activity) : period)
         }
     }
 
@@ -112,6 +119,7 @@ package final class Housekeeping: Service, Sendable {
             do {
                 try await buffer.clockSynchronised(offsetMilliseconds: offset)
                 await pipeline.setClockSynchronised(true)
+                uplink?.uploader.readingsAvailable()
                 logger.notice("the clock is synchronised: held readings released", metadata: ["shifted_ms": "\(offset)"])
                 await board.update("clock", kind: "clock", health: .healthy, detail: "synchronised")
             } catch {
@@ -126,6 +134,7 @@ package final class Housekeeping: Service, Sendable {
                 let offset = max(0, unixMilliseconds() - newest)
                 do {
                     try await buffer.clockSynchronised(offsetMilliseconds: offset)
+                    uplink?.uploader.readingsAvailable()
                     logger.warning("released \(s.waitingForClock) readings an earlier run held back for the clock; their receive times are estimates (shifted so the newest is now)", metadata: ["shifted_ms": "\(offset)"])
                 } catch {
                     leftoversChecked.store(false, ordering: .relaxed)
@@ -158,7 +167,9 @@ package final class Housekeeping: Service, Sendable {
                            counters: ["silent": silent.count])
     }
 
-    package func round() async {
+    /// One round of gathering; returns what it saw, for `RoundPacing` to tell a quiet daemon from a busy one.
+    @discardableResult
+    package func round() async -> RoundActivity {
         await checkClock()
         let c = await pipeline.counters()
         for (outcome, value) in [("heard", c.heard), ("decoded", c.decoded), ("failed", c.failed), ("unknown", c.unknown),
@@ -245,6 +256,11 @@ package final class Housekeeping: Service, Sendable {
             let previous = lastBuffered.exchange(c.buffered, ordering: .relaxed)
             if c.buffered > previous { uplink.uploader.readingsAvailable() }
         }
+        let u = uplink?.uploader.status
+        let activity = RoundActivity(
+            telegrams: c.heard + c.failed + c.rejected, buffered: c.buffered, alarmsRaised: c.alarmsRaised, openAlarms: open.count,
+            pending: s.pending, leased: s.leased, delivered: s.delivered, waitingForClock: s.waitingForClock,
+            uplink: u.map { [$0.batchesSent, $0.failures, $0.retries, $0.alarmsSent] } ?? [], uplinkState: u?.state.name ?? "")
         let snapshot = await board.snapshot()
         for component in snapshot.components where component.kind.contains("line") {
             metrics.observe(.busRequests, labels: [("bus", component.name)], cumulative: component.counters["requests"] ?? 0)
@@ -260,6 +276,7 @@ package final class Housekeeping: Service, Sendable {
             metrics.observe(.modbusDeviceSkipped, labels: labels, cumulative: component.counters["skipped"] ?? 0)
             metrics.set(.modbusDeviceHealthy, labels: labels, to: component.health == .healthy ? 1 : 0)
         }
+        return activity
     }
 
     private func busesUp() async -> Bool {
@@ -308,5 +325,46 @@ extension Alarm {
     package var portalAlarm: PortalAlarm {
         PortalAlarm(id: "\(device)|\(code)|\(state.rawValue)|\(at)", kind: code + (state == .cleared ? "_cleared" : ""),
                     severity: "\(priority)", device: device, raisedAt: at, message: message)
+    }
+}
+
+/// What a housekeeping round saw: counters that move when the daemon has something to do.
+package struct RoundActivity: Equatable, Sendable {
+    package var telegrams = 0
+    package var buffered = 0
+    package var alarmsRaised = 0
+    package var openAlarms = 0
+    package var pending = 0
+    package var leased = 0
+    package var delivered = 0
+    package var waitingForClock = 0
+    package var uplink: [Int] = []
+    package var uplinkState = ""
+}
+
+/// The pause between housekeeping rounds: `busy` while anything moves, doubling for every round that
+/// saw nothing new, up to `idle`. A round costs a dozen thread wake-ups (the buffer's thread, the pool);
+/// every 2 s that was most of an idle daemon's wake-ups. The first change after a quiet spell is seen
+/// at most `idle` late; then rounds are `busy` again.
+package struct RoundPacing: Sendable {
+    package let busy: Duration
+    package let idle: Duration
+    private var last: RoundActivity?
+    private var pause: Duration
+
+    package init(busy: Duration, idle: Duration) {
+        self.busy = busy
+        self.idle = max(busy, idle)
+        pause = busy
+    }
+
+    package mutating func pause(after activity: RoundActivity) -> Duration {
+        defer { last = activity }
+        guard let last, last == activity else {
+            pause = busy
+            return pause
+        }
+        pause = min(idle, pause * 2)
+        return pause
     }
 }

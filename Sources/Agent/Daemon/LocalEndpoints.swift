@@ -1,13 +1,12 @@
 import Foundation
 import Gateway
-import Hummingbird
 import Logging
 import NIOCore
 import Prometheus
 import ServiceLifecycle
 import Uplink
 
-/// The daemon's two local endpoints, both HTTP through Hummingbird:
+/// The daemon's two local endpoints, both HTTP (`LocalHTTPServer`):
 /// - the status socket (a unix socket, mode 0660, group-restricted) that `gatewayd status` reads;
 /// - Prometheus metrics on 127.0.0.1 only: a plant-room board must not expose meter data to the LAN.
 package enum LocalEndpoints {
@@ -40,29 +39,20 @@ package enum LocalEndpoints {
         evidence: (@Sendable () async -> SupportEvidence)? = nil
     ) throws -> some Service {
         try prepareSocketPath(path)
-        let router = Router()
-        router.get("/status") { _, _ -> Response in
-            let body = try jsonEncoder.encode(await statusDocument(board: board, strangers: strangers))
-            return Response(
-                status: .ok, headers: [.contentType: "application/json"],
-                body: .init(byteBuffer: ByteBuffer(bytes: body)))
-        }
+        var routes: [String: LocalHTTPServer.Handler] = [
+            "/status": {
+                .init(contentType: "application/json",
+                      body: Array(try jsonEncoder.encode(await statusDocument(board: board, strangers: strangers))))
+            },
+        ]
         if let evidence {
             // For `gatewayd bundle`: the frame journal and recent log, as readable as status (same socket mode).
-            router.get("/support") { _, _ -> Response in
-                let body = try jsonEncoder.encode(await evidence())
-                return Response(
-                    status: .ok, headers: [.contentType: "application/json"],
-                    body: .init(byteBuffer: ByteBuffer(bytes: body)))
+            routes["/support"] = {
+                .init(contentType: "application/json", body: Array(try jsonEncoder.encode(await evidence())))
             }
         }
-        return Application(
-            router: router,
-            configuration: .init(address: .unixDomainSocket(path: path), serverName: "gatewayd"),
-            onServerRunning: { _ in
-                restrictSocket(path: path, group: group, logger: logger)
-            },
-            logger: logger)
+        return LocalHTTPServer(address: .unixSocket(path: path), routes: routes, logger: logger,
+                               onServerRunning: { _ in restrictSocket(path: path, group: group, logger: logger) })
     }
 
     /// Prometheus text exposition on `host:port`. Refuses anything but a loopback address.
@@ -74,15 +64,9 @@ package enum LocalEndpoints {
                 "metrics address \(host) is not loopback; gatewayd serves metrics on 127.0.0.1 or ::1 only "
                     + "(put a reverse proxy in front if the fleet needs it remotely)")
         }
-        let router = Router()
-        router.get("/metrics") { _, _ -> Response in
-            Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
-                body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
-        }
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(host, port: port), serverName: "gatewayd"),
+        return LocalHTTPServer(
+            address: .host(host, port: port),
+            routes: ["/metrics": { .init(contentType: "text/plain; version=0.0.4", body: registry.emitToBuffer()) }],
             logger: logger)
     }
 

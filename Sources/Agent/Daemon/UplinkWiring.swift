@@ -38,9 +38,10 @@ package struct UplinkWiring: Sendable {
         } else {
             settings.registryInterval = nil
         }
-        if config.demo {
-            settings.idlePoll = .seconds(1)
-        }
+        // Housekeeping wakes idle workers when readings are buffered or released by the clock; the poll
+        // only catches what no signal announces (a lease that expired). Every 5 s it was an idle daemon's
+        // busiest wake-up: a handful of SQLite transactions for nothing.
+        settings.idlePoll = config.demo ? .seconds(1) : .seconds(60)
         let registryCache: String? = if case .portal(let cache, _) = config.registry { cache } else { nil }
         let started = Date()
         let uploader = Uploader(

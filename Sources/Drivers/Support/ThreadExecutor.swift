@@ -1,3 +1,4 @@
+import CThread
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +23,7 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         let context = Unmanaged.passRetained(self).toOpaque()
         let rc = pthread_create(&thread, nil, { raw in
             let executor = Unmanaged<ThreadExecutor>.fromOpaque(raw!).takeRetainedValue()
+            executor.nameThread()
             executor.run()
             return nil
         }, context)
@@ -46,6 +48,18 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
         stopping = true
         pthread_cond_signal(&condition)
         pthread_mutex_unlock(&mutex)
+    }
+
+    /// Names the thread after the line (`top -H`, `ps -L`, /proc/PID/task/*/comm): without it, it carries
+    /// the name of whichever pool thread created it. Linux allows 15 bytes; the end of the name (the
+    /// device) says more than its start, so a long name keeps its last 15 bytes.
+    private func nameThread() {
+        var bytes = Array(name.utf8.filter { $0 >= 0x20 && $0 < 0x7F })
+        if bytes.count > 15 { bytes = Array(bytes.suffix(15)) }
+        bytes.append(0)
+        _ = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { cthread_set_name($0.baseAddress!) }
+        }
     }
 
     private func run() {

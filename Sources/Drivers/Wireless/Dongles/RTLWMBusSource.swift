@@ -11,23 +11,15 @@ import Glibc
 /// (`rtl_sdr … | rtl_wmbus`) run through /bin/sh and started again with backoff (1 s doubling to 60 s)
 /// when it exits, as when the SDR stick is unplugged; meanwhile the state is `.unplugged`.
 ///
-/// Reads block in poll(2) on the actor's own thread; cancelling the consumer ends the reading within
-/// a tenth of a second and stops the pipeline: SIGTERM to its process group, SIGKILL to whatever is left
+/// Reads block in poll(2) on the actor's own thread; cancelling the consumer ends the reading at once
+/// and stops the pipeline: SIGTERM to its process group, SIGKILL to whatever is left
 /// of the group after `stopGrace` (an rtl_sdr stuck in USB I/O must not keep the stick from the next
 /// start). The same stop follows a pipeline that ended by itself, so no half of it outlives the other.
 public actor RTLWMBusSource {
-    /// Waits out a restart pause; the default sleeps in slices and returns early when the task is
-    /// cancelled. Tests pass one that only records the pause (the backoff runs in virtual time).
+    /// Waits out a restart pause. Without one, the source waits in poll(2) on its wake signal, so the
+    /// pause costs no wake-ups and ends at once when the consumer goes away. Tests pass one that only
+    /// records the pause (the backoff runs in virtual time).
     public typealias Pause = @Sendable (Duration) -> Void
-
-    public static let realPause: Pause = { pause in
-        var left = pause
-        while left > .zero && !Task.isCancelled {
-            let slice = min(left, .milliseconds(100))
-            usleep(UInt32(clamping: slice.components.seconds * 1_000_000 + slice.components.attoseconds / 1_000_000_000_000))
-            left -= slice
-        }
-    }
 
     public enum Input: Sendable, Hashable {
         case fileDescriptor(Int32)
@@ -38,8 +30,10 @@ public actor RTLWMBusSource {
     public let receiver: String
     /// How long a stopped pipeline may take to end after SIGTERM before its group gets SIGKILL.
     public let stopGrace: Duration
-    private let pause: Pause
+    private let pause: Pause?
     private let executor: ThreadExecutor
+    /// Signalled when the consumer goes away: the reader blocks in poll(2) until input comes or this.
+    private nonisolated let wake = WakeSignal()
 
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
@@ -47,7 +41,7 @@ public actor RTLWMBusSource {
         self.init(.fileDescriptor(fileDescriptor), receiver: receiver)
     }
 
-    public init(_ input: Input, receiver: String = "rtl_wmbus", stopGrace: Duration = .seconds(5), pause: @escaping Pause = RTLWMBusSource.realPause) {
+    public init(_ input: Input, receiver: String = "rtl_wmbus", stopGrace: Duration = .seconds(5), pause: Pause? = nil) {
         self.input = input
         self.receiver = receiver
         self.stopGrace = stopGrace
@@ -79,7 +73,10 @@ public actor RTLWMBusSource {
             continuation.yield(.state(.stopped))
             continuation.finish()
         }
-        continuation.onTermination = { _ in task.cancel() }
+        continuation.onTermination = { [wake] _ in
+            task.cancel()
+            wake.signal()
+        }
         return stream
     }
 
@@ -123,7 +120,22 @@ public actor RTLWMBusSource {
             let wait = backoff.afterExit(heard: heard)
             continuation.yield(.state(.unplugged(
                 path: command, reason: "the rtl_wmbus pipeline exited (wait status \(status)); starting it again in \(wait.components.seconds) s")))
-            pause(wait)
+            if let pause { pause(wait) } else { waitOrWake(wait) }
+        }
+    }
+
+    /// Sleeps `duration` in one poll(2) on the wake signal: returns early when the consumer goes away.
+    private func waitOrWake(_ duration: Duration) {
+        let deadline = ContinuousClock.now + duration
+        while !Task.isCancelled {
+            let left = deadline.pollTimeoutMilliseconds
+            if left == 0 { return }
+            guard wake.isAvailable else {
+                usleep(UInt32(clamping: Int(min(left, 100)) * 1000))
+                continue
+            }
+            var p = pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)
+            if poll(&p, 1, left) > 0 { wake.drain() }
         }
     }
 
@@ -174,14 +186,21 @@ public actor RTLWMBusSource {
             }
         }
         while !Task.isCancelled {
-            var p = pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&p, 1, 100)
+            // Block until input comes or the consumer goes away (`wake`); without an eventfd, look for
+            // cancellation every 100 ms.
+            var fds = [pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)]
+            if wake.isAvailable { fds.append(pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)) }
+            let ready = poll(&fds, nfds_t(fds.count), wake.isAvailable ? -1 : 100)
             if ready < 0 {
                 if errno == EINTR { continue }
                 continuation.yield(.problem(DongleError(.transport, "poll on rtl_wmbus input failed: \(Errno(errno))")))
                 break
             }
             if ready == 0 { continue }
+            if fds.count > 1 && fds[1].revents != 0 {
+                wake.drain()
+                continue
+            }
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress, $0.count) }
             if n < 0 {
                 if errno == EINTR || errno == EAGAIN { continue }

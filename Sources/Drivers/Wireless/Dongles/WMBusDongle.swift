@@ -115,6 +115,9 @@ public actor WMBusDongle {
     private let clock: any Clock<Duration>
     /// The sleep of a pause in progress, for `stop()` to cut short without the pause polling for it.
     private nonisolated let pauseInProgress = Mutex<Task<Void, Never>?>(nil)
+    /// Wakes the receive loop out of poll(2) for `stop()` and cancellation, so it can block until bytes
+    /// come instead of waking ten times a second to look for a stop request.
+    private nonisolated let wake = WakeSignal()
     /// Times the session tried to open the port and handshake (each reopen of a missing dongle counts).
     public private(set) var openAttempts = 0
     private var lastState: DongleState?
@@ -133,11 +136,16 @@ public actor WMBusDongle {
     deinit { executor.shutdown() }
 
     /// Graceful shutdown: the session closes the port, reports `.stopped` and finishes the stream
-    /// (within a tenth of a second while receiving; a handshake in progress finishes first).
+    /// (at once while receiving; a handshake in progress finishes first).
     public nonisolated func stop() {
         stopRequested.store(true, ordering: .releasing)
         pauseInProgress.withLock { $0?.cancel() }
+        wake.signal()
     }
+
+    /// How often an open port's path is checked for a vanished or replaced device: the one wake-up an
+    /// idle receiver has (most adapters report a pull at once as a hang-up; this is for those that don't).
+    static let nodeCheckInterval: Duration = .seconds(2)
 
     private var shouldStop: Bool { Task.isCancelled || stopRequested.load(ordering: .acquiring) }
 
@@ -153,7 +161,10 @@ public actor WMBusDongle {
             return stream
         }
         let task = Task { await self.run(continuation) }
-        continuation.onTermination = { _ in task.cancel() }
+        continuation.onTermination = { [wake] _ in
+            task.cancel()
+            wake.signal()
+        }
         return stream
     }
 
@@ -257,16 +268,21 @@ public actor WMBusDongle {
         while !shouldStop {
             // Some adapters go silent instead of failing when pulled, and a quick replug can put a new
             // device behind the same by-id link: check that the path still names the node we opened.
-            if let node, ContinuousClock.now - lastNodeCheck >= .seconds(1) {
+            if ContinuousClock.now - lastNodeCheck >= Self.nodeCheckInterval {
                 lastNodeCheck = .now
-                if let change = node.change(at: configuration.path) {
+                if let node, let change = node.change(at: configuration.path) {
                     deliver(link.flush(), identity, kind: identity.kind)
                     return change
                 }
             }
+            // Block until bytes come, the next device-node check, or the end of a half-received frame;
+            // stop() and cancellation signal `wake`. Without an eventfd, look for a stop every 100 ms.
+            var deadline = lastNodeCheck + Self.nodeCheckInterval
+            if !wake.isAvailable { deadline = min(deadline, .now + .milliseconds(100)) }
+            if link.pendingByteCount > 0 { deadline = min(deadline, lastByte + configuration.idleResync) }
             let bytes: [UInt8]
             do {
-                bytes = try port.read(maximum: 4096, deadline: .now + .milliseconds(100))
+                bytes = try port.read(maximum: 4096, deadline: deadline, wakingOn: wake)
             } catch {
                 deliver(link.flush(), identity, kind: identity.kind)
                 return error.message
