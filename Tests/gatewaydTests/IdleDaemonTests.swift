@@ -1,6 +1,7 @@
 @testable import Agent
 import AsyncHTTPClient
 import Foundation
+import Gateway
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -45,6 +46,27 @@ struct IdleDaemonTests {
         var flat = RoundPacing(busy: .seconds(5), idle: .seconds(1))
         #expect(flat.pause(after: quiet) == .seconds(5))
         #expect(flat.pause(after: quiet) == .seconds(5))
+    }
+
+    @Test("a housekeeping round reports the same activity while nothing happens, another after an alarm; defaults 2 s and 30 s")
+    func roundActivity() async throws {
+        let buffer = MemoryReadingBuffer()
+        let pipeline = ReadingPipeline(registry: try DeviceRegistry(RegistryDocument(gateway: "gw-1", building: "B1", devices: [])), buffer: buffer)
+        let housekeeping = Housekeeping(
+            pipeline: pipeline, buffer: buffer, board: StatusBoard(gateway: "gw-1", building: "B1", demo: false),
+            metrics: GatewayMetrics(), notifier: SystemdNotifier(environment: [:]), uplink: nil,
+            scheduler: PollScheduler(gatewayID: "gw-1"), stopAfter: nil, stopAfterCycles: nil,
+            logger: Logger(label: "hk") { _ in SwiftLogNoOpLogHandler() }, clockSync: .off)
+        #expect(housekeeping.period == .seconds(2))
+        #expect(housekeeping.idlePeriod == .seconds(30))
+        let first = await housekeeping.round()
+        let quiet = await housekeeping.round()
+        #expect(first == quiet)
+        _ = try await pipeline.report(conditions: [AlarmCondition(code: "test_fault", priority: .major, message: "test")],
+                                      device: "gateway", scope: "test", at: 1_000)
+        let busy = await housekeeping.round()
+        #expect(busy != quiet)
+        #expect(busy.openAlarms == 1)
     }
 
     @Test("local endpoint: known GET paths answered, others 404, other methods 405, on a unix socket and loopback TCP")
