@@ -30,10 +30,9 @@ struct WakeSignalTests {
         defer { port.close() }
         let wake = WakeSignal()
         let deadline = ContinuousClock.now + .seconds(60)
-        Thread.detachNewThread {
-            usleep(50_000)
-            wake.signal()
-        }
+        // From another thread, before or while the read waits: either way the read must not sit out its
+        // deadline (an eventfd stays readable until drained).
+        Thread.detachNewThread { wake.signal() }
         let bytes = try port.read(maximum: 64, deadline: deadline, wakingOn: wake)
         #expect(bytes.isEmpty)
         // Returned on the signal, not at the deadline (a broken wake would block the full minute).
@@ -42,6 +41,29 @@ struct WakeSignalTests {
         _ = "7E".utf8.withContiguousStorageIfAvailable { write(master, $0.baseAddress, 2) }
         let got = try port.read(maximum: 64, deadline: .now + .seconds(10), wakingOn: wake)
         #expect(got == Array("7E".utf8))
+    }
+
+    @Test("wait: input reported with its revents, the signal alone as woken (and cleared), the timeout as timed out")
+    func waitOutcomes() throws {
+        var fds: [Int32] = [-1, -1]
+        #expect(pipe(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        let wake = WakeSignal()
+        #expect(try wake.wait(for: fds[0], timeoutMilliseconds: 0) == .timedOut)
+        wake.signal()
+        #expect(try wake.wait(for: fds[0], timeoutMilliseconds: 0) == .woken)
+        #expect(try wake.wait(for: nil, timeoutMilliseconds: 0) == .timedOut)   // cleared by the first wait
+        _ = write(fds[1], "x", 1)
+        wake.signal()
+        // Input and signal together: the input wins (the reader reads before it looks for a stop).
+        guard case .ready(let revents) = try wake.wait(for: fds[0], timeoutMilliseconds: 0) else {
+            Issue.record("input not reported")
+            return
+        }
+        #expect(revents & Int16(POLLIN) != 0)
+        #expect(!wake.drain())
+        wake.signal()
+        #expect(try wake.wait(for: nil, timeoutMilliseconds: -1) == .woken)
     }
 
     @Test("reader threads carry their line's name (ps -L, top -H)")

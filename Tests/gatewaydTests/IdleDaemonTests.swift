@@ -27,7 +27,8 @@ struct IdleDaemonTests {
         #expect(pacing.pause(after: moved) == .seconds(2))
         #expect(pacing.pause(after: moved) == .seconds(4))
         // Any of the watched counters counts as activity: an upload attempt, an alarm, a reading released.
-        for change in [\RoundActivity.buffered, \.alarmsRaised, \.openAlarms, \.pending, \.leased, \.delivered, \.waitingForClock] {
+        for change in [\RoundActivity.buffered, \.alarmsRaised, \.openAlarms, \.pending, \.leased, \.delivered, \.waitingForClock,
+                       \.uploadBatches, \.uploadFailures, \.uploadRetries, \.alarmsSent] {
             var p = RoundPacing(busy: .seconds(2), idle: .seconds(30))
             _ = p.pause(after: quiet)
             _ = p.pause(after: quiet)
@@ -36,12 +37,11 @@ struct IdleDaemonTests {
             #expect(p.pause(after: next) == .seconds(2), "\(change)")
         }
         var p = RoundPacing(busy: .seconds(2), idle: .seconds(30))
-        var uploading = quiet
-        uploading.uplink = [1, 0, 0, 0]
-        _ = p.pause(after: uploading)
-        _ = p.pause(after: uploading)
-        uploading.uplink = [1, 1, 0, 0]
-        #expect(p.pause(after: uploading) == .seconds(2))
+        var retrying = quiet
+        retrying.uplinkState = "retrying"
+        _ = p.pause(after: quiet)
+        _ = p.pause(after: quiet)
+        #expect(p.pause(after: retrying) == .seconds(2))
         // An idle period below the busy one is raised to it.
         var flat = RoundPacing(busy: .seconds(5), idle: .seconds(1))
         #expect(flat.pause(after: quiet) == .seconds(5))

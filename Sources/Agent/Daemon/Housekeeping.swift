@@ -21,7 +21,7 @@ package final class Housekeeping: Service, Sendable {
     package let logger: Logger
     /// The pause between rounds while something happens (telegrams, readings, alarms, uploads).
     package let period: Duration
-    /// The longest pause when nothing has changed for a while (see `RoundPacing`).
+    /// The longest pause when nothing has changed for a while (see `RoundPacing`, which keeps it ≥ `period`).
     package let idlePeriod: Duration
     private let group = Mutex<ServiceGroup?>(nil)
     /// When each open alarm was first seen open, for the status table.
@@ -59,7 +59,7 @@ package final class Housekeeping: Service, Sendable {
         self.stopAfterCycles = stopAfterCycles
         self.logger = logger
         self.period = period
-        self.idlePeriod = max(period, idlePeriod)
+        self.idlePeriod = idlePeriod
     }
 
     /// The group to shut down when a demo run has done what it was asked to.
@@ -260,7 +260,8 @@ package final class Housekeeping: Service, Sendable {
         let activity = RoundActivity(
             telegrams: c.heard + c.failed + c.rejected, buffered: c.buffered, alarmsRaised: c.alarmsRaised, openAlarms: open.count,
             pending: s.pending, leased: s.leased, delivered: s.delivered, waitingForClock: s.waitingForClock,
-            uplink: u.map { [$0.batchesSent, $0.failures, $0.retries, $0.alarmsSent] } ?? [], uplinkState: u?.state.name ?? "")
+            uploadBatches: u?.batchesSent ?? 0, uploadFailures: u?.failures ?? 0, uploadRetries: u?.retries ?? 0,
+            alarmsSent: u?.alarmsSent ?? 0, uplinkState: u?.state.name ?? "")
         let snapshot = await board.snapshot()
         for component in snapshot.components where component.kind.contains("line") {
             metrics.observe(.busRequests, labels: [("bus", component.name)], cumulative: component.counters["requests"] ?? 0)
@@ -338,7 +339,10 @@ package struct RoundActivity: Equatable, Sendable {
     package var leased = 0
     package var delivered = 0
     package var waitingForClock = 0
-    package var uplink: [Int] = []
+    package var uploadBatches = 0
+    package var uploadFailures = 0
+    package var uploadRetries = 0
+    package var alarmsSent = 0
     package var uplinkState = ""
 }
 

@@ -198,24 +198,23 @@ public final class SerialPort: ByteTransport {
     }
 
     /// `read(maximum:deadline:)` that also returns (empty) as soon as `wake` is signalled, so a reader can
-    /// wait with a long deadline and still stop at once. The signal is drained here.
+    /// wait with a long deadline and still stop at once.
     public func read(maximum: Int, deadline: Deadline, wakingOn wake: WakeSignal?) throws(TransportError) -> [UInt8] {
         guard fd >= 0 else { throw TransportError(.disconnected, "\(name) is closed") }
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0)]
-        if let wake, wake.isAvailable { fds.append(pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)) }
-        let ready: Int32
+        let revents: Int16
         do {
-            ready = try systemCall("poll(\(name))") { poll(&fds, nfds_t(fds.count), deadline.pollTimeoutMilliseconds) }
+            if let wake {
+                guard case .ready(let r) = try wake.wait(for: fd, timeoutMilliseconds: deadline.pollTimeoutMilliseconds) else { return [] }
+                revents = r
+            } else {
+                var p = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                if try systemCall("poll(\(name))", { poll(&p, 1, deadline.pollTimeoutMilliseconds) }) == 0 { return [] }
+                revents = p.revents
+            }
         } catch {
             throw Self.ioError(name, error, role: role)
         }
-        if ready == 0 { return [] }
-        if fds.count > 1 && fds[1].revents != 0 {
-            wake?.drain()
-            if fds[0].revents == 0 { return [] }
-        }
-        let p = fds[0]
-        if p.revents & Int16(POLLIN) == 0 && p.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+        if revents & Int16(POLLIN) == 0 && revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
             throw TransportError(.disconnected, "\(name) went away: was \(role.thing) unplugged?")
         }
         var buffer = [UInt8](repeating: 0, count: maximum)

@@ -127,15 +127,8 @@ public actor RTLWMBusSource {
     /// Sleeps `duration` in one poll(2) on the wake signal: returns early when the consumer goes away.
     private func waitOrWake(_ duration: Duration) {
         let deadline = ContinuousClock.now + duration
-        while !Task.isCancelled {
-            let left = deadline.pollTimeoutMilliseconds
-            if left == 0 { return }
-            guard wake.isAvailable else {
-                usleep(UInt32(clamping: Int(min(left, 100)) * 1000))
-                continue
-            }
-            var p = pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, left) > 0 { wake.drain() }
+        while !Task.isCancelled, deadline.pollTimeoutMilliseconds > 0 {
+            _ = try? wake.wait(for: nil, timeoutMilliseconds: deadline.pollTimeoutMilliseconds)
         }
     }
 
@@ -186,20 +179,12 @@ public actor RTLWMBusSource {
             }
         }
         while !Task.isCancelled {
-            // Block until input comes or the consumer goes away (`wake`); without an eventfd, look for
-            // cancellation every 100 ms.
-            var fds = [pollfd(fd: fileDescriptor, events: Int16(POLLIN), revents: 0)]
-            if wake.isAvailable { fds.append(pollfd(fd: wake.fd, events: Int16(POLLIN), revents: 0)) }
-            let ready = poll(&fds, nfds_t(fds.count), wake.isAvailable ? -1 : 100)
-            if ready < 0 {
-                if errno == EINTR { continue }
-                continuation.yield(.problem(DongleError(.transport, "poll on rtl_wmbus input failed: \(Errno(errno))")))
+            // Block until input comes or the consumer goes away (`wake`).
+            do {
+                guard case .ready = try wake.wait(for: fileDescriptor, timeoutMilliseconds: -1) else { continue }
+            } catch {
+                continuation.yield(.problem(DongleError(.transport, "poll on rtl_wmbus input failed: \(error.errno)")))
                 break
-            }
-            if ready == 0 { continue }
-            if fds.count > 1 && fds[1].revents != 0 {
-                wake.drain()
-                continue
             }
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fileDescriptor, $0.baseAddress, $0.count) }
             if n < 0 {

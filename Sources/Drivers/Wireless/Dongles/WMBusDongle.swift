@@ -276,9 +276,8 @@ public actor WMBusDongle {
                 }
             }
             // Block until bytes come, the next device-node check, or the end of a half-received frame;
-            // stop() and cancellation signal `wake`. Without an eventfd, look for a stop every 100 ms.
+            // stop() and cancellation signal `wake`.
             var deadline = lastNodeCheck + Self.nodeCheckInterval
-            if !wake.isAvailable { deadline = min(deadline, .now + .milliseconds(100)) }
             if link.pendingByteCount > 0 { deadline = min(deadline, lastByte + configuration.idleResync) }
             let bytes: [UInt8]
             do {
