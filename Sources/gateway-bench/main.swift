@@ -277,7 +277,7 @@ func runPass(_ frames: [Frame], phase: Phase, writer: TelegramJSONWriter, founda
             let report = TelegramReport(telegram)
             tally.checksum &+= UInt64(report.records.count &+ report.ci.utf8.count)
         case .json:
-            let bytes = writer.encode(TelegramReport(telegram))
+            let bytes = writer.encode(telegram)
             tally.jsonBytes += bytes.count
             tally.checksum &+= UInt64(bytes.count) &+ UInt64(bytes.last ?? 0)
         case .foundation:

@@ -111,17 +111,58 @@ struct Decode: ParsableCommand {
             }
             defer { if file != nil { fclose(handle) } }
             let reader = LineReader(handle)
+            // JSON lines go out as the writer's bytes, in 64 KiB writes: no String in between.
+            let output = StandardOutputBuffer()
             while let (n, line) = reader.next() {
                 guard let input = DecodeInput.line(line, number: n, source: source) else { continue }
-                print(session.render(input), terminator: "")
+                if json {
+                    guard output.append(session.renderJSON(input)) else { break }
+                } else {
+                    print(session.render(input), terminator: "")
+                }
                 count += 1
             }
+            guard output.flush() else { throw CLIError("writing the output failed (\(output.failure ?? "")): is the disk full or the reader gone?") }
             if reader.failed { throw CLIError("reading \(source) failed after line \(reader.lineNumber): check the file or the pipe") }
         }
         if !json && count > 1 {
             print(session.summary)
         }
         if session.failed > 0 { throw ExitCode(1) }
+    }
+}
+
+/// Bytes for standard output, written with write(2) in large pieces. A failed write (a full disk, a
+/// reader that closed its end while SIGPIPE is ignored) stops the output and says why; no line is
+/// dropped silently.
+final class StandardOutputBuffer {
+    private var buffer: [UInt8] = []
+    private(set) var failure: String?
+    private let limit = 1 << 16
+
+    init() { buffer.reserveCapacity(limit + 4096) }
+
+    /// False once writing has failed.
+    func append(_ bytes: [UInt8]) -> Bool {
+        buffer.append(contentsOf: bytes)
+        return buffer.count < limit ? failure == nil : flush()
+    }
+
+    /// Writes what is buffered; false if any write failed.
+    func flush() -> Bool {
+        guard failure == nil else { return false }
+        var offset = 0
+        while offset < buffer.count {
+            let n = buffer.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = String(cString: strerror(errno))
+                return false
+            }
+            offset += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+        return true
     }
 }
 
@@ -150,8 +191,25 @@ final class LineReader {
 
 /// One frame of input and where it came from, so errors can name the line.
 struct DecodeInput {
-    var label: String
-    var text: String
+    /// Where the input came from: "file.hex:12", "argument". Built only when a message needs it.
+    var label: String { number.map { "\(source):\($0)" } ?? source }
+    var text: String { String(decoding: hex, as: UTF8.self) }
+    private var source: String
+    private var number: Int?
+    /// The hex text as bytes, trimmed.
+    var hex: ArraySlice<UInt8>
+
+    init(label: String, text: String) {
+        source = label
+        number = nil
+        hex = Array(text.utf8)[...]
+    }
+
+    init(source: String, number: Int, hex: ArraySlice<UInt8>) {
+        self.source = source
+        self.number = number
+        self.hex = hex
+    }
 
     static func lines(_ text: String, source: String) -> [DecodeInput] {
         var out: [DecodeInput] = []
@@ -169,7 +227,7 @@ struct DecodeInput {
         while start < end, isSpace(raw[start]) { start += 1 }
         while end > start, isSpace(raw[end - 1]) { end -= 1 }
         guard start < end, raw[start] != UInt8(ascii: "#") else { return nil }
-        return DecodeInput(label: "\(source):\(number)", text: String(decoding: raw[start..<end], as: UTF8.self))
+        return DecodeInput(source: source, number: number, hex: raw[start..<end])
     }
 }
 
@@ -214,21 +272,53 @@ struct DecodeSession {
     /// JSON lines as the encoder wrote them (control characters already \u-escaped); text for a person
     /// with control characters escaped, whatever part of the frame or the input line they came from.
     mutating func render(_ input: DecodeInput) -> String {
-        let text = renderRaw(input)
-        return json ? text : TerminalText.lines(text)
+        if json { return String(decoding: renderJSON(input), as: UTF8.self) }
+        return TerminalText.lines(renderRaw(input))
+    }
+
+    /// One JSON line (with its newline) as bytes.
+    mutating func renderJSON(_ input: DecodeInput) -> [UInt8] {
+        var out: [UInt8]
+        do {
+            let bytes = try Hex.decode(utf8: Array(input.hex))
+            if Self.isWired(bytes) {
+                out = Array(renderRaw(input, bytes: bytes).utf8)
+                out.removeLast()  // renderRaw's newline; added once below
+            } else {
+                out = wirelessJSON(bytes)
+            }
+        } catch {
+            failed += 1
+            out = writer.encode(DecodeFailureReport(code: "invalid_hex", message: error.reason, offset: error.offset))
+        }
+        out.append(UInt8(ascii: "\n"))
+        return out
+    }
+
+    private mutating func wirelessJSON(_ bytes: [UInt8]) -> [UInt8] {
+        do {
+            let w = try wireless.decode(bytes)
+            decoded += 1
+            return WirelessReport.jsonBytes(w, profile: catalog?.evaluate(w))
+        } catch {
+            failed += 1
+            let finding = KeyForensics.diagnose(bytes, format: nil, error: error, telegram: nil, keyring: keyring)
+            return writer.encode(DecodeFailureReport(error, keyFinding: finding))
+        }
     }
 
     private mutating func renderRaw(_ input: DecodeInput) -> String {
         let bytes: [UInt8]
         do {
-            bytes = try Hex.decode(input.text)
+            bytes = try Hex.decode(utf8: Array(input.hex))
         } catch {
             failed += 1
-            if json {
-                return writer.line(DecodeFailureReport(code: "invalid_hex", message: error.reason, offset: error.offset)) + "\n"
-            }
             return "\(input.label): not hex: \(error.reason) at character \(error.offset)\n\n"
         }
+        return renderRaw(input, bytes: bytes)
+    }
+
+    private mutating func renderRaw(_ input: DecodeInput, bytes: [UInt8]) -> String {
         if !Self.isWired(bytes) { return renderWireless(bytes, label: input.label) }
         do {
             var telegram = try TelegramDecoder.decode(bytes)
@@ -251,7 +341,7 @@ struct DecodeSession {
                 reading = catalog.evaluate(w)
             }
             if json {
-                let line = writer.line(TelegramReport(telegram))
+                let line = String(decoding: writer.encode(telegram), as: UTF8.self)
                 return (reading.map { WirelessReport.appendingProfile(line, $0) } ?? line) + "\n"
             }
             var out = TelegramTable.render(telegram, label: input.label)
@@ -270,7 +360,6 @@ struct DecodeSession {
             let w = try wireless.decode(bytes)
             decoded += 1
             let reading = catalog?.evaluate(w)
-            if json { return WirelessReport.json(w, profile: reading) + "\n" }
             var out = TelegramTable.render(w.telegram, label: label)
             let a = w.frame.address
             var link = "  link:   \(w.frame.control.name), format \(w.frame.format.rawValue), \(a.manufacturer.letters) \(a.identification.digits)"
@@ -305,7 +394,6 @@ struct DecodeSession {
             failed += 1
             // A wrong key, a key filed under another meter of the keys file, a failed MAC, a cut telegram.
             let finding = KeyForensics.diagnose(bytes, format: nil, error: error, telegram: nil, keyring: keyring)
-            if json { return writer.line(DecodeFailureReport(error, keyFinding: finding)) + "\n" }
             var out = "\(label): cannot decode: \(error.message)\n  error \(error.code) at byte \(error.offset) of \(bytes.count)\n"
             if let finding { out += "  key finding: \(finding.kind.rawValue): \(finding.advice)\n" }
             return out + "\n"

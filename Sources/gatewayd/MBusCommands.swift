@@ -187,7 +187,7 @@ struct MBusRead: AsyncParsableCommand {
         ticker.stop()
         let elapsed = ContinuousClock.now - started
         if line.json {
-            print(TelegramJSONWriter().line(TelegramReport(readout.assembled)))
+            print(String(decoding: TelegramJSONWriter().encode(readout.assembled), as: UTF8.self))
         } else {
             print(Self.render(readout, label: "\(target) on \(line.port)"), terminator: "")
         }

@@ -32,6 +32,35 @@ struct JSONWriterTests {
         }
     }
 
+    /// The writer `gatewayd decode --json` uses writes records straight from the telegram; it must give
+    /// the very bytes of the report path (which the tests above hold equal to JSONEncoder).
+    static func sameBytes(_ t: Telegram, _ label: String) {
+        let fromTelegram = direct.encode(t)
+        let fromReport = direct.encode(TelegramReport(t))
+        #expect(fromTelegram == fromReport, "\(label):\n  telegram: \(String(decoding: fromTelegram, as: UTF8.self))\n  report:   \(String(decoding: fromReport, as: UTF8.self))")
+    }
+
+    @Test("records written from the telegram: the same bytes as through the report, wired corpus and radio profiles' telegrams")
+    func telegramPath() throws {
+        var checked = 0
+        for e in Corpus.entries {
+            guard let bytes = try? Hex.decode(e.hex), let t = try? TelegramDecoder.decode(bytes) else { continue }
+            Self.sameBytes(t, e.name)
+            checked += 1
+        }
+        // Radio telegrams bring what the wired corpus lacks: compact profiles, dates with flags, texts, keys.
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let catalog = try ProfileCatalog.load(directory: root.appendingPathComponent("profiles/wmbus").path)
+        for p in catalog.profiles {
+            for test in p.tests {
+                guard let w = try? ProfileTestRunner.decode(test, formats: catalog.compactFormats) else { continue }
+                Self.sameBytes(w.telegram, p.id)
+                checked += 1
+            }
+        }
+        #expect(checked > 400)
+    }
+
     @Test("escapes, non-ASCII text, awkward numbers and every optional key")
     func awkward() throws {
         let bytes = try Hex.decode(Corpus.entries.first { $0.name == "kamstrup_multical_601" }!.hex)
@@ -79,7 +108,9 @@ struct JSONWriterTests {
             header.manufacturer = ManufacturerCode("ABC")
             let specs = seeds.map(RecordGen.spec)
             guard let frame = try? RecordEncoder.responseFrame(address: 1, header: header, records: specs) else { return }
-            try Self.sameJSON(TelegramReport(try TelegramDecoder.decode(frame)), Hex.encode(frame))
+            let t = try TelegramDecoder.decode(frame)
+            try Self.sameJSON(TelegramReport(t), Hex.encode(frame))
+            Self.sameBytes(t, Hex.encode(frame))
         }
     }
 }

@@ -19,7 +19,7 @@ public enum Hex {
         try decode(utf8: Array(text.utf8))
     }
 
-    static func decode(utf8 text: [UInt8]) throws(ParseError) -> [UInt8] {
+    public static func decode(utf8 text: [UInt8]) throws(ParseError) -> [UInt8] {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(text.count / 2)
         var high: UInt8? = nil

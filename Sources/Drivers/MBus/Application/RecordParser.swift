@@ -71,7 +71,8 @@ public struct RecordParser: Sendable {
             i += 1
             var vifeCount = 0
             var vifCode: VIFCode
-            var descriptor: ValueDescriptor
+            // How the data reads (number, date, text) is all the parser needs to know of the VIF's meaning.
+            var kind = ValueKind.numeric
             var extended = vifByte & 0x80 != 0
             var manufacturerSpecificVIFEs = false
             switch vifByte & 0x7F {
@@ -79,7 +80,6 @@ public struct RecordParser: Sendable {
                 guard vifByte & 0x80 != 0 else {
                     // 7Bh/7Dh without the extension bit are not defined; report them, do not guess.
                     vifCode = .primary(vifByte)
-                    descriptor = .reserved("", vifByte)
                     break
                 }
                 guard i < n else { throw error(.prematureEndAtVIF, i, "VIF \(hex(vifByte)) must be followed by a VIFE") }
@@ -89,10 +89,10 @@ public struct RecordParser: Sendable {
                 extended = code & 0x80 != 0
                 if vifByte == 0xFB {
                     vifCode = .extensionFB(code & 0x7F)
-                    descriptor = VIFTable.extensionFB(code & 0x7F)
+                    kind = VIFTable.extensionFBKinds[Int(code & 0x7F)]
                 } else {
                     vifCode = .extensionFD(code & 0x7F)
-                    descriptor = VIFTable.extensionFD(code & 0x7F)
+                    kind = VIFTable.extensionFDKinds[Int(code & 0x7F)]
                 }
             case 0x7C:
                 // Plain-text unit: length and ASCII (reversed) follow the VIF, before any VIFE.
@@ -108,17 +108,14 @@ public struct RecordParser: Sendable {
                 let text = Self.reversedText(data, i, length, reversed: !mostSignificantByteFirst)
                 i += length
                 vifCode = .plainText(text)
-                descriptor = ValueDescriptor("Plain text", text)
             case 0x7E:
                 vifCode = .any
-                descriptor = ValueDescriptor("Any VIF", "")
             case 0x7F:
                 vifCode = .manufacturerSpecific
-                descriptor = ValueDescriptor("Manufacturer specific", "")
                 manufacturerSpecificVIFEs = true
             default:
                 vifCode = .primary(vifByte & 0x7F)
-                descriptor = VIFTable.primary(vifByte & 0x7F)
+                kind = VIFTable.primaryKinds[Int(vifByte & 0x7F)]
             }
 
             var vifeCodes: [UInt8] = []
@@ -154,7 +151,7 @@ public struct RecordParser: Sendable {
                 guard i + size <= n else {
                     throw error(.prematureEndAtData, i, "the record at byte \(recordStart + errorOffsetBase) needs \(size) data bytes, \(n - i) remain")
                 }
-                value = decodeFixed(data, i, dataField, descriptor.kind)
+                value = decodeFixed(data, i, dataField, kind)
                 i += size
             } else {
                 // Variable length (LVAR)
@@ -181,15 +178,14 @@ public struct RecordParser: Sendable {
                 if lvar <= 0xBF && CompactProfile.isProfile(modifiers) {
                     value = .bytes(Array(data[i..<(i + length)]))
                 } else {
-                    value = decodeVariable(data, i, length, lvar, descriptor.kind)
+                    value = decodeVariable(data, i, length, lvar, kind)
                 }
                 i += length
             }
 
             records.append(DataRecord(
                 offset: recordStart, function: function, storageNumber: storage, tariff: tariff, subunit: subunit,
-                dataField: dataField, vif: vifCode, vifeCodes: vifeCodes, descriptor: descriptor,
-                modifiers: modifiers, value: value))
+                dataField: dataField, vif: vifCode, vifeCodes: vifeCodes, modifiers: modifiers, value: value))
         }
         return Result(records: CompactProfile.expand(records), manufacturerData: nil, moreRecordsFollow: false)
     }

@@ -222,8 +222,8 @@ enum FixedDataDecoder {
         }
         // Historic counters are the values at the last due date: storage number 1.
         return DataRecord(offset: offset, function: .instantaneous, storageNumber: historic ? 1 : 0, tariff: 0, subunit: 0,
-                          dataField: binary ? .int32 : .bcd8, vif: .primary(0x7E), vifeCodes: [], descriptor: descriptor,
-                          modifiers: [], value: value)
+                          dataField: binary ? .int32 : .bcd8, vif: .primary(0x7E), vifeCodes: [], modifiers: [], value: value,
+                          fixedDescriptor: FixedDescriptor(descriptor))
     }
 
     /// Physical units of the fixed data structure (EN 1434-3, Table 5 / M-Bus documentation 9.3).

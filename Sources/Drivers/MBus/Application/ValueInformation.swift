@@ -73,6 +73,25 @@ public enum VIFTable {
                                factor: longTimeFactors[i])
     }
 
+    /// What a record's VIF says its value is. The fixed data structure's counters are the one exception
+    /// (their unit field says it; see `DataRecord`).
+    public static func descriptor(for vif: VIFCode) -> ValueDescriptor {
+        switch vif {
+        case .primary(let c): return primary(c)
+        case .extensionFB(let c): return extensionFB(c)
+        case .extensionFD(let c): return extensionFD(c)
+        case .plainText(let text): return ValueDescriptor("Plain text", text)
+        case .manufacturerSpecific: return ValueDescriptor("Manufacturer specific", "")
+        case .any: return ValueDescriptor("Any VIF", "")
+        }
+    }
+
+    /// The value kinds of each table, read off the tables themselves once, so the parser learns how to
+    /// read a value with an array lookup instead of building a descriptor per record.
+    static let primaryKinds: [ValueKind] = (0..<128).map { primary(UInt8($0)).kind }
+    static let extensionFBKinds: [ValueKind] = (0..<128).map { extensionFB(UInt8($0)).kind }
+    static let extensionFDKinds: [ValueKind] = (0..<128).map { extensionFD(UInt8($0)).kind }
+
     /// Primary VIF, code without the extension bit (00h–7Ah; 7Bh–7Fh are handled by the parser).
     public static func primary(_ code: UInt8) -> ValueDescriptor {
         let n = Int(code & 0x07)

@@ -16,8 +16,32 @@
 ///   non-ASCII pass through.
 struct DirectJSONWriter {
     func encode(_ r: TelegramReport) -> [UInt8] {
+        encode(r, recordCount: r.records.count) { o in
+            r.records.withUnsafeBufferPointer { records in
+                for i in records.indices {
+                    if i > 0 { o.byte(UInt8(ascii: ",")) }
+                    o.record(records[i])
+                }
+            }
+        }
+    }
+
+    /// The same bytes as `encode(TelegramReport(t))`, written from the records themselves: no report
+    /// structs with their strings in between (JSONWriterTests holds the two paths equal).
+    func encode(_ t: Telegram) -> [UInt8] {
+        encode(TelegramReport(t, withRecords: false), recordCount: t.records.count) { o in
+            t.records.withUnsafeBufferPointer { records in
+                for i in records.indices {
+                    if i > 0 { o.byte(UInt8(ascii: ",")) }
+                    o.record(records[i])
+                }
+            }
+        }
+    }
+
+    private func encode(_ r: TelegramReport, recordCount: Int, records writeRecords: (inout JSONByteSink) -> Void) -> [UInt8] {
         var o = JSONByteSink()
-        o.out.reserveCapacity(256 + 224 * r.records.count)
+        o.out.reserveCapacity(256 + 224 * recordCount)
         o.byte(UInt8(ascii: "{"))
         var first = true
         if let v = r.manufacturer { o.key("manufacturer", &first); o.string(v) }
@@ -33,12 +57,7 @@ struct DirectJSONWriter {
         if let v = r.primaryAddress { o.key("primary_address", &first); o.unsigned(UInt64(v)) }
         o.key("records", &first)
         o.byte(UInt8(ascii: "["))
-        r.records.withUnsafeBufferPointer { records in
-            for i in records.indices {
-                if i > 0 { o.byte(UInt8(ascii: ",")) }
-                o.record(records[i])
-            }
-        }
+        writeRecords(&o)
         o.byte(UInt8(ascii: "]"))
         if let v = r.manufacturerData { o.key("manufacturer_data", &first); o.string(v) }
         o.key("more_records_follow", &first); o.bool(r.moreRecordsFollow)
@@ -190,6 +209,53 @@ struct JSONByteSink {
         case .string(let s): string(s)
         case .null: literal("null")
         }
+    }
+
+    /// A JSON number, or the string JSONEncoder would give for a non-finite value, or null.
+    private mutating func number(_ v: Double?) {
+        guard let v else { literal("null"); return }
+        if v.isFinite { double(v) } else { string(String(describing: v)) }
+    }
+
+    /// One record straight from the decoder: the same keys and values as `record(RecordReport(r))`.
+    mutating func record(_ r: DataRecord) {
+        let d = r.descriptor
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        key("quantity", &first); string(d.quantity)
+        key("value", &first)
+        // The value as sent: written twice (value and raw_value) for text, dates and binary data.
+        var text: String? = nil
+        switch r.value {
+        case .none: literal("null")
+        case .integer, .bcd, .real, .invalidBCD: number(r.normalizedValue(d))
+        case .text(let s), .timeText(let s): text = s
+        case .bytes(let b): text = Hex.encode(b)
+        case .dateTime(let t): text = t.description
+        }
+        if let text { string(text) }
+        key("unit", &first); string(d.unit)
+        key("raw_value", &first)
+        switch r.value {
+        case .none: literal("null")
+        case .integer(let v), .bcd(let v): signed(v)
+        case .real(let v): number(v)
+        case .invalidBCD(let digits, _): string(digits)
+        case .text, .timeText, .bytes, .dateTime: string(text ?? "")
+        }
+        key("raw_unit", &first); string(DataRecord.rawUnit(d))
+        key("storage", &first); unsigned(r.storageNumber)
+        key("tariff", &first); unsigned(UInt64(r.tariff))
+        key("subunit", &first); unsigned(UInt64(r.subunit))
+        key("function", &first); string(r.function.key)
+        key("data_field", &first); string(DataRecordText.dataFieldName(r.dataField))
+        if !r.modifiers.isEmpty {
+            let notes = r.annotations
+            if !notes.isEmpty { key("annotations", &first); strings(notes) }
+        }
+        if let e = r.problem { key("record_error", &first); string(e) }
+        if !r.isValid { key("valid", &first); bool(false) }
+        out.append(UInt8(ascii: "}"))
     }
 
     mutating func record(_ r: RecordReport) {

@@ -53,9 +53,10 @@ public struct RecordReport: Encodable, Hashable, Sendable {
     }
 
     public init(_ r: DataRecord) {
-        quantity = r.quantity
-        unit = r.unit
-        rawUnit = r.rawUnit
+        let d = r.descriptor
+        quantity = d.quantity
+        unit = d.unit
+        rawUnit = DataRecord.rawUnit(d)
         storage = r.storageNumber
         tariff = r.tariff
         subunit = r.subunit
@@ -71,13 +72,13 @@ public struct RecordReport: Encodable, Hashable, Sendable {
             value = .null
         case .integer(let v), .bcd(let v):
             rawValue = .integer(v)
-            value = r.normalizedValue.map(ReportValue.number) ?? .null
+            value = r.normalizedValue(d).map(ReportValue.number) ?? .null
         case .real(let v):
             rawValue = .number(v)
-            value = r.normalizedValue.map(ReportValue.number) ?? .null
+            value = r.normalizedValue(d).map(ReportValue.number) ?? .null
         case .invalidBCD(let digits, _):
             rawValue = .string(digits)
-            value = r.normalizedValue.map(ReportValue.number) ?? .null
+            value = r.normalizedValue(d).map(ReportValue.number) ?? .null
         case .text(let s):
             rawValue = .string(s)
             value = .string(s)
@@ -134,7 +135,11 @@ public struct TelegramReport: Encodable, Hashable, Sendable {
         case applicationError = "application_error"
     }
 
-    public init(_ t: Telegram) {
+    public init(_ t: Telegram) { self.init(t, withRecords: true) }
+
+    /// `withRecords: false` gives the header alone, for the writer that writes records straight from the
+    /// telegram.
+    init(_ t: Telegram, withRecords: Bool) {
         let h = t.header
         manufacturer = h.manufacturer?.letters
         id = h.identification?.digits
@@ -148,7 +153,7 @@ public struct TelegramReport: Encodable, Hashable, Sendable {
         signature = h.signature
         ci = Hex.encode([t.controlInformation])
         primaryAddress = t.primaryAddress
-        records = t.records.map(RecordReport.init)
+        records = withRecords ? t.records.map(RecordReport.init) : []
         manufacturerData = t.manufacturerData.map { Hex.encode($0) }
         moreRecordsFollow = t.moreRecordsFollow
         applicationError = t.applicationError.map {
@@ -218,6 +223,14 @@ public struct TelegramJSONWriter: Sendable {
         self.engine = engine
         encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    }
+
+    /// A decoded telegram as one JSON object: `encode(TelegramReport(t))`, without building the report.
+    public func encode(_ t: Telegram) -> [UInt8] {
+        switch engine {
+        case .direct: return DirectJSONWriter().encode(t)
+        case .foundation: return foundation(TelegramReport(t))
+        }
     }
 
     public func encode(_ report: TelegramReport) -> [UInt8] {

@@ -97,19 +97,38 @@ final class CompiledProfile: Sendable {
                 for m in r.modifiers { if case .annotation = m { return false } }
             case .contains(let text):
                 var found = false
-                for m in r.modifiers { if case .annotation(let a) = m, a.contains(text) { found = true } }
+                for m in r.modifiers { if case .annotation(let a) = m, Self.contains(a, text) { found = true } }
                 if !found { return false }
             }
             return true
         }
 
         func find(in records: [DataRecord]) -> DataRecord? {
+            records.withUnsafeBufferPointer { b in index(in: b).map { b[$0] } }
+        }
+
+        /// Where the matching record is; an index, so that finding one copies no record.
+        func index(in records: UnsafeBufferPointer<DataRecord>) -> Int? {
             var seen = 0
-            for r in records where matches(r) {
-                if seen == occurrence { return r }
+            for i in records.indices where matches(records[i]) {
+                if seen == occurrence { return i }
                 seen += 1
             }
             return nil
+        }
+
+        /// Byte-wise substring test: annotations are ASCII text of the VIFE tables, and this avoids
+        /// Foundation's locale-aware search on every record of every telegram.
+        static func contains(_ text: String, _ part: String) -> Bool {
+            let h = Array(text.utf8), n = Array(part.utf8)
+            if n.isEmpty { return true }
+            guard h.count >= n.count else { return false }
+            for start in 0...(h.count - n.count) where h[start] == n[0] {
+                var k = 1
+                while k < n.count && h[start + k] == n[k] { k += 1 }
+                if k == n.count { return true }
+            }
+            return false
         }
     }
 
@@ -119,8 +138,26 @@ final class CompiledProfile: Sendable {
     let derived: [DerivedField]
     let status: StatusSpec?
     let setDay: SetDaySpec?
-    let records: [(field: RecordField, match: Match, slot: Int)]
-    let layouts: [(layout: ByteLayout, record: Match?, cis: Set<UInt8>?, fields: [LayoutField], slots: [Int])]
+    /// A record field with its parsed match and its name's slot. A class, as is `Layout`: iterating the
+    /// profile per telegram then hands out references instead of copying tuples of strings and arrays.
+    final class Record: Sendable {
+        let field: RecordField
+        let match: Match
+        let slot: Int
+        init(_ field: RecordField, _ match: Match, _ slot: Int) { self.field = field; self.match = match; self.slot = slot }
+    }
+    final class Layout: Sendable {
+        let layout: ByteLayout
+        let record: Match?
+        let cis: Set<UInt8>?
+        let fields: [LayoutField]
+        let slots: [Int]
+        init(_ layout: ByteLayout, _ record: Match?, _ cis: Set<UInt8>?, _ fields: [LayoutField], _ slots: [Int]) {
+            self.layout = layout; self.record = record; self.cis = cis; self.fields = fields; self.slots = slots
+        }
+    }
+    let records: [Record]
+    let layouts: [Layout]
     /// How many distinct value names the records and layouts give: each name has a slot, so "is this
     /// name taken yet" is an array lookup per telegram, not a string hash.
     let slotCount: Int
@@ -138,10 +175,10 @@ final class CompiledProfile: Sendable {
             slots[name] = slots.count
             return slots.count - 1
         }
-        records = (p.records ?? []).map { ($0, Match($0.match), slot($0.name)) }
+        records = (p.records ?? []).map { Record($0, Match($0.match), slot($0.name)) }
         layouts = (p.layouts ?? []).map { l in
             let fields = l.fields.flatMap(\.instances)
-            return (l, l.record.map(Match.init), l.ci.map { Set($0.map { UInt8(truncatingIfNeeded: $0.value) }) }, fields, fields.map { slot($0.name) })
+            return Layout(l, l.record.map(Match.init), l.ci.map { Set($0.map { UInt8(truncatingIfNeeded: $0.value) }) }, fields, fields.map { slot($0.name) })
         }
         slotCount = slots.count
     }
@@ -158,13 +195,15 @@ public enum ProfileEvaluator {
         r.values.reserveCapacity(c.records.count + 8)
         // Names already taken: the first source of a name wins (a slot per name, not a scan of the values).
         var taken = [Bool](repeating: false, count: c.slotCount)
-        let records = w.telegram.records
-        for (field, match, slot) in c.records {
-            guard !taken[slot], let rec = match.find(in: records), let v = recordValue(rec, field) else { continue }
-            r.values.append(NamedValue(name: field.name, value: v, unit: field.unit))
-            taken[slot] = true
+        w.telegram.records.withUnsafeBufferPointer { records in
+            for e in c.records {
+                guard !taken[e.slot], let i = e.match.index(in: records), let v = recordValue(records[i], e.field) else { continue }
+                r.values.append(NamedValue(name: e.field.name, value: v, unit: e.field.unit))
+                taken[e.slot] = true
+            }
         }
-        for (layout, match, cis, fields, slots) in c.layouts {
+        for e in c.layouts {
+            let (layout, match, cis, fields, slots) = (e.layout, e.record, e.cis, e.fields, e.slots)
             guard var bytes = layoutBytes(w, layout, match, cis) else { continue }
             if let name = layout.codec, let codec = ProfileCodecs.named[name] {
                 switch codec(bytes, CodecContext(w)) {
@@ -236,7 +275,8 @@ public enum ProfileEvaluator {
             }
         default:
             // A real record's NaN or infinity is how meters say "no value": no value, never a non-finite number.
-            guard let n = rec.normalizedValue, let v = UnitConversion.convert(n, from: rec.unit, to: f.unit), (v * (f.scale ?? 1)).isFinite else { return nil }
+            let d = rec.descriptor
+            guard let n = rec.normalizedValue(d), let v = UnitConversion.convert(n, from: d.unit, to: f.unit), (v * (f.scale ?? 1)).isFinite else { return nil }
             return .number(v * (f.scale ?? 1))
         }
     }

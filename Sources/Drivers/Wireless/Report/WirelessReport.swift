@@ -3,8 +3,13 @@
 public enum WirelessReport {
     /// One JSON object on one line.
     public static func json(_ w: WirelessTelegram, profile: ProfileReading? = nil) -> String {
-        var base = DirectJSONWriter().encode(TelegramReport(w.telegram))
-        guard base.last == UInt8(ascii: "}") else { return String(decoding: base, as: UTF8.self) }
+        String(decoding: jsonBytes(w, profile: profile), as: UTF8.self)
+    }
+
+    /// `json` as the writer's bytes, for output that goes straight to a file.
+    public static func jsonBytes(_ w: WirelessTelegram, profile: ProfileReading? = nil) -> [UInt8] {
+        var base = DirectJSONWriter().encode(w.telegram)
+        guard base.last == UInt8(ascii: "}") else { return base }
         base.removeLast()
         var o = JSONByteSink()
         o.out = base
@@ -74,7 +79,7 @@ public enum WirelessReport {
         }
         if let profile { o.key("profile", &first); Self.profile(profile, &o) }
         o.byte(UInt8(ascii: "}"))
-        return String(decoding: o.out, as: UTF8.self)
+        return o.out
     }
 
     /// A JSON object line (a wired telegram's) with `"profile": {…}` added as its last key.
