@@ -73,7 +73,7 @@ struct PropertyTests {
                 #expect(r.subunit == spec.subunit)
                 #expect(r.dataField == spec.dataField)
                 #expect(r.vif == spec.vif)
-                #expect(r.vifeCodes == spec.vifeCodes)
+                #expect(Array(r.vifeCodes) == spec.vifeCodes)
                 #expect(r.value == spec.value, "seed \(seed): \(Hex.encode(bytes, separator: " "))")
             }
         }

@@ -20,24 +20,25 @@ public enum CompactProfile {
     enum Kind { case compact, withRegisters, inverse }
 
     static func kind(_ r: DataRecord) -> Kind? {
-        for m in r.modifiers {
-            guard case .annotation(let a) = m else { continue }
-            switch a {
-            case "compact profile": return .compact
-            case "compact profile with register numbers": return .withRegisters
-            case "inverse compact profile": return .inverse
-            default: continue
-            }
+        guard !r.vifeCodes.isEmpty, r.vif != .manufacturerSpecific else { return nil }
+        var walk = VIFEModifiers.Walk(codes: r.vifeCodes, stopped: false)
+        while let step = walk.next() {
+            if !step.escaped, let k = kind(code: step.code) { return k }
         }
         return nil
     }
 
-    static func isProfile(_ modifiers: [VIFEModifier]) -> Bool {
-        modifiers.contains {
-            if case .annotation(let a) = $0 { return a == "compact profile" || a == "compact profile with register numbers" || a == "inverse compact profile" }
-            return false
+    /// Combinable VIFEs 13h, 1Eh and 1Fh (EN 13757-3 Table 15).
+    static func kind(code: UInt8) -> Kind? {
+        switch code {
+        case 0x1F: return .compact
+        case 0x1E: return .withRegisters
+        case 0x13: return .inverse
+        default: return nil
         }
     }
+
+    static func isProfileCode(_ code: UInt8) -> Bool { kind(code: code) != nil }
 
     enum Spacing: Equatable {
         case none
@@ -145,8 +146,7 @@ public enum CompactProfile {
             var element = r
             element.storageNumber = storage.partialValue
             element.dataField = field
-            element.modifiers = r.modifiers.filter { if case .annotation(let a) = $0 { return !a.contains("compact profile") } else { return true } }
-            element.vifeCodes = r.vifeCodes.filter { $0 != 0x13 && $0 != 0x1E && $0 != 0x1F }
+            element.vifeCodes = r.vifeCodes.removingCompactProfileCodes(manufacturerVIF: r.vif == .manufacturerSpecific)
             element.value = value
             out.append(element)
             if let d = date, let b = baseDate, let next = step(d, spacing, backwards: form == .inverse) {

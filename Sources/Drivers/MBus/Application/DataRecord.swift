@@ -99,8 +99,9 @@ public enum RecordValue: Hashable, Sendable {
     case text(String)
     /// Binary data that is not a number: manufacturer data, long binary fields. Wire order.
     case bytes([UInt8])
-    /// Date or date-and-time (types G, F, I, M).
-    case dateTime(MBusDateTime)
+    /// Date or date-and-time (types G, F, I, M). Boxed: a date is as large as six other values together,
+    /// and every record of every telegram would be copied at that size.
+    indirect case dateTime(MBusDateTime)
     /// Time of day (type J), daylight-saving rule (K), listening window (L), rendered as text.
     case timeText(String)
 
@@ -126,12 +127,17 @@ public struct DataRecord: Hashable, Sendable {
     public var dataField: DataField
     public var vif: VIFCode
     /// Combinable VIFEs, as sent (with extension bits cleared), FCh escapes included.
-    public var vifeCodes: [UInt8]
-    public var modifiers: [VIFEModifier]
+    public var vifeCodes: VIFECodes
     public var value: RecordValue
     /// Set only where the VIF does not say what the value is: the fixed data structure (CI 73h/7Bh),
     /// whose medium and unit field do. Every other record's descriptor follows from its VIF.
     var fixedDescriptor: FixedDescriptor? = nil
+
+    /// What the VIFEs add (corrections, record errors, annotations), read from `vifeCodes` on each walk.
+    public var modifiers: VIFEModifiers {
+        if case .manufacturerSpecific = vif { return vifeCodes.modifiers(manufacturerVIF: true) }
+        return vifeCodes.modifiers(manufacturerVIF: false)
+    }
 
     /// Quantity, unit and scale. Computed from the VIF on each use (a switch over constant text) rather
     /// than stored: a stored descriptor made every record carry three strings that each copy of a record
@@ -144,7 +150,9 @@ public struct DataRecord: Hashable, Sendable {
     public var unit: String { descriptor.unit }
 
     /// Raw unit as sent, with the VIF's power of ten: "kWh", "1e-2 m^3", "h", "1e-1 C".
-    public var rawUnit: String { Self.rawUnit(descriptor) }
+    public var rawUnit: String {
+        fixedDescriptor.map { Self.rawUnit($0.descriptor) } ?? VIFTable.descriptorAndRawUnit(for: vif).rawUnit
+    }
 
     static func rawUnit(_ d: ValueDescriptor) -> String { UnitText.scaled(d.rawUnit, exponent: d.exponent) }
 

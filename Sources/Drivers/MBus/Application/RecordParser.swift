@@ -30,6 +30,8 @@ public struct RecordParser: Sendable {
     public func parse(_ data: UnsafeBufferPointer<UInt8>) throws(DecodeError) -> Result {
         var records: [DataRecord] = []
         records.reserveCapacity(16)
+        // Compact profiles are rare; only a structure that holds one is walked again to expand it.
+        var holdsCompactProfile = false
         var i = 0
         let n = data.count
         while i < n {
@@ -38,7 +40,8 @@ public struct RecordParser: Sendable {
             i += 1
             if dif == 0x2F { continue }  // idle filler
             if dif == 0x0F || dif == 0x1F {
-                return Result(records: CompactProfile.expand(records), manufacturerData: Array(data[i..<n]), moreRecordsFollow: dif == 0x1F)
+                return Result(records: holdsCompactProfile ? CompactProfile.expand(records) : records,
+                              manufacturerData: Array(data[i..<n]), moreRecordsFollow: dif == 0x1F)
             }
             if dif & 0x0F == 0x0F {
                 // 3Fh–6Fh are reserved, 7Fh is a master's global readout request, and 8Fh+ have no meaning.
@@ -118,8 +121,10 @@ public struct RecordParser: Sendable {
                 kind = VIFTable.primaryKinds[Int(vifByte & 0x7F)]
             }
 
-            var vifeCodes: [UInt8] = []
-            var modifiers: [VIFEModifier] = []
+            var vifeCodes = VIFECodes()
+            // Whether a combinable VIFE makes this a compact profile (EN 13757-3 Annex F); what the other
+            // codes mean is read from `vifeCodes` when asked (DataRecord.modifiers).
+            var compactProfile = false
             var escapeFC = false
             while extended {
                 guard i < n else { throw error(.prematureEndAtVIF, i, "the record at byte \(recordStart + errorOffsetBase) ends inside its VIFEs") }
@@ -132,17 +137,18 @@ public struct RecordParser: Sendable {
                 vifeCodes.append(code)
                 if manufacturerSpecificVIFEs { continue }
                 if escapeFC {
-                    modifiers.append(VIFTable.combinableFC(code))
                     escapeFC = false
                     continue
                 }
-                if code == 0x7C {
-                    escapeFC = true
-                    continue
+                switch code {
+                case 0x7C: escapeFC = true
+                case 0x7F: manufacturerSpecificVIFEs = true
+                default:
+                    if CompactProfile.isProfileCode(code) {
+                        compactProfile = true
+                        holdsCompactProfile = true
+                    }
                 }
-                let m = VIFTable.combinable(code)
-                if case .manufacturerSpecific = m { manufacturerSpecificVIFEs = true }
-                modifiers.append(m)
             }
 
             // Data
@@ -175,7 +181,7 @@ public struct RecordParser: Sendable {
                 }
                 // A compact profile's data is a header and packed elements, never text: kept as sent and
                 // expanded into records below (CompactProfile).
-                if lvar <= 0xBF && CompactProfile.isProfile(modifiers) {
+                if lvar <= 0xBF && compactProfile {
                     value = .bytes(Array(data[i..<(i + length)]))
                 } else {
                     value = decodeVariable(data, i, length, lvar, kind)
@@ -185,9 +191,10 @@ public struct RecordParser: Sendable {
 
             records.append(DataRecord(
                 offset: recordStart, function: function, storageNumber: storage, tariff: tariff, subunit: subunit,
-                dataField: dataField, vif: vifCode, vifeCodes: vifeCodes, modifiers: modifiers, value: value))
+                dataField: dataField, vif: vifCode, vifeCodes: vifeCodes, value: value))
         }
-        return Result(records: CompactProfile.expand(records), manufacturerData: nil, moreRecordsFollow: false)
+        return Result(records: holdsCompactProfile ? CompactProfile.expand(records) : records,
+                      manufacturerData: nil, moreRecordsFollow: false)
     }
 
     @inline(__always) private func error(_ code: DecodeError.Code, _ offset: Int, _ message: String) -> DecodeError {

@@ -5,25 +5,48 @@ public enum TelegramDecoder {
 
     /// Decodes one complete frame's bytes.
     public static func decode(_ bytes: [UInt8]) throws(DecodeError) -> Telegram {
-        let result: FrameDecodeResult
+        let scan: FrameCodec.Scan
         do {
-            result = try FrameCodec.decode(bytes)
+            scan = try FrameCodec.scan(bytes)
         } catch {
             throw DecodeError(error)
         }
-        let frame: MBusFrame
-        switch result {
-        case .frame(let f, let consumed):
-            guard consumed == bytes.count else {
-                throw DecodeError(code: .invalidLength, offset: consumed,
-                                  message: "\(bytes.count - consumed) bytes follow the end of the frame")
-            }
-            frame = f
+        switch scan {
         case .needMoreBytes(let missing):
             throw DecodeError(code: .truncatedFrame, offset: bytes.count,
                               message: "the frame is truncated: \(missing) more bytes expected")
+        case .ack:
+            try requireWhole(bytes, consumed: 1)
+            return try decode(MBusFrame.ack)
+        case .short(let f):
+            try requireWhole(bytes, consumed: 5)
+            return try decode(MBusFrame.short(f))
+        case .long(let control, let address, let ci, let userData, let consumed):
+            try requireWhole(bytes, consumed: consumed)
+            try requireFromSlave(control)
+            // The user data is read where it lies in `bytes`: no copy of it per telegram.
+            var t = try bytes.withUnsafeBufferPointer { (all) throws(DecodeError) -> Telegram in
+                try decodeApplicationLayer(ci: ci, data: UnsafeBufferPointer(rebasing: all[userData]),
+                                           errorOffsetBase: userDataOffset, opening: false)
+            }
+            t.control = control
+            t.primaryAddress = address
+            return t
         }
-        return try decode(frame)
+    }
+
+    private static func requireWhole(_ bytes: [UInt8], consumed: Int) throws(DecodeError) {
+        guard consumed == bytes.count else {
+            throw DecodeError(code: .invalidLength, offset: consumed,
+                              message: "\(bytes.count - consumed) bytes follow the end of the frame")
+        }
+    }
+
+    private static func requireFromSlave(_ control: ControlField) throws(DecodeError) {
+        guard !control.isFromMaster else {
+            throw DecodeError(code: .notAResponse, offset: 4,
+                              message: "this frame goes from master to slave (\(control)); it is a request, not a meter's answer")
+        }
     }
 
     /// Decodes the application layer of a frame received from a slave.
@@ -35,10 +58,7 @@ public enum TelegramDecoder {
             throw DecodeError(code: .notAResponse, offset: 0,
                               message: "a short frame (\(f.control)) carries no data; meters answer with long frames")
         case .long(let f):
-            guard !f.control.isFromMaster else {
-                throw DecodeError(code: .notAResponse, offset: 4,
-                                  message: "this frame goes from master to slave (\(f.control)); it is a request, not a meter's answer")
-            }
+            try requireFromSlave(f.control)
             var t = try decodeApplicationLayer(ci: f.controlInformation, data: f.userData, errorOffsetBase: userDataOffset)
             t.control = f.control
             t.primaryAddress = f.address
@@ -52,13 +72,20 @@ public enum TelegramDecoder {
     }
 
     static func decodeApplicationLayer(ci: UInt8, data: [UInt8], errorOffsetBase: Int, opening: Bool) throws(DecodeError) -> Telegram {
+        try data.withUnsafeBufferPointer { (buffer) throws(DecodeError) -> Telegram in
+            try decodeApplicationLayer(ci: ci, data: buffer, errorOffsetBase: errorOffsetBase, opening: opening)
+        }
+    }
+
+    static func decodeApplicationLayer(ci: UInt8, data: UnsafeBufferPointer<UInt8>, errorOffsetBase: Int,
+                                       opening: Bool) throws(DecodeError) -> Telegram {
         var t = Telegram(controlInformation: ci)
         switch ci {
         case ControlInformation.applicationError:
             var report = ApplicationErrorReport(code: nil, detail: [])
             if let first = data.first {
                 report.code = ApplicationErrorCode(rawValue: first)
-                report.detail = Array(data.dropFirst())
+                report.detail = Array(data[1...])
             }
             t.applicationError = report
             return t
@@ -114,7 +141,7 @@ public enum TelegramDecoder {
         }
     }
 
-    static func longHeader(_ d: [UInt8], msbFirst: Bool) -> TelegramHeader {
+    static func longHeader(_ d: UnsafeBufferPointer<UInt8>, msbFirst: Bool) -> TelegramHeader {
         var h = TelegramHeader()
         let id: UInt32
         let man: UInt16
@@ -138,11 +165,10 @@ public enum TelegramDecoder {
         return h
     }
 
-    private static func parseRecords(into t: inout Telegram, _ data: [UInt8], from start: Int, msb: Bool, base: Int) throws(DecodeError) {
+    private static func parseRecords(into t: inout Telegram, _ data: UnsafeBufferPointer<UInt8>, from start: Int, msb: Bool,
+                                     base: Int) throws(DecodeError) {
         let parser = RecordParser(mostSignificantByteFirst: msb, errorOffsetBase: base + start)
-        let result = try data.withUnsafeBufferPointer { (all) throws(DecodeError) -> RecordParser.Result in
-            try parser.parse(UnsafeBufferPointer(rebasing: all[start...]))
-        }
+        let result = try parser.parse(UnsafeBufferPointer(rebasing: data[start...]))
         t.records = result.records
         t.manufacturerData = result.manufacturerData
         t.moreRecordsFollow = result.moreRecordsFollow
@@ -154,7 +180,7 @@ public enum TelegramDecoder {
 enum FixedDataDecoder {
     static let length = 16
 
-    static func decode(ci: UInt8, data: [UInt8], errorOffsetBase: Int) throws(DecodeError) -> Telegram {
+    static func decode(ci: UInt8, data: UnsafeBufferPointer<UInt8>, errorOffsetBase: Int) throws(DecodeError) -> Telegram {
         guard data.count == length else {
             throw DecodeError(code: .invalidFixedDataLength, offset: errorOffsetBase + min(data.count, length),
                               message: "fixed data structure has \(data.count) bytes, it must have \(length)")
@@ -184,12 +210,10 @@ enum FixedDataDecoder {
             d2 = d1
             historic2 = true
         }
-        data.withUnsafeBufferPointer { buf in
-            t.records = [
-                record(buf, at: 8, binary: binary, msb: msb, descriptor: d1, historic: historic, offset: 8),
-                record(buf, at: 12, binary: binary, msb: msb, descriptor: d2, historic: historic2, offset: 12),
-            ]
-        }
+        t.records = [
+            record(data, at: 8, binary: binary, msb: msb, descriptor: d1, historic: historic, offset: 8),
+            record(data, at: 12, binary: binary, msb: msb, descriptor: d2, historic: historic2, offset: 12),
+        ]
         return t
     }
 
@@ -222,7 +246,7 @@ enum FixedDataDecoder {
         }
         // Historic counters are the values at the last due date: storage number 1.
         return DataRecord(offset: offset, function: .instantaneous, storageNumber: historic ? 1 : 0, tariff: 0, subunit: 0,
-                          dataField: binary ? .int32 : .bcd8, vif: .primary(0x7E), vifeCodes: [], modifiers: [], value: value,
+                          dataField: binary ? .int32 : .bcd8, vif: .primary(0x7E), vifeCodes: [], value: value,
                           fixedDescriptor: FixedDescriptor(descriptor))
     }
 

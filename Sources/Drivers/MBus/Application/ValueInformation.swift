@@ -76,6 +76,7 @@ public enum VIFTable {
     /// What a record's VIF says its value is. The fixed data structure's counters are the one exception
     /// (their unit field says it; see `DataRecord`).
     public static func descriptor(for vif: VIFCode) -> ValueDescriptor {
+        if let i = tableIndex(vif) { return tabled[i].descriptor }
         switch vif {
         case .primary(let c): return primary(c)
         case .extensionFB(let c): return extensionFB(c)
@@ -85,6 +86,30 @@ public enum VIFTable {
         case .any: return ValueDescriptor("Any VIF", "")
         }
     }
+
+    /// The descriptor and raw-unit text ("kWh", "1e-2 m^3") of a VIF together, as the JSON writer needs them.
+    static func descriptorAndRawUnit(for vif: VIFCode) -> (descriptor: ValueDescriptor, rawUnit: String) {
+        if let i = tableIndex(vif) { return tabled[i] }
+        let d = descriptor(for: vif)
+        return (d, DataRecord.rawUnit(d))
+    }
+
+    /// Where a table VIF's entry is in `tabled`: primary codes first, then FBh, then FDh.
+    @inline(__always) static func tableIndex(_ vif: VIFCode) -> Int? {
+        switch vif {
+        case .primary(let c): return c < 0x80 ? Int(c) : nil
+        case .extensionFB(let c): return c < 0x80 ? 0x80 + Int(c) : nil
+        case .extensionFD(let c): return c < 0x80 ? 0x100 + Int(c) : nil
+        default: return nil
+        }
+    }
+
+    /// The three tables' descriptors with their raw-unit text, built once from the table functions: every
+    /// record of every telegram asks for one, and building it (with "reserved VIF FB 7F" texts on the heap
+    /// and the unit's prefix picked by string comparison) was a tenth of `decode --json`.
+    static let tabled: [(descriptor: ValueDescriptor, rawUnit: String)] =
+        ((0..<128).map { primary(UInt8($0)) } + (0..<128).map { extensionFB(UInt8($0)) } + (0..<128).map { extensionFD(UInt8($0)) })
+            .map { ($0, DataRecord.rawUnit($0)) }
 
     /// The value kinds of each table, read off the tables themselves once, so the parser learns how to
     /// read a value with an array lookup instead of building a descriptor per record.

@@ -74,7 +74,7 @@ extension TelegramDecoder {
     }
 
     /// The security mode of a long header's configuration field (bits 12–8), LSB-first headers only.
-    static func securityMode(_ header: [UInt8]) -> (mode: Int, blocks: Int) {
+    static func securityMode(_ header: UnsafeBufferPointer<UInt8>) -> (mode: Int, blocks: Int) {
         let config = UInt16(header[10]) | UInt16(header[11]) << 8
         return (Int((config >> 8) & 0x1F), Int((config >> 4) & 0x0F))
     }

@@ -39,6 +39,30 @@ public enum FrameCodec {
     ///
     /// A partial frame answers `.needMoreBytes(n)`, so the caller can keep reading without guessing.
     public static func decode(_ bytes: some RandomAccessCollection<UInt8>) throws(FrameError) -> FrameDecodeResult {
+        switch try scan(bytes) {
+        case .ack: return .frame(.ack, consumed: 1)
+        case .short(let f): return .frame(.short(f), consumed: 5)
+        case .long(let control, let address, let ci, let userData, let consumed):
+            let start = bytes.index(bytes.startIndex, offsetBy: userData.lowerBound)
+            let end = bytes.index(bytes.startIndex, offsetBy: userData.upperBound)
+            return .frame(.long(LongFrame(control: control, address: address, controlInformation: ci,
+                                          userData: Array(bytes[start..<end]))), consumed: consumed)
+        case .needMoreBytes(let n): return .needMoreBytes(n)
+        }
+    }
+
+    /// What `scan` found: a frame, with a long frame's user data as a range of offsets into the input
+    /// (so a caller that only reads it need not copy it), or how many bytes are missing.
+    enum Scan {
+        case ack
+        case short(ShortFrame)
+        case long(control: ControlField, address: UInt8, controlInformation: UInt8, userData: Range<Int>, consumed: Int)
+        case needMoreBytes(Int)
+    }
+
+    /// Checks the frame at the start of `bytes` (start byte, lengths, checksum, stop byte) without
+    /// copying anything out of it.
+    static func scan(_ bytes: some RandomAccessCollection<UInt8>) throws(FrameError) -> Scan {
         guard let first = bytes.first else { return .needMoreBytes(1) }
         let base = bytes.startIndex
         @inline(__always) func at(_ i: Int) -> UInt8 { bytes[bytes.index(base, offsetBy: i)] }
@@ -46,7 +70,7 @@ public enum FrameCodec {
 
         switch first {
         case MBusFrame.ackByte:
-            return .frame(.ack, consumed: 1)
+            return .ack
 
         case MBusFrame.shortStart:
             guard count >= 5 else { return .needMoreBytes(5 - count) }
@@ -61,7 +85,7 @@ public enum FrameCodec {
                 throw FrameError(code: .missingStopByte, offset: 4,
                                  message: "short frame ends with \(hex(at(4))) instead of 16")
             }
-            return .frame(.short(ShortFrame(control: ControlField(rawValue: c), address: a)), consumed: 5)
+            return .short(ShortFrame(control: ControlField(rawValue: c), address: a))
 
         case MBusFrame.longStart:
             if count >= 2, Int(at(1)) < 3 {
@@ -96,11 +120,8 @@ public enum FrameCodec {
                 throw FrameError(code: .missingStopByte, offset: 5 + l,
                                  message: "long frame ends with \(hex(at(5 + l))) instead of 16")
             }
-            let userStart = bytes.index(base, offsetBy: 7)
-            let userData = Array(bytes[userStart..<end])
-            return .frame(.long(LongFrame(
-                control: ControlField(rawValue: at(4)), address: at(5),
-                controlInformation: at(6), userData: userData)), consumed: total)
+            return .long(control: ControlField(rawValue: at(4)), address: at(5), controlInformation: at(6),
+                         userData: 7..<(4 + l), consumed: total)
 
         default:
             throw FrameError(code: .invalidStartByte, offset: 0,

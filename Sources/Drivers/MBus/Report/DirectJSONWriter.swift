@@ -16,7 +16,8 @@
 ///   non-ASCII pass through.
 struct DirectJSONWriter {
     func encode(_ r: TelegramReport) -> [UInt8] {
-        encode(r, recordCount: r.records.count) { o in
+        var o = JSONByteSink(capacity: 256 + 224 * r.records.count)
+        writeOpen(r, into: &o) { o in
             r.records.withUnsafeBufferPointer { records in
                 for i in records.indices {
                     if i > 0 { o.byte(UInt8(ascii: ",")) }
@@ -24,12 +25,22 @@ struct DirectJSONWriter {
                 }
             }
         }
+        o.byte(UInt8(ascii: "}"))
+        return o.finish()
     }
 
     /// The same bytes as `encode(TelegramReport(t))`, written from the records themselves: no report
     /// structs with their strings in between (JSONWriterTests holds the two paths equal).
     func encode(_ t: Telegram) -> [UInt8] {
-        encode(TelegramReport(t, withRecords: false), recordCount: t.records.count) { o in
+        var o = JSONByteSink(capacity: 256 + 224 * t.records.count)
+        writeOpen(t, into: &o)
+        o.byte(UInt8(ascii: "}"))
+        return o.finish()
+    }
+
+    /// The telegram's object without its closing brace, so a caller can add keys (WirelessReport).
+    func writeOpen(_ t: Telegram, into o: inout JSONByteSink) {
+        writeOpen(TelegramReport(t, withRecords: false), into: &o) { o in
             t.records.withUnsafeBufferPointer { records in
                 for i in records.indices {
                     if i > 0 { o.byte(UInt8(ascii: ",")) }
@@ -39,9 +50,7 @@ struct DirectJSONWriter {
         }
     }
 
-    private func encode(_ r: TelegramReport, recordCount: Int, records writeRecords: (inout JSONByteSink) -> Void) -> [UInt8] {
-        var o = JSONByteSink()
-        o.out.reserveCapacity(256 + 224 * recordCount)
+    private func writeOpen(_ r: TelegramReport, into o: inout JSONByteSink, records writeRecords: (inout JSONByteSink) -> Void) {
         o.byte(UInt8(ascii: "{"))
         var first = true
         if let v = r.manufacturer { o.key("manufacturer", &first); o.string(v) }
@@ -70,13 +79,10 @@ struct DirectJSONWriter {
             o.key("advice", &f); o.string(e.advice)
             o.byte(UInt8(ascii: "}"))
         }
-        o.byte(UInt8(ascii: "}"))
-        return o.out
     }
 
     func encode(_ f: DecodeFailureReport) -> [UInt8] {
-        var o = JSONByteSink()
-        o.out.reserveCapacity(160)
+        var o = JSONByteSink(capacity: 160)
         o.literal(#"{"error":{"code":"#)
         o.string(f.error.code)
         o.literal(#","message":"#)
@@ -98,37 +104,93 @@ struct DirectJSONWriter {
             o.literal("}")
         }
         o.literal("}")
-        return o.out
+        return o.finish()
     }
 }
 
-struct JSONByteSink {
-    var out: [UInt8] = []
+/// The bytes of one JSON document, written into memory this sink owns.
+///
+/// Why not an `[UInt8]` with `append`: every append checked the array's uniqueness and capacity and went
+/// through the generic `append(contentsOf:)`, together a quarter of `decode --json`'s time. Noncopyable, so
+/// the buffer has one owner and is freed once; `finish()` hands the bytes out as an array.
+struct JSONByteSink: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
 
-    @inline(__always) mutating func byte(_ b: UInt8) { out.append(b) }
+    init(capacity: Int = 256) {
+        self.capacity = max(capacity, 16)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    /// Continues a document already begun (`bytes` as written so far).
+    init(continuing bytes: [UInt8], reserving extra: Int = 256) {
+        self.init(capacity: bytes.count + extra)
+        bytes.withUnsafeBufferPointer { append($0) }
+    }
+
+    deinit { base.deallocate() }
+
+    /// The bytes written.
+    consuming func finish() -> [UInt8] {
+        [UInt8](UnsafeBufferPointer(start: base, count: count))
+    }
+
+    /// Drops the last byte written (to reopen a closed object); false when nothing was written.
+    mutating func removeLast(ifEqualTo b: UInt8) -> Bool {
+        guard count > 0, base[count - 1] == b else { return false }
+        count -= 1
+        return true
+    }
+
+    @inline(never) private mutating func grow(_ needed: Int) {
+        let newCapacity = max(capacity * 2, count + needed)
+        let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        bigger.update(from: base, count: count)
+        base.deallocate()
+        base = bigger
+        capacity = newCapacity
+    }
+
+    @inline(__always) mutating func byte(_ b: UInt8) {
+        if count == capacity { grow(1) }
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always) mutating func append(_ u: UnsafeBufferPointer<UInt8>) {
+        guard let from = u.baseAddress, !u.isEmpty else { return }
+        if count + u.count > capacity { grow(u.count) }
+        (base + count).update(from: from, count: u.count)
+        count += u.count
+    }
+
+    @inline(__always) mutating func append(_ u: UnsafeRawBufferPointer) {
+        append(u.bindMemory(to: UInt8.self))
+    }
 
     /// Text known to need no escaping (keys, punctuation).
     @inline(__always) mutating func literal(_ s: StaticString) {
-        s.withUTF8Buffer { out.append(contentsOf: $0) }
+        s.withUTF8Buffer { append($0) }
     }
 
     @inline(__always) mutating func key(_ k: StaticString, _ first: inout Bool) {
-        if !first { out.append(UInt8(ascii: ",")) }
+        if !first { byte(UInt8(ascii: ",")) }
         first = false
-        out.append(UInt8(ascii: "\""))
+        byte(UInt8(ascii: "\""))
         literal(k)
-        out.append(UInt8(ascii: "\""))
-        out.append(UInt8(ascii: ":"))
+        byte(UInt8(ascii: "\""))
+        byte(UInt8(ascii: ":"))
     }
 
     mutating func string(_ s: String) {
-        out.append(UInt8(ascii: "\""))
+        byte(UInt8(ascii: "\""))
         // Native strings hand out their UTF-8 without a copy; others (bridged, never here) take the slow path.
         if s.utf8.withContiguousStorageIfAvailable({ escaped($0) }) == nil {
             var copy = s
             copy.withUTF8 { escaped($0) }
         }
-        out.append(UInt8(ascii: "\""))
+        byte(UInt8(ascii: "\""))
     }
 
     private mutating func escaped(_ u: UnsafeBufferPointer<UInt8>) {
@@ -136,36 +198,36 @@ struct JSONByteSink {
         for i in 0..<u.count {
             let c = u[i]
             if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") { continue }
-            if start < i { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[start..<i])) }
+            if start < i { append(UnsafeBufferPointer(rebasing: u[start..<i])) }
             start = i + 1
-            out.append(UInt8(ascii: "\\"))
+            byte(UInt8(ascii: "\\"))
             switch c {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"): out.append(c)
-            case 0x08: out.append(UInt8(ascii: "b"))
-            case 0x09: out.append(UInt8(ascii: "t"))
-            case 0x0A: out.append(UInt8(ascii: "n"))
-            case 0x0C: out.append(UInt8(ascii: "f"))
-            case 0x0D: out.append(UInt8(ascii: "r"))
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"): byte(c)
+            case 0x08: byte(UInt8(ascii: "b"))
+            case 0x09: byte(UInt8(ascii: "t"))
+            case 0x0A: byte(UInt8(ascii: "n"))
+            case 0x0C: byte(UInt8(ascii: "f"))
+            case 0x0D: byte(UInt8(ascii: "r"))
             default:
                 let hex: StaticString = "0123456789abcdef"
-                out.append(contentsOf: [UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
-                                        hex.utf8Start[Int(c >> 4)], hex.utf8Start[Int(c & 0xF)]])
+                byte(UInt8(ascii: "u")); byte(UInt8(ascii: "0")); byte(UInt8(ascii: "0"))
+                byte(hex.utf8Start[Int(c >> 4)]); byte(hex.utf8Start[Int(c & 0xF)])
             }
         }
-        if start < u.count { out.append(contentsOf: UnsafeBufferPointer(rebasing: u[start...])) }
+        if start < u.count { append(UnsafeBufferPointer(rebasing: u[start...])) }
     }
 
     mutating func strings(_ a: [String]) {
-        out.append(UInt8(ascii: "["))
+        byte(UInt8(ascii: "["))
         for (i, s) in a.enumerated() {
-            if i > 0 { out.append(UInt8(ascii: ",")) }
+            if i > 0 { byte(UInt8(ascii: ",")) }
             string(s)
         }
-        out.append(UInt8(ascii: "]"))
+        byte(UInt8(ascii: "]"))
     }
 
     mutating func unsigned(_ v: UInt64) {
-        if v < 10 { out.append(UInt8(ascii: "0") + UInt8(v)); return }
+        if v < 10 { byte(UInt8(ascii: "0") + UInt8(v)); return }
         var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes, enough for 20 digits
         var n = v
         var count = 0
@@ -175,13 +237,13 @@ struct JSONByteSink {
                 buf[32 - count] = UInt8(ascii: "0") + UInt8(n % 10)
                 n /= 10
             }
-            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: buf[(32 - count)...]))
+            append(UnsafeRawBufferPointer(rebasing: buf[(32 - count)...]))
         }
     }
 
     mutating func signed(_ v: Int64) {
         if v < 0 {
-            out.append(UInt8(ascii: "-"))
+            byte(UInt8(ascii: "-"))
             unsigned(v.magnitude)
         } else {
             unsigned(UInt64(v))
@@ -194,7 +256,7 @@ struct JSONByteSink {
             // JSONEncoder drops a trailing ".0": 100.0 -> 100.
             let n = u.count >= 2 && u[u.count - 2] == UInt8(ascii: ".") && u[u.count - 1] == UInt8(ascii: "0")
                 ? u.count - 2 : u.count
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: u[..<n]))
+            append(UnsafeBufferPointer(rebasing: u[..<n]))
         }
     }
 
@@ -219,8 +281,9 @@ struct JSONByteSink {
 
     /// One record straight from the decoder: the same keys and values as `record(RecordReport(r))`.
     mutating func record(_ r: DataRecord) {
-        let d = r.descriptor
-        out.append(UInt8(ascii: "{"))
+        let (d, rawUnit) = r.fixedDescriptor.map { ($0.descriptor, DataRecord.rawUnit($0.descriptor)) }
+            ?? VIFTable.descriptorAndRawUnit(for: r.vif)
+        byte(UInt8(ascii: "{"))
         var first = true
         key("quantity", &first); string(d.quantity)
         key("value", &first)
@@ -243,7 +306,7 @@ struct JSONByteSink {
         case .invalidBCD(let digits, _): string(digits)
         case .text, .timeText, .bytes, .dateTime: string(text ?? "")
         }
-        key("raw_unit", &first); string(DataRecord.rawUnit(d))
+        key("raw_unit", &first); string(rawUnit)
         key("storage", &first); unsigned(r.storageNumber)
         key("tariff", &first); unsigned(UInt64(r.tariff))
         key("subunit", &first); unsigned(UInt64(r.subunit))
@@ -255,11 +318,11 @@ struct JSONByteSink {
         }
         if let e = r.problem { key("record_error", &first); string(e) }
         if !r.isValid { key("valid", &first); bool(false) }
-        out.append(UInt8(ascii: "}"))
+        byte(UInt8(ascii: "}"))
     }
 
     mutating func record(_ r: RecordReport) {
-        out.append(UInt8(ascii: "{"))
+        byte(UInt8(ascii: "{"))
         var first = true
         key("quantity", &first); string(r.quantity)
         key("value", &first); value(r.value)
@@ -274,7 +337,7 @@ struct JSONByteSink {
         if let a = r.annotations { key("annotations", &first); strings(a) }
         if let e = r.recordError { key("record_error", &first); string(e) }
         if let v = r.valid { key("valid", &first); bool(v) }
-        out.append(UInt8(ascii: "}"))
+        byte(UInt8(ascii: "}"))
     }
 }
 

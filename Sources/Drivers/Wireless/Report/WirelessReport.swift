@@ -8,11 +8,8 @@ public enum WirelessReport {
 
     /// `json` as the writer's bytes, for output that goes straight to a file.
     public static func jsonBytes(_ w: WirelessTelegram, profile: ProfileReading? = nil) -> [UInt8] {
-        var base = DirectJSONWriter().encode(w.telegram)
-        guard base.last == UInt8(ascii: "}") else { return base }
-        base.removeLast()
-        var o = JSONByteSink()
-        o.out = base
+        var o = JSONByteSink(capacity: 512 + 224 * w.telegram.records.count)
+        DirectJSONWriter().writeOpen(w.telegram, into: &o)
         var first = false
         let a = w.frame.address
         o.key("link", &first)
@@ -79,21 +76,18 @@ public enum WirelessReport {
         }
         if let profile { o.key("profile", &first); Self.profile(profile, &o) }
         o.byte(UInt8(ascii: "}"))
-        return o.out
+        return o.finish()
     }
 
     /// A JSON object line (a wired telegram's) with `"profile": {…}` added as its last key.
     public static func appendingProfile(_ json: String, _ r: ProfileReading) -> String {
-        var bytes = Array(json.utf8)
-        guard bytes.last == UInt8(ascii: "}") else { return json }
-        bytes.removeLast()
-        var o = JSONByteSink()
-        o.out = bytes
+        var o = JSONByteSink(continuing: Array(json.utf8))
+        guard o.removeLast(ifEqualTo: UInt8(ascii: "}")) else { return json }
         var first = false
         o.key("profile", &first)
         profile(r, &o)
         o.byte(UInt8(ascii: "}"))
-        return String(decoding: o.out, as: UTF8.self)
+        return String(decoding: o.finish(), as: UTF8.self)
     }
 
     /// `"profile": {"id", "name", "category", "values": [{"name", "value", "unit"}], "set_day": {…},
