@@ -92,6 +92,24 @@ struct JSONWriterTests {
         try Self.sameJSON(report, "edited report without records")
     }
 
+    @Test("a byte that needs escaping at any place of a long text, where the writer checks eight bytes at a time")
+    func escapeAtEveryPlace() throws {
+        let bytes = try Hex.decode(Corpus.entries.first { $0.name == "kamstrup_multical_601" }!.hex)
+        var report = TelegramReport(try TelegramDecoder.decode(bytes))
+        report.records = []
+        let specials: [String] = ["\u{0}", "\u{1F}", "\"", "\\", "\u{7F}", "é", "\n", " ", "!", "#", "[", "]"]
+        for length in [1, 7, 8, 9, 15, 16, 17, 24, 31] {
+            for place in 0..<length {
+                for special in specials {
+                    let text = String(repeating: "a", count: place) + special + String(repeating: "z", count: length - place - 1)
+                    report.manufacturer = text
+                    report.ci = text + text
+                    try Self.sameJSON(report, "text with \(special.debugDescription) at \(place) of \(length)")
+                }
+            }
+        }
+    }
+
     @Test("keys come in the documented order")
     func keyOrder() throws {
         let bytes = try Hex.decode(Corpus.entries.first { $0.name == "ACW_Itron-BM-plus-m" }!.hex)

@@ -194,8 +194,15 @@ struct JSONByteSink: ~Copyable {
     }
 
     private mutating func escaped(_ u: UnsafeBufferPointer<UInt8>) {
+        // Most text needs no escaping: find the first byte that does eight bytes at a time (a quote, a
+        // backslash or a control byte; bytes of 80h and above never match), and copy what is before it.
+        let clean = Self.cleanPrefix(u)
+        if clean == u.count {
+            append(u)
+            return
+        }
         var start = 0
-        for i in 0..<u.count {
+        for i in clean..<u.count {
             let c = u[i]
             if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") { continue }
             if start < i { append(UnsafeBufferPointer(rebasing: u[start..<i])) }
@@ -215,6 +222,32 @@ struct JSONByteSink: ~Copyable {
             }
         }
         if start < u.count { append(UnsafeBufferPointer(rebasing: u[start...])) }
+    }
+
+    /// How many bytes at the start of `u` need no escaping, found eight at a time.
+    @inline(__always) static func cleanPrefix(_ u: UnsafeBufferPointer<UInt8>) -> Int {
+        guard let base = u.baseAddress else { return 0 }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let highs: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        while i + 8 <= u.count {
+            let x = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            // Any byte below 20h, or equal to 22h ("), or to 5Ch (\): the classic has-less and has-zero tests,
+            // exact for the word as a whole.
+            let below = (x &- ones &* 0x20) & ~x & highs
+            let quote = x ^ (ones &* 0x22)
+            let slash = x ^ (ones &* 0x5C)
+            let zeroQuote = (quote &- ones) & ~quote & highs
+            let zeroSlash = (slash &- ones) & ~slash & highs
+            if below | zeroQuote | zeroSlash != 0 { break }
+            i += 8
+        }
+        while i < u.count {
+            let c = base[i]
+            if c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return i }
+            i += 1
+        }
+        return i
     }
 
     mutating func strings(_ a: [String]) {
@@ -280,7 +313,7 @@ struct JSONByteSink: ~Copyable {
     }
 
     /// One record straight from the decoder: the same keys and values as `record(RecordReport(r))`.
-    mutating func record(_ r: DataRecord) {
+    mutating func record(_ r: borrowing DataRecord) {
         let (d, rawUnit) = r.fixedDescriptor.map { ($0.descriptor, DataRecord.rawUnit($0.descriptor)) }
             ?? VIFTable.descriptorAndRawUnit(for: r.vif)
         byte(UInt8(ascii: "{"))
