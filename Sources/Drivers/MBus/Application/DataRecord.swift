@@ -5,6 +5,9 @@ public enum RecordFunction: UInt8, Hashable, Sendable, CustomStringConvertible, 
     case minimum = 2
     case valueDuringError = 3
 
+    /// By raw value (DIF bits 5–4), for the parser: an index instead of a failable init per record.
+    static let all: [RecordFunction] = allCases.sorted { $0.rawValue < $1.rawValue }
+
     public var description: String {
         switch self {
         case .instantaneous: return "Instantaneous value"
@@ -43,6 +46,9 @@ public enum DataField: UInt8, Hashable, Sendable, CaseIterable {
     case variableLength = 0xD
     case bcd12 = 0xE
     case special = 0xF
+
+    /// By raw value (DIF bits 3–0), for the parser.
+    static let all: [DataField] = allCases.sorted { $0.rawValue < $1.rawValue }
 
     /// Fixed size in bytes; nil for variable length and special functions.
     public var size: Int? {
@@ -197,6 +203,7 @@ public struct DataRecord: Hashable, Sendable {
 
     /// The meter flagged this record with an error code in a VIFE.
     public var recordError: UInt8? {
+        if vifeCodes.isEmpty { return nil }
         for m in modifiers { if case .recordError(let c) = m { return c } }
         return nil
     }

@@ -30,6 +30,10 @@ public struct RecordParser: Sendable {
     public func parse(_ data: UnsafeBufferPointer<UInt8>) throws(DecodeError) -> Result {
         var records: [DataRecord] = []
         records.reserveCapacity(16)
+        // The tables once per structure, not once per record (each global access checks its initialiser).
+        let primaryKinds = VIFTable.primaryKinds, extensionFBKinds = VIFTable.extensionFBKinds
+        let extensionFDKinds = VIFTable.extensionFDKinds
+        let functions = RecordFunction.all, dataFields = DataField.all
         // Compact profiles are rare; only a structure that holds one is walked again to expand it.
         var holdsCompactProfile = false
         var i = 0
@@ -65,8 +69,8 @@ public struct RecordParser: Sendable {
                 difeCount += 1
                 ext = dife & 0x80 != 0
             }
-            let function = RecordFunction(rawValue: (dif & 0x30) >> 4)!
-            let dataField = DataField(rawValue: dif & 0x0F)!
+            let function = functions[Int((dif & 0x30) >> 4)]
+            let dataField = dataFields[Int(dif & 0x0F)]
 
             // VIB: VIF and VIFEs
             guard i < n else { throw error(.prematureEndAtVIF, i, "the record at byte \(recordStart + errorOffsetBase) has no VIF") }
@@ -92,10 +96,10 @@ public struct RecordParser: Sendable {
                 extended = code & 0x80 != 0
                 if vifByte == 0xFB {
                     vifCode = .extensionFB(code & 0x7F)
-                    kind = VIFTable.extensionFBKinds[Int(code & 0x7F)]
+                    kind = extensionFBKinds[Int(code & 0x7F)]
                 } else {
                     vifCode = .extensionFD(code & 0x7F)
-                    kind = VIFTable.extensionFDKinds[Int(code & 0x7F)]
+                    kind = extensionFDKinds[Int(code & 0x7F)]
                 }
             case 0x7C:
                 // Plain-text unit: length and ASCII (reversed) follow the VIF, before any VIFE.
@@ -118,7 +122,7 @@ public struct RecordParser: Sendable {
                 manufacturerSpecificVIFEs = true
             default:
                 vifCode = .primary(vifByte & 0x7F)
-                kind = VIFTable.primaryKinds[Int(vifByte & 0x7F)]
+                kind = primaryKinds[Int(vifByte & 0x7F)]
             }
 
             var vifeCodes = VIFECodes()

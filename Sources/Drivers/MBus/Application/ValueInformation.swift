@@ -88,10 +88,12 @@ public enum VIFTable {
     }
 
     /// The descriptor and raw-unit text ("kWh", "1e-2 m^3") of a VIF together, as the JSON writer needs them.
-    static func descriptorAndRawUnit(for vif: VIFCode) -> (descriptor: ValueDescriptor, rawUnit: String) {
+    /// `plain` says that the three texts need no JSON escaping (true of every table entry; a plain-text
+    /// VIF's unit is the meter's text and is escaped).
+    static func descriptorAndRawUnit(for vif: VIFCode) -> (descriptor: ValueDescriptor, rawUnit: String, plain: Bool) {
         if let i = tableIndex(vif) { return tabled[i] }
         let d = descriptor(for: vif)
-        return (d, DataRecord.rawUnit(d))
+        return (d, DataRecord.rawUnit(d), false)
     }
 
     /// Where a table VIF's entry is in `tabled`: primary codes first, then FBh, then FDh.
@@ -107,9 +109,13 @@ public enum VIFTable {
     /// The three tables' descriptors with their raw-unit text, built once from the table functions: every
     /// record of every telegram asks for one, and building it (with "reserved VIF FB 7F" texts on the heap
     /// and the unit's prefix picked by string comparison) was a tenth of `decode --json`.
-    static let tabled: [(descriptor: ValueDescriptor, rawUnit: String)] =
+    static let tabled: [(descriptor: ValueDescriptor, rawUnit: String, plain: Bool)] =
         ((0..<128).map { primary(UInt8($0)) } + (0..<128).map { extensionFB(UInt8($0)) } + (0..<128).map { extensionFD(UInt8($0)) })
-            .map { ($0, DataRecord.rawUnit($0)) }
+            .map { d in
+                let rawUnit = DataRecord.rawUnit(d)
+                let plain = [d.quantity, d.unit, rawUnit].allSatisfy { $0.utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F && $0 != 0x22 && $0 != 0x5C } }
+                return (d, rawUnit, plain)
+            }
 
     /// The value kinds of each table, read off the tables themselves once, so the parser learns how to
     /// read a value with an array lookup instead of building a descriptor per record.

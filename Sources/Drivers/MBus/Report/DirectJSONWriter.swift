@@ -183,6 +183,15 @@ struct JSONByteSink: ~Copyable {
         byte(UInt8(ascii: ":"))
     }
 
+    /// Text the code itself supplies and has checked to need no escaping (table texts, key names).
+    mutating func string(_ s: String, plain: Bool) {
+        guard plain else { return string(s) }
+        byte(UInt8(ascii: "\""))
+        var text = s  // native strings hand out their bytes without a copy
+        text.withUTF8 { append($0) }
+        byte(UInt8(ascii: "\""))
+    }
+
     mutating func string(_ s: String) {
         byte(UInt8(ascii: "\""))
         // Native strings hand out their UTF-8 without a copy; others (bridged, never here) take the slow path.
@@ -314,11 +323,11 @@ struct JSONByteSink: ~Copyable {
 
     /// One record straight from the decoder: the same keys and values as `record(RecordReport(r))`.
     mutating func record(_ r: borrowing DataRecord) {
-        let (d, rawUnit) = r.fixedDescriptor.map { ($0.descriptor, DataRecord.rawUnit($0.descriptor)) }
+        let (d, rawUnit, plain) = r.fixedDescriptor.map { ($0.descriptor, DataRecord.rawUnit($0.descriptor), false) }
             ?? VIFTable.descriptorAndRawUnit(for: r.vif)
         byte(UInt8(ascii: "{"))
         var first = true
-        key("quantity", &first); string(d.quantity)
+        key("quantity", &first); string(d.quantity, plain: plain)
         key("value", &first)
         // The value as sent: written twice (value and raw_value) for text, dates and binary data.
         var text: String? = nil
@@ -330,7 +339,7 @@ struct JSONByteSink: ~Copyable {
         case .dateTime(let t): text = t.description
         }
         if let text { string(text) }
-        key("unit", &first); string(d.unit)
+        key("unit", &first); string(d.unit, plain: plain)
         key("raw_value", &first)
         switch r.value {
         case .none: literal("null")
@@ -339,12 +348,12 @@ struct JSONByteSink: ~Copyable {
         case .invalidBCD(let digits, _): string(digits)
         case .text, .timeText, .bytes, .dateTime: string(text ?? "")
         }
-        key("raw_unit", &first); string(rawUnit)
+        key("raw_unit", &first); string(rawUnit, plain: plain)
         key("storage", &first); unsigned(r.storageNumber)
         key("tariff", &first); unsigned(UInt64(r.tariff))
         key("subunit", &first); unsigned(UInt64(r.subunit))
-        key("function", &first); string(r.function.key)
-        key("data_field", &first); string(DataRecordText.dataFieldName(r.dataField))
+        key("function", &first); string(r.function.key, plain: true)
+        key("data_field", &first); string(DataRecordText.dataFieldName(r.dataField), plain: true)
         if !r.modifiers.isEmpty {
             let notes = r.annotations
             if !notes.isEmpty { key("annotations", &first); strings(notes) }
