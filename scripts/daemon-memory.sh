@@ -44,35 +44,9 @@ done
 [ -x "$sim" ] || { echo "no gatewayd-sim beside it ($sim); build it: swift build -c release --product gatewayd-sim" >&2; exit 1; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/daemon-memory.XXXXXX")"
-pids=()
-cleanup() {
-    local pid
-    # Reverse order: the daemon first, then the simulators it talks to.
-    for (( i=${#pids[@]}-1; i>=0; i-- )); do
-        pid="${pids[$i]}"
-        kill -INT "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Children stopped in reverse order on exit; await_line.
+source "$root/scripts/lib/processes.sh"
 
-# Waits for a line matching $2 in file $1 and prints it.
-await_line() {
-    local file="$1" pattern="$2"
-    for _ in $(seq 300); do
-        if grep -m1 -E "$pattern" "$file" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "timed out waiting for '$pattern' in $file:" >&2
-    cat "$file" >&2
-    return 1
-}
 
 start() {  # start NAME ARGS...: runs gatewayd-sim with ARGS, output in $work/NAME.log, PID in $NAME_pid
     local name="$1"; shift

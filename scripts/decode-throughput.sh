@@ -3,7 +3,9 @@
 # docs/benchmarks.md). The input is every radio test telegram of the shipped profiles (each family's
 # compact frames after their full frame, encrypted ones with their keys), repeated to the size asked for;
 # the output (one JSON object per telegram) goes to /dev/null. A second, ten times smaller run shows
-# whether memory grows with the input: `decode` streams, so both peaks should be alike.
+# whether memory grows with the input: `decode` streams, so both peaks should be alike. The profiles are
+# named (--profiles), so a binary built outside the checkout (a static build's scratch folder) does the
+# same work as one inside it, which finds them by itself.
 #
 # Usage: scripts/decode-throughput.sh [--telegrams N] [--bin PATH]
 #   --telegrams N  telegrams in the big run (default 200000)
@@ -54,7 +56,7 @@ chmod 600 "$work/keys"
 export GATEWAYD_PROFILES="$root/profiles"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'); binary: $bin"
 run() {  # run NAME: "user_s sys_s maxrss_kib" of one decode run
-    /usr/bin/time -f "%U %S %M" -o "$work/$1.time" "$bin" decode --json --keys "$work/keys" --file "$work/$1.txt" >"$work/$1.out" 2>"$work/$1.err" || true
+    /usr/bin/time -f "%U %S %M" -o "$work/$1.time" "$bin" decode --json --keys "$work/keys" --profiles "$root/profiles/wmbus" --file "$work/$1.txt" >"$work/$1.out" 2>"$work/$1.err" || true
     cat "$work/$1.time"
 }
 read -r su ss sm <<<"$(run small)"

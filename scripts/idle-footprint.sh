@@ -48,19 +48,8 @@ done
 [ "$settle" -lt "$seconds" ] || { echo "--settle must be below --seconds" >&2; exit 64; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/idle-footprint.XXXXXX")"
-pids=()
-cleanup() {
-    local pid
-    for (( i=${#pids[@]}-1; i>=0; i-- )); do kill -INT "${pids[$i]}" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$keep" = 1 ]; then echo "work directory kept: $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# Children stopped in reverse order on exit; await_line.
+source "$root/scripts/lib/processes.sh"
 umask 077
 mkdir -p "$work/state"
 
@@ -78,14 +67,6 @@ devices = [{"key": "wmbus:QDS:%08d" % (10000000 + i), "bus": "wmbus", "identific
 json.dump({"gateway": "gw-idle", "building": "idle", "devices": devices}, open(path, "w"), indent=1)
 EOF
 
-await_line() {
-    local file="$1" pattern="$2"
-    for _ in $(seq 300); do
-        if grep -m1 -E "$pattern" "$file" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "timed out waiting for '$pattern' in $file:" >&2; cat "$file" >&2; return 1
-}
 "$dir/gatewayd-sim" dongle --type im871a --replay "$root/seeds/demo-building/wmbus-replay.txt" --interval 3600s \
     >"$work/dongle.log" 2>&1 &
 pids+=("$!")
