@@ -49,9 +49,10 @@ if ldd "$BINARY" 2>/dev/null | grep -qE 'libswiftCore|libFoundation'; then
     echo "warning: packaging a binary with a dynamic Swift runtime (ALLOW_DYNAMIC_SWIFT=1): for inspection only" >&2
 fi
 
-version="$(sed -n 's/.*static let string = "\(.*\)".*/\1/p' Sources/gatewayd/Gatewayd.swift | head -1)"
+version_file=Sources/Agent/Daemon/ProcessOutput.swift  # GatewaydVersion, since the daemon became the Agent library
+version="$(sed -n 's/.*static let string = "\(.*\)".*/\1/p' "$version_file" | head -1)"
 if [ -z "$version" ]; then
-    echo "build-deb.sh: cannot find GatewaydVersion.string in Sources/gatewayd/Gatewayd.swift" >&2
+    echo "build-deb.sh: cannot find GatewaydVersion.string in $version_file" >&2
     exit 1
 fi
 arch="$(dpkg --print-architecture)"
