@@ -28,12 +28,12 @@ if [ -z "$BINARY" ]; then
     lld="$(dirname "$(readlink -f "$(command -v swift)")")/ld.lld"
     [ -x "$lld" ] || { echo "build-deb.sh: no ld.lld beside the Swift toolchain ($lld)" >&2; exit 1; }
     toolset="$(mktemp "${TMPDIR:-/tmp}/gatewayd-toolset.XXXXXX.json")"
+    trap 'rm -f "$toolset"' EXIT
     printf '{ "schemaVersion": "1.0", "linker": { "path": "%s" } }\n' "$lld" >"$toolset"
     flags=(-c release --product gatewayd --static-swift-stdlib --scratch-path "$repo/.build/production"
            --toolset "$toolset" -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic)
     swift build "${flags[@]}"
     BINARY="$(swift build "${flags[@]}" --show-bin-path)/gatewayd"
-    rm -f "$toolset"
 fi
 if [ ! -x "$BINARY" ]; then
     echo "build-deb.sh: no gatewayd binary at $BINARY (build it, or set BINARY=path)" >&2
@@ -59,7 +59,7 @@ arch="$(dpkg --print-architecture)"
 package="gatewayd_${version}_${arch}"
 
 stage="$(mktemp -d)"
-trap 'rm -rf "$stage"' EXIT
+trap 'rm -rf "$stage" ${toolset:+"$toolset"}' EXIT
 chmod 0755 "$stage"
 
 echo "==> staging $package"

@@ -20,8 +20,12 @@ public enum CompactProfile {
     enum Kind { case compact, withRegisters, inverse }
 
     static func kind(_ r: DataRecord) -> Kind? {
-        guard !r.vifeCodes.isEmpty, r.vif != .manufacturerSpecific else { return nil }
-        var walk = VIFEModifiers.Walk(codes: r.vifeCodes, stopped: false)
+        kind(r.vifeCodes, manufacturerVIF: r.vif == .manufacturerSpecific)
+    }
+
+    /// The profile a record's combinable VIFEs announce, read by the same walk as its modifiers.
+    static func kind(_ codes: VIFECodes, manufacturerVIF: Bool) -> Kind? {
+        var walk = VIFEModifiers.Walk(codes: codes, stopped: manufacturerVIF)
         while let step = walk.next() {
             if !step.escaped, let k = kind(code: step.code) { return k }
         }

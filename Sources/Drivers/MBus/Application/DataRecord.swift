@@ -203,7 +203,6 @@ public struct DataRecord: Hashable, Sendable {
 
     /// The meter flagged this record with an error code in a VIFE.
     public var recordError: UInt8? {
-        if vifeCodes.isEmpty { return nil }
         for m in modifiers { if case .recordError(let c) = m { return c } }
         return nil
     }

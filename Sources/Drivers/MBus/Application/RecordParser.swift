@@ -31,8 +31,7 @@ public struct RecordParser: Sendable {
         var records: [DataRecord] = []
         records.reserveCapacity(16)
         // The tables once per structure, not once per record (each global access checks its initialiser).
-        let primaryKinds = VIFTable.primaryKinds, extensionFBKinds = VIFTable.extensionFBKinds
-        let extensionFDKinds = VIFTable.extensionFDKinds
+        let kinds = VIFTable.kinds
         let functions = RecordFunction.all, dataFields = DataField.all
         // Compact profiles are rare; only a structure that holds one is walked again to expand it.
         var holdsCompactProfile = false
@@ -81,7 +80,6 @@ public struct RecordParser: Sendable {
             // How the data reads (number, date, text) is all the parser needs to know of the VIF's meaning.
             var kind = ValueKind.numeric
             var extended = vifByte & 0x80 != 0
-            var manufacturerSpecificVIFEs = false
             switch vifByte & 0x7F {
             case 0x7B, 0x7D:
                 guard vifByte & 0x80 != 0 else {
@@ -94,13 +92,8 @@ public struct RecordParser: Sendable {
                 i += 1
                 vifeCount += 1
                 extended = code & 0x80 != 0
-                if vifByte == 0xFB {
-                    vifCode = .extensionFB(code & 0x7F)
-                    kind = extensionFBKinds[Int(code & 0x7F)]
-                } else {
-                    vifCode = .extensionFD(code & 0x7F)
-                    kind = extensionFDKinds[Int(code & 0x7F)]
-                }
+                vifCode = vifByte == 0xFB ? .extensionFB(code & 0x7F) : .extensionFD(code & 0x7F)
+                kind = kinds[(vifByte == 0xFB ? VIFTable.extensionFBBase : VIFTable.extensionFDBase) + Int(code & 0x7F)]
             case 0x7C:
                 // Plain-text unit: length and ASCII (reversed) follow the VIF, before any VIFE.
                 guard i < n else { throw error(.prematureEndAtVIF, i, "plain-text VIF without its length byte") }
@@ -119,17 +112,12 @@ public struct RecordParser: Sendable {
                 vifCode = .any
             case 0x7F:
                 vifCode = .manufacturerSpecific
-                manufacturerSpecificVIFEs = true
             default:
                 vifCode = .primary(vifByte & 0x7F)
-                kind = primaryKinds[Int(vifByte & 0x7F)]
+                kind = kinds[Int(vifByte & 0x7F)]
             }
 
             var vifeCodes = VIFECodes()
-            // Whether a combinable VIFE makes this a compact profile (EN 13757-3 Annex F); what the other
-            // codes mean is read from `vifeCodes` when asked (DataRecord.modifiers).
-            var compactProfile = false
-            var escapeFC = false
             while extended {
                 guard i < n else { throw error(.prematureEndAtVIF, i, "the record at byte \(recordStart + errorOffsetBase) ends inside its VIFEs") }
                 guard vifeCount < Self.maximumVIFEs else { throw error(.tooManyVIFEs, i, "more than \(Self.maximumVIFEs) VIFEs in one record") }
@@ -137,23 +125,13 @@ public struct RecordParser: Sendable {
                 i += 1
                 vifeCount += 1
                 extended = vife & 0x80 != 0
-                let code = vife & 0x7F
-                vifeCodes.append(code)
-                if manufacturerSpecificVIFEs { continue }
-                if escapeFC {
-                    escapeFC = false
-                    continue
-                }
-                switch code {
-                case 0x7C: escapeFC = true
-                case 0x7F: manufacturerSpecificVIFEs = true
-                default:
-                    if CompactProfile.isProfileCode(code) {
-                        compactProfile = true
-                        holdsCompactProfile = true
-                    }
-                }
+                vifeCodes.append(vife & 0x7F)
             }
+            // What the codes mean is read from them when asked (DataRecord.modifiers); the parser only needs
+            // to know whether one makes this record a compact profile (EN 13757-3 Annex F).
+            let compactProfile = !vifeCodes.isEmpty
+                && CompactProfile.kind(vifeCodes, manufacturerVIF: vifCode == .manufacturerSpecific) != nil
+            if compactProfile { holdsCompactProfile = true }
 
             // Data
             let value: RecordValue

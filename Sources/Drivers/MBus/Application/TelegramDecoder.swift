@@ -23,15 +23,10 @@ public enum TelegramDecoder {
             return try decode(MBusFrame.short(f))
         case .long(let control, let address, let ci, let userData, let consumed):
             try requireWhole(bytes, consumed: consumed)
-            try requireFromSlave(control)
             // The user data is read where it lies in `bytes`: no copy of it per telegram.
-            var t = try bytes.withUnsafeBufferPointer { (all) throws(DecodeError) -> Telegram in
-                try decodeApplicationLayer(ci: ci, data: UnsafeBufferPointer(rebasing: all[userData]),
-                                           errorOffsetBase: userDataOffset, opening: false)
+            return try bytes.withUnsafeBufferPointer { (all) throws(DecodeError) -> Telegram in
+                try decodeLong(control: control, address: address, ci: ci, userData: UnsafeBufferPointer(rebasing: all[userData]))
             }
-            t.control = control
-            t.primaryAddress = address
-            return t
         }
     }
 
@@ -42,11 +37,17 @@ public enum TelegramDecoder {
         }
     }
 
-    private static func requireFromSlave(_ control: ControlField) throws(DecodeError) {
+    /// A long frame from a slave: its application layer, with the link layer's control and address.
+    private static func decodeLong(control: ControlField, address: UInt8, ci: UInt8,
+                                   userData: UnsafeBufferPointer<UInt8>) throws(DecodeError) -> Telegram {
         guard !control.isFromMaster else {
             throw DecodeError(code: .notAResponse, offset: 4,
                               message: "this frame goes from master to slave (\(control)); it is a request, not a meter's answer")
         }
+        var t = try decodeApplicationLayer(ci: ci, data: userData, errorOffsetBase: userDataOffset, opening: false)
+        t.control = control
+        t.primaryAddress = address
+        return t
     }
 
     /// Decodes the application layer of a frame received from a slave.
@@ -58,11 +59,9 @@ public enum TelegramDecoder {
             throw DecodeError(code: .notAResponse, offset: 0,
                               message: "a short frame (\(f.control)) carries no data; meters answer with long frames")
         case .long(let f):
-            try requireFromSlave(f.control)
-            var t = try decodeApplicationLayer(ci: f.controlInformation, data: f.userData, errorOffsetBase: userDataOffset)
-            t.control = f.control
-            t.primaryAddress = f.address
-            return t
+            return try f.userData.withUnsafeBufferPointer { (userData) throws(DecodeError) -> Telegram in
+                try decodeLong(control: f.control, address: f.address, ci: f.controlInformation, userData: userData)
+            }
         }
     }
 

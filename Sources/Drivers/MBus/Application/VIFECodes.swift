@@ -58,18 +58,12 @@ public struct VIFECodes: RandomAccessCollection, Hashable, Sendable, Expressible
     /// The same codes without those that made the record a compact profile (a profile's expanded
     /// elements are plain values).
     func removingCompactProfileCodes(manufacturerVIF: Bool) -> VIFECodes {
-        var out = VIFECodes()
+        var dropped = 0  // bit k: code k goes
         var walk = VIFEModifiers.Walk(codes: self, stopped: manufacturerVIF)
-        var position = 0
         while let step = walk.next() {
-            // Codes before this step (an FCh escape) and after the walk stopped are kept as sent.
-            while position < step.position { out.append(self[position]); position += 1 }
-            position = step.position + 1
-            if !step.escaped, CompactProfile.isProfileCode(step.code) { continue }
-            out.append(step.code)
+            if !step.escaped && CompactProfile.isProfileCode(step.code) { dropped |= 1 << step.position }
         }
-        while position < count { out.append(self[position]); position += 1 }
-        return out
+        return VIFECodes(indices.lazy.filter { dropped & (1 << $0) == 0 }.map { self[$0] })
     }
 }
 

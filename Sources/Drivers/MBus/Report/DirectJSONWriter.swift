@@ -123,10 +123,11 @@ struct JSONByteSink: ~Copyable {
         base = .allocate(capacity: self.capacity)
     }
 
-    /// Continues a document already begun (`bytes` as written so far).
-    init(continuing bytes: [UInt8], reserving extra: Int = 256) {
-        self.init(capacity: bytes.count + extra)
-        bytes.withUnsafeBufferPointer { append($0) }
+    /// Continues a document already begun (`text` as written so far).
+    init(continuing text: String, reserving extra: Int = 256) {
+        self.init(capacity: text.utf8.count + extra)
+        var text = text
+        text.withUTF8 { append($0) }
     }
 
     deinit { base.deallocate() }
@@ -213,7 +214,7 @@ struct JSONByteSink: ~Copyable {
         var start = 0
         for i in clean..<u.count {
             let c = u[i]
-            if c >= 0x20 && c != UInt8(ascii: "\"") && c != UInt8(ascii: "\\") { continue }
+            if !Self.needsEscape(c) { continue }
             if start < i { append(UnsafeBufferPointer(rebasing: u[start..<i])) }
             start = i + 1
             byte(UInt8(ascii: "\\"))
@@ -252,11 +253,20 @@ struct JSONByteSink: ~Copyable {
             i += 8
         }
         while i < u.count {
-            let c = base[i]
-            if c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return i }
+            if needsEscape(base[i]) { return i }
             i += 1
         }
         return i
+    }
+
+    /// A quote, a backslash or a control byte; "/", DEL and bytes of non-ASCII letters pass as they are.
+    @inline(__always) static func needsEscape(_ c: UInt8) -> Bool {
+        c < 0x20 || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\")
+    }
+
+    /// Whether `s` goes into JSON as it is (`string(_:plain: true)` may write it).
+    static func needsNoEscaping(_ s: String) -> Bool {
+        !s.utf8.contains(where: needsEscape)
     }
 
     mutating func strings(_ a: [String]) {
@@ -358,8 +368,11 @@ struct JSONByteSink: ~Copyable {
             let notes = r.annotations
             if !notes.isEmpty { key("annotations", &first); strings(notes) }
         }
-        if let e = r.problem { key("record_error", &first); string(e) }
-        if !r.isValid { key("valid", &first); bool(false) }
+        // A record is invalid exactly when it has a problem (DataRecord.isValid), so one look serves both keys.
+        if let e = r.problem {
+            key("record_error", &first); string(e)
+            key("valid", &first); bool(false)
+        }
         byte(UInt8(ascii: "}"))
     }
 

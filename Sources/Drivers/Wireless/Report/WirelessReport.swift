@@ -81,7 +81,7 @@ public enum WirelessReport {
 
     /// A JSON object line (a wired telegram's) with `"profile": {…}` added as its last key.
     public static func appendingProfile(_ json: String, _ r: ProfileReading) -> String {
-        var o = JSONByteSink(continuing: Array(json.utf8))
+        var o = JSONByteSink(continuing: json)
         guard o.removeLast(ifEqualTo: UInt8(ascii: "}")) else { return json }
         var first = false
         o.key("profile", &first)
