@@ -83,6 +83,15 @@ final class Wakeup: Sendable {
         for w in waiters { w.resume() }
     }
 
+    /// How many signals there have been: read it before looking at the condition a signal announces,
+    /// then `wait(after:)` cannot miss a signal that comes in between.
+    var generation: Int { state.withLock { $0.generation } }
+
+    /// Waits, without a time limit, for a signal after `generation` (at once if there was one), or cancellation.
+    func wait(after generation: Int) async {
+        await waitForSignal(after: generation)
+    }
+
     /// Sleeps up to `duration`; returns early on `signal()` or cancellation.
     func sleep(for duration: Duration) async {
         let generation = state.withLock { $0.generation }

@@ -25,6 +25,11 @@ public struct UploaderConfiguration: Sendable {
     public var healthInterval: Duration? = .seconds(300)
     /// Alarms held in memory while the portal is unreachable; the oldest are dropped beyond this.
     public var maxQueuedAlarms = 1_000
+    /// At shutdown, how long deliveries in flight may take before they are cancelled. A portal that takes
+    /// a request and never answers would otherwise hold the shutdown for the whole request timeout, and
+    /// systemd kills the daemon first (TimeoutStopSec). A cancelled batch stays leased and goes again
+    /// after the restart under the same id, so the portal stores it once.
+    public var shutdownGrace: Duration = .seconds(5)
     /// How the uploader waits (idle polls, backoff, Retry-After): real time unless a test injects a clock.
     public var sleeper: any UplinkSleeper = TaskSleeper()
 
@@ -53,9 +58,9 @@ public struct RegistryDocument: Sendable, Hashable {
 /// - A 401/403 pauses uploading (state `.unauthorized`), keeps the lease, retries slowly and at once
 ///   when a credential file changes. The source keeps buffering meanwhile.
 /// - Queued alarms go first, then alarm readings, then fresh readings, then the backlog.
-/// - Graceful shutdown finishes the batches in flight (no new ones, no more retries), shuts the
-///   transport down (the uploader owns it) and returns; whatever is unacknowledged stays leased and is
-///   sent again after a restart.
+/// - Graceful shutdown finishes the batches in flight (no new ones, no more retries) for up to
+///   `shutdownGrace`, then cancels what is still in flight, shuts the transport down (the uploader owns
+///   it) and returns; whatever is unacknowledged stays leased and is sent again after a restart.
 public final class Uploader: Service, Sendable {
     public typealias ApplyRegistry = @Sendable (RegistryDocument) async throws -> Void
     public typealias HealthProvider = @Sendable () async -> HealthReport
@@ -90,6 +95,8 @@ public final class Uploader: Service, Sendable {
     private let backoff: Wakeup
     /// Wakes the registry and health loops.
     private let periodic: Wakeup
+    /// Wakes the shutdown deadline when the drain begins.
+    private let stopping = Wakeup()
 
     public init(transport: any PortalTransport, source: any UplinkBatchSource,
                 configuration: UploaderConfiguration = UploaderConfiguration(), logger: Logger,
@@ -188,23 +195,48 @@ public final class Uploader: Service, Sendable {
     public func run() async throws {
         setState(.uploading)
         await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
+            await withTaskGroup(of: Bool.self) { group in
+                var running = 0
                 for index in 0..<max(1, configuration.concurrency) {
-                    group.addTask { await self.worker(index) }
+                    group.addTask { await self.worker(index); return false }
+                    running += 1
                 }
                 if let interval = configuration.registryInterval, applyRegistry != nil {
-                    group.addTask { await self.registryLoop(interval) }
+                    group.addTask { await self.registryLoop(interval); return false }
+                    running += 1
                 }
                 if let interval = configuration.healthInterval, healthProvider != nil {
-                    group.addTask { await self.healthLoop(interval) }
+                    group.addTask { await self.healthLoop(interval); return false }
+                    running += 1
                 }
-                await group.waitForAll()
+                group.addTask { await self.shutdownDeadline(); return true }
+                // `true` is the deadline: whatever is still in flight is cancelled. When every worker has
+                // returned, the deadline is cancelled too.
+                while let deadline = await group.next() {
+                    if !deadline { running -= 1 }
+                    if deadline || running == 0 { group.cancelAll() }
+                }
             }
         } onGracefulShutdown: {
             self.beginDrain()
         }
         await transport.shutdown()
         setState(.stopped)
+    }
+
+    /// Returns `shutdownGrace` after the drain began (or when cancelled).
+    private func shutdownDeadline() async {
+        while !Task.isCancelled {
+            let generation = stopping.generation
+            if shared.withLock({ $0.draining }) { break }
+            await stopping.wait(after: generation)
+        }
+        if Task.isCancelled { return }
+        await configuration.sleeper.sleep(for: configuration.shutdownGrace)
+        if !Task.isCancelled {
+            logger.warning("uploads still in flight when the shutdown grace ended: cancelled; their readings stay buffered and go again after the restart",
+                           metadata: ["grace": "\(configuration.shutdownGrace)"])
+        }
     }
 
     private func beginDrain() {
@@ -215,6 +247,7 @@ public final class Uploader: Service, Sendable {
         work.signal()
         backoff.signal()
         periodic.signal()
+        stopping.signal()
     }
 
     private var draining: Bool { shared.withLock { $0.draining } || Task.isCancelled }

@@ -82,6 +82,54 @@ final class ScriptedTransport: PortalTransport {
     var attempts: Int { delivered.withLock { $0.count } }
 }
 
+/// A portal that takes every readings request and answers one only when the test releases it, or never
+/// (until the request is cancelled).
+final class SilentTransport: PortalTransport {
+    private struct State {
+        var attempts = 0
+        var cancelled = 0
+        var waiting: [Int: CheckedContinuation<DeliveryOutcome, Never>] = [:]
+    }
+    private let state = Mutex(State())
+    var endpointDescription: String { "silent" }
+    func deliver(_ message: PortalMessage) async -> DeliveryOutcome {
+        guard case .readings = message else { return .accepted }
+        let id = state.withLock { s -> Int in
+            s.attempts += 1
+            return s.attempts
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<DeliveryOutcome, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if Task.isCancelled { return true }
+                    s.waiting[id] = c
+                    return false
+                }
+                if now { c.resume(returning: .transient(reason: "cancelled", retryAfter: nil)) }
+            }
+        } onCancel: {
+            let c = state.withLock { s -> CheckedContinuation<DeliveryOutcome, Never>? in
+                s.cancelled += 1
+                return s.waiting.removeValue(forKey: id)
+            }
+            c?.resume(returning: .transient(reason: "cancelled", retryAfter: nil))
+        }
+    }
+    /// Answers every request in flight with `outcome`.
+    func answerAll(_ outcome: DeliveryOutcome) {
+        let all = state.withLock { s -> [CheckedContinuation<DeliveryOutcome, Never>] in
+            defer { s.waiting.removeAll() }
+            return Array(s.waiting.values)
+        }
+        for c in all { c.resume(returning: outcome) }
+    }
+    func fetchRegistry(ifNoneMatch etag: String?) async -> RegistryFetch { .notModified }
+    func shutdown() async {}
+    var attempts: Int { state.withLock { $0.attempts } }
+    var inFlight: Int { state.withLock { $0.waiting.count } }
+    var cancelled: Int { state.withLock { $0.cancelled } }
+}
+
 /// Lets the uploader's tasks run without letting any time pass: a bounded number of scheduler turns.
 private func settle(until condition: () async -> Bool = { false }, turns: Int = 2_000) async {
     for _ in 0..<turns {
@@ -182,5 +230,66 @@ struct VirtualTimeTests {
         #expect(uploader.status.batchesHeld == 0)
         await group.triggerGracefulShutdown()
         try await task.value
+    }
+
+    @Test("shutdown waits the grace for a portal that never answers, then cancels: the batch stays leased, unacknowledged")
+    func shutdownGraceCancelsSilentPortal() async throws {
+        let sleeper = VirtualSleeper()
+        let transport = SilentTransport()
+        let source = MemorySource(backlog: 10)
+        var c = configuration(sleeper)
+        c.shutdownGrace = .seconds(5)
+        let uploader = Uploader(transport: transport, source: source, configuration: c, logger: quietLogger())
+        let group = ServiceGroup(configuration: .init(services: [uploader], gracefulShutdownSignals: [], cancellationSignals: [], logger: quietLogger()))
+        let finished = Mutex(false)
+        let task = Task {
+            try await group.run()
+            finished.withLock { $0 = true }
+        }
+        await settle(until: { transport.inFlight == 1 }, turns: 100_000)
+        #expect(transport.inFlight == 1)
+
+        await group.triggerGracefulShutdown()
+        await settle(until: { sleeper.pending.contains(.seconds(5)) }, turns: 100_000)
+        #expect(sleeper.pending.contains(.seconds(5)), "no shutdown grace is running")
+        // Within the grace the request is left alone: the portal may still answer.
+        sleeper.advance(by: .seconds(4))
+        await settle()
+        #expect(!finished.withLock { $0 }, "the uploader stopped before the grace ended")
+        #expect(transport.cancelled == 0)
+        // At the end of the grace it is cancelled and the uploader returns.
+        sleeper.advance(by: .seconds(1))
+        await settle(until: { finished.withLock { $0 } }, turns: 100_000)
+        #expect(finished.withLock { $0 }, "the uploader still waits for a portal that never answers")
+        if !finished.withLock({ $0 }) { transport.answerAll(.transient(reason: "test gave up", retryAfter: nil)) }
+        try await task.value
+        #expect(transport.cancelled == 1)
+        #expect(transport.attempts == 1, "a new attempt was made during shutdown")
+        #expect(await source.acknowledged.isEmpty)
+        #expect(await source.leasedNow == 10, "the batch in flight must stay leased, to go again after a restart")
+        #expect(uploader.status.state == .stopped)
+    }
+
+    @Test("a portal that answers within the grace has the batch in flight acknowledged at shutdown")
+    func shutdownGraceLetsAnswerLand() async throws {
+        let sleeper = VirtualSleeper()
+        let transport = SilentTransport()
+        let source = MemorySource(backlog: 10)
+        var c = configuration(sleeper)
+        c.shutdownGrace = .seconds(5)
+        let uploader = Uploader(transport: transport, source: source, configuration: c, logger: quietLogger())
+        let group = ServiceGroup(configuration: .init(services: [uploader], gracefulShutdownSignals: [], cancellationSignals: [], logger: quietLogger()))
+        let task = Task { try await group.run() }
+        await settle(until: { transport.inFlight == 1 }, turns: 100_000)
+        await group.triggerGracefulShutdown()
+        await settle(until: { sleeper.pending.contains(.seconds(5)) }, turns: 100_000)
+        sleeper.advance(by: .seconds(3))
+        await settle()
+        transport.answerAll(.accepted)
+        try await task.value
+        #expect(await source.acknowledged == MemorySource.ids(0..<10))
+        #expect(transport.cancelled == 0)
+        #expect(transport.attempts == 1)
+        #expect(sleeper.cancelled.contains(.seconds(5)), "the grace should end early once nothing is in flight")
     }
 }

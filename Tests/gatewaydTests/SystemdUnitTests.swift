@@ -48,4 +48,13 @@ struct SystemdUnitTests {
             #expect(!device.contains("*"), "DeviceAllow=\(device): a pattern defeats DevicePolicy=closed")
         }
     }
+
+    @Test("the daemon's own shutdown limit (services cancelled after it) ends well before systemd's TimeoutStopSec kills it")
+    func shutdownLimitUnderStopTimeout() throws {
+        let values = try Self.settings().filter { $0.key == "TimeoutStopSec" }.map(\.value)
+        let value = try #require(values.last, "TimeoutStopSec is not set: systemd's default (90 s) would apply")
+        let seconds = try #require(Int64(value.hasSuffix("s") ? String(value.dropLast()) : value), "TimeoutStopSec=\(value): expected seconds")
+        // Room after the limit for what the daemon writes once its services stopped (evidence, statistics).
+        #expect(Daemon.maximumShutdown + .seconds(5) <= .seconds(seconds), "TimeoutStopSec=\(value) leaves no room after the \(Daemon.maximumShutdown) limit")
+    }
 }

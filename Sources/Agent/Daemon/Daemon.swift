@@ -83,25 +83,31 @@ package final class Daemon: Sendable {
             configPath: configPath, current: config, supervisor: supervisor, context: context, notifier: notifier,
             pipeline: pipeline, board: board, logger: logger)
 
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: supervisor),
-        ]
-        if let uplink { services.append(.init(service: uplink.uploader)) }
-        services.append(.init(service: housekeeping))
-        services.append(.init(service: reload))
+        // Each service under a name, so the log says which one stopped, and which one a shutdown waits for.
+        let watch = ShutdownWatch(logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [watch.named("buses", supervisor)]
+        if let uplink { services.append(watch.named("uplink", uplink.uploader)) }
+        services.append(watch.named("housekeeping", housekeeping))
+        services.append(watch.named("reload", reload))
         do {
-            services.append(.init(service: try LocalEndpoints.statusServer(
+            services.append(watch.named("status-socket", try LocalEndpoints.statusServer(
                 path: config.status.path, group: config.status.group, board: board, strangers: pipeline.unknownDevices, logger: logger,
                 evidence: { await SupportEvidence.collect(pipeline: pipeline, board: board) })))
             if config.metrics.enabled {
-                services.append(.init(service: try LocalEndpoints.metricsServer(
+                services.append(watch.named("metrics-http", try LocalEndpoints.metricsServer(
                     host: config.metrics.host, port: config.metrics.port, registry: metrics.registry, logger: logger)))
             }
         } catch {
             throw DaemonStartError("cannot open a local endpoint: \(error)")
         }
-        let group = ServiceGroup(configuration: .init(
-            services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger))
+        // Last, so that it hears the shutdown first (ServiceGroup stops services in reverse order).
+        services.append(watch.trigger)
+        var groupConfiguration = ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
+        // A backstop under systemd's TimeoutStopSec (30 s): a service still not stopped after 20 s is
+        // cancelled, so the evidence and the last statistics are still written before the process ends.
+        groupConfiguration.maximumGracefulShutdownDuration = Self.maximumShutdown
+        let group = ServiceGroup(configuration: groupConfiguration)
         housekeeping.attach(group)
         try await group.run()
 
@@ -119,6 +125,9 @@ package final class Daemon: Sendable {
             await RunSummary.write(to: summaryPath, pipeline: pipeline, buffer: buffer, portal: sink, logger: logger)
         }
     }
+
+    /// How long a graceful shutdown may take before the services still running are cancelled.
+    package static let maximumShutdown: Duration = .seconds(20)
 
     /// The support bundle's evidence beside the buffer (`support.json`), for bundles taken while the daemon is down.
     package static func saveEvidence(pipeline: ReadingPipeline, board: StatusBoard, bufferPath: String, logger: Logger) async {
