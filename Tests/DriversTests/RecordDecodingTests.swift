@@ -12,11 +12,18 @@ struct RecordDecodingTests {
         zoned.utcOffsetMinutes = -90
         #expect(zoned.description == "2024-12-31T23:59:59-01:30")
         var g = SeededRandom(seed: 13)
-        let extremes = [Int.min, Int.max, -1, 0, 9, 10, 99, 100, 99_999]
+        // Every value a date keeps (MBusDateTime.yearRange, fieldRange, offsets of ±32,767 minutes).
+        let years = [Int(Int32.min), Int(Int32.max), -1, 0, 9, 10, 99, 100, 99_999]
+        let fields = [0, 9, 10, 99, 100, 254]
+        let offsets = [-32_767, 32_767, -1, 0, 59, 60, -90]
         for _ in 0..<500 {
-            func any() -> Int { g.next() % 3 == 0 ? extremes[Int(g.next() % UInt64(extremes.count))] : Int(truncatingIfNeeded: g.next()) % 10_000 }
-            var t = MBusDateTime(year: any(), month: any(), day: any(), hour: any(), minute: any(), second: any())
-            t.utcOffsetMinutes = g.next() % 2 == 0 ? any() : nil
+            func pick(_ extremes: [Int], _ range: ClosedRange<Int>) -> Int {
+                g.next() % 3 == 0 ? extremes[Int(g.next() % UInt64(extremes.count))]
+                    : range.lowerBound + Int(g.next() % UInt64(range.upperBound - range.lowerBound + 1))
+            }
+            func any() -> Int { pick(fields, MBusDateTime.fieldRange) }
+            var t = MBusDateTime(year: pick(years, -10_000...10_000), month: any(), day: any(), hour: any(), minute: any(), second: any())
+            t.utcOffsetMinutes = g.next() % 2 == 0 ? pick(offsets, -32_767...32_767) : nil
             var expected = pad(t.year, 4) + "-" + pad(t.month, 2) + "-" + pad(t.day, 2)
             expected += "T" + pad(t.hour!, 2) + ":" + pad(t.minute!, 2) + ":" + pad(t.second!, 2)
             if let off = t.utcOffsetMinutes {
@@ -24,6 +31,79 @@ struct RecordDecodingTests {
             }
             #expect(t.description == expected)
         }
+    }
+
+    @Test("a date is kept inline in 12 bytes; what its fields cannot hold is clamped, never wrapped")
+    func dateDomain() {
+        #expect(MemoryLayout<MBusDateTime>.size <= 12)
+        // Inline in the value: no larger than the largest other payload (a String and an Int64).
+        #expect(MemoryLayout<RecordValue>.size <= MemoryLayout<String>.size + MemoryLayout<Int64>.size + 1)
+        var t = MBusDateTime(year: Int.max, month: 300, day: -4, hour: 255, minute: nil, second: 1_000)
+        #expect(t.year == Int(Int32.max))
+        #expect(t.month == 254 && t.day == 0)
+        #expect(t.hour == 254, "an hour of 255 must not read as absent")
+        #expect(t.minute == nil && t.second == 254)
+        t.year = Int.min
+        t.utcOffsetMinutes = Int.min
+        #expect(t.year == Int(Int32.min))
+        #expect(t.utcOffsetMinutes == -32_767, "the smallest offset must not read as absent")
+        t.utcOffsetMinutes = nil
+        #expect(t.utcOffsetMinutes == nil)
+        t.isInvalid = true
+        #expect(t.isInvalid && !t.isSummerTime)
+        t.isSummerTime = true
+        t.isInvalid = false
+        #expect(!t.isInvalid && t.isSummerTime)
+        // Every value the wire types can send survives: type F's largest year and every 5- and 6-bit field.
+        for v in 0...63 {
+            let d = MBusDateTime(year: 1900 + 100 * 3 + 127, month: v, day: v, hour: v, minute: v, second: v)
+            #expect(d.year == 2327 && d.month == v && d.day == v && d.hour == v && d.minute == v && d.second == v)
+        }
+    }
+
+    @Test("BCD of every size and both byte orders, valid or not, reads as digit by digit (random bytes against a plain reference)")
+    func bcdAgainstReference() throws {
+        /// EN 13757-3 type A read one digit at a time, most significant first.
+        func reference(_ wire: [UInt8], msb: Bool) -> RecordValue {
+            let ordered = msb ? wire : Array(wire.reversed())
+            var digits: [Int] = ordered.flatMap { [Int($0 >> 4), Int($0 & 0x0F)] }
+            let negative = digits[0] == 0xF
+            if negative { digits[0] = 0 }
+            if digits.allSatisfy({ $0 <= 9 }) {
+                let v = digits.reduce(Int64(0)) { $0 * 10 + Int64($1) }
+                return .bcd(negative ? -v : v)
+            }
+            var lenient: Int64 = 0
+            for b in ordered { lenient = lenient &* 10 &+ (b >> 4 < 0xA ? Int64(b >> 4) : 0); lenient = lenient &* 10 &+ Int64(b & 0x0F) }
+            return .invalidBCD(digits: Hex.encode(ordered), lenient: negative ? -lenient : lenient)
+        }
+        var g = SeededRandom(seed: 71)
+        func byte() -> UInt8 {
+            // Mostly valid digits, sometimes a sign or a digit above 9.
+            switch g.next() % 10 {
+            case 0: return UInt8(truncatingIfNeeded: g.next())
+            case 1: return 0xF0 | UInt8(g.next() % 10)
+            default: return UInt8(g.next() % 10) << 4 | UInt8(g.next() % 10)
+            }
+        }
+        let fixed: [(dif: UInt8, size: Int)] = [(0x09, 1), (0x0A, 2), (0x0B, 3), (0x0C, 4), (0x0E, 6)]
+        var checked = 0
+        for _ in 0..<4_000 {
+            let msb = g.next() % 2 == 0
+            if g.next() % 2 == 0 {
+                let (dif, size) = fixed[Int(g.next() % UInt64(fixed.count))]
+                let wire = (0..<size).map { _ in byte() }
+                let r = try RecordParser(mostSignificantByteFirst: msb).parse([dif, 0x13] + wire)
+                #expect(r.records.first?.value == reference(wire, msb: msb), "DIF \(dif) \(Hex.encode(wire)) msb \(msb)")
+            } else {
+                let size = 1 + Int(g.next() % 9)  // LVAR C1h–C9h: 1 to 9 bytes
+                let wire = (0..<size).map { _ in byte() }
+                let r = try RecordParser(mostSignificantByteFirst: msb).parse([0x0D, 0x13, 0xC0 + UInt8(size)] + wire)
+                #expect(r.records.first?.value == reference(wire, msb: msb), "LVAR \(size) \(Hex.encode(wire)) msb \(msb)")
+            }
+            checked += 1
+        }
+        #expect(checked == 4_000)
     }
 
     func record(_ hex: String, msb: Bool = false) throws -> DataRecord {

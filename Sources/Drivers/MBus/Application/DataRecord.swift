@@ -105,9 +105,9 @@ public enum RecordValue: Hashable, Sendable {
     case text(String)
     /// Binary data that is not a number: manufacturer data, long binary fields. Wire order.
     case bytes([UInt8])
-    /// Date or date-and-time (types G, F, I, M). Boxed: a date is as large as six other values together,
-    /// and every record of every telegram would be copied at that size.
-    indirect case dateTime(MBusDateTime)
+    /// Date or date-and-time (types G, F, I, M). Inline: MBusDateTime is 12 bytes, smaller than the
+    /// largest other payload, so it costs a record no size and no allocation.
+    case dateTime(MBusDateTime)
     /// Time of day (type J), daylight-saving rule (K), listening window (L), rendered as text.
     case timeText(String)
 
@@ -136,8 +136,16 @@ public struct DataRecord: Hashable, Sendable {
     public var vifeCodes: VIFECodes
     public var value: RecordValue
     /// Set only where the VIF does not say what the value is: the fixed data structure (CI 73h/7Bh),
-    /// whose medium and unit field do. Every other record's descriptor follows from its VIF.
-    var fixedDescriptor: FixedDescriptor? = nil
+    /// whose unit field does (EN 1434-3, Table 5). `noFixedUnit` for every other record, whose descriptor
+    /// follows from its VIF. A code, not a boxed descriptor: a reference in every record cost a release
+    /// for every record destroyed.
+    var fixedUnitCode: UInt8 = DataRecord.noFixedUnit
+    static let noFixedUnit: UInt8 = 0xFF
+
+    /// The fixed data structure's descriptor, for its two counters.
+    var fixedDescriptor: ValueDescriptor? {
+        fixedUnitCode == Self.noFixedUnit ? nil : FixedDataDecoder.unit(fixedUnitCode)
+    }
 
     /// What the VIFEs add (corrections, record errors, annotations), read from `vifeCodes` on each walk.
     public var modifiers: VIFEModifiers {
@@ -148,7 +156,7 @@ public struct DataRecord: Hashable, Sendable {
     /// Quantity, unit and scale. Computed from the VIF on each use (a switch over constant text) rather
     /// than stored: a stored descriptor made every record carry three strings that each copy of a record
     /// retained and released, about a fifth of the wired decoder's time.
-    public var descriptor: ValueDescriptor { fixedDescriptor?.descriptor ?? VIFTable.descriptor(for: vif) }
+    public var descriptor: ValueDescriptor { fixedDescriptor ?? VIFTable.descriptor(for: vif) }
 
     /// The physical quantity, e.g. "Energy", "Volume flow", "Flow temperature".
     public var quantity: String { descriptor.quantity }
@@ -157,7 +165,7 @@ public struct DataRecord: Hashable, Sendable {
 
     /// Raw unit as sent, with the VIF's power of ten: "kWh", "1e-2 m^3", "h", "1e-1 C".
     public var rawUnit: String {
-        fixedDescriptor.map { Self.rawUnit($0.descriptor) } ?? VIFTable.descriptorAndRawUnit(for: vif).rawUnit
+        fixedDescriptor.map { Self.rawUnit($0) } ?? VIFTable.descriptorAndRawUnit(for: vif).rawUnit
     }
 
     static func rawUnit(_ d: ValueDescriptor) -> String { UnitText.scaled(d.rawUnit, exponent: d.exponent) }
@@ -219,14 +227,6 @@ public struct DataRecord: Hashable, Sendable {
             }
         }
     }
-}
-
-/// The descriptor of a fixed-structure counter, boxed so that the other records stay one pointer smaller.
-final class FixedDescriptor: Hashable, Sendable {
-    let descriptor: ValueDescriptor
-    init(_ d: ValueDescriptor) { descriptor = d }
-    static func == (a: FixedDescriptor, b: FixedDescriptor) -> Bool { a.descriptor == b.descriptor }
-    func hash(into h: inout Hasher) { h.combine(descriptor) }
 }
 
 private let powersOfTen: [Double] = (0...40).map { e in

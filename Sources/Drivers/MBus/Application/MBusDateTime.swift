@@ -2,26 +2,75 @@
 ///
 /// Meters keep local time without a zone (except type M), so no conversion to UTC happens here.
 public struct MBusDateTime: Hashable, Sendable, CustomStringConvertible {
-    public var year: Int
-    public var month: Int
-    public var day: Int
-    public var hour: Int?
-    public var minute: Int?
-    public var second: Int?
+    // Stored in 12 bytes, so that a date sits inline in a record's value: a boxed date cost an allocation
+    // and a release for every dated record decoded. The ranges hold all that the wire types (G, F, I, J, M:
+    // at most 7 bits of year plus the hundred-year field, 6 bits of the others) and profile bit fields can
+    // carry. A value set beyond them is clamped: years to Int32, the other fields to 0...254 (255 marks an
+    // absent hour, minute or second), the UTC offset to ±32,767 minutes.
+    private var storedYear: Int32
+    private var storedMonth: UInt8
+    private var storedDay: UInt8
+    private var storedHour: UInt8
+    private var storedMinute: UInt8
+    private var storedSecond: UInt8
+    private var flags: UInt8 = 0
+    private var storedOffset: Int16 = .min
+    private static let absent: UInt8 = 0xFF
+
+    public var year: Int {
+        get { Int(storedYear) }
+        set { storedYear = Int32(clamping: newValue) }
+    }
+    public var month: Int {
+        get { Int(storedMonth) }
+        set { storedMonth = Self.field(newValue) }
+    }
+    public var day: Int {
+        get { Int(storedDay) }
+        set { storedDay = Self.field(newValue) }
+    }
+    public var hour: Int? {
+        get { storedHour == Self.absent ? nil : Int(storedHour) }
+        set { storedHour = newValue.map(Self.field) ?? Self.absent }
+    }
+    public var minute: Int? {
+        get { storedMinute == Self.absent ? nil : Int(storedMinute) }
+        set { storedMinute = newValue.map(Self.field) ?? Self.absent }
+    }
+    public var second: Int? {
+        get { storedSecond == Self.absent ? nil : Int(storedSecond) }
+        set { storedSecond = newValue.map(Self.field) ?? Self.absent }
+    }
     /// IV bit: the meter marks the time as invalid (clock not set).
-    public var isInvalid: Bool = false
+    public var isInvalid: Bool {
+        get { flags & 1 != 0 }
+        set { flags = newValue ? flags | 1 : flags & ~1 }
+    }
     /// SU bit: summer time.
-    public var isSummerTime: Bool = false
+    public var isSummerTime: Bool {
+        get { flags & 2 != 0 }
+        set { flags = newValue ? flags | 2 : flags & ~2 }
+    }
     /// Offset from UTC in minutes (type M only).
-    public var utcOffsetMinutes: Int? = nil
+    public var utcOffsetMinutes: Int? {
+        get { storedOffset == .min ? nil : Int(storedOffset) }
+        set { storedOffset = newValue.map { Int16(clamping: max($0, -Int(Int16.max))) } ?? .min }
+    }
+
+    /// The range a month, day, hour, minute or second is kept in.
+    public static let fieldRange = 0...254
+    /// The range a year is kept in.
+    public static let yearRange = Int(Int32.min)...Int(Int32.max)
+
+    private static func field(_ v: Int) -> UInt8 { UInt8(min(max(v, 0), 254)) }
 
     public init(year: Int, month: Int, day: Int, hour: Int? = nil, minute: Int? = nil, second: Int? = nil) {
-        self.year = year
-        self.month = month
-        self.day = day
-        self.hour = hour
-        self.minute = minute
-        self.second = second
+        storedYear = Int32(clamping: year)
+        storedMonth = Self.field(month)
+        storedDay = Self.field(day)
+        storedHour = hour.map(Self.field) ?? Self.absent
+        storedMinute = minute.map(Self.field) ?? Self.absent
+        storedSecond = second.map(Self.field) ?? Self.absent
     }
 
     /// ISO 8601 text: "2014-03-13" or "2014-03-13T11:11:00" (with "+01:00" when the offset is known).

@@ -129,8 +129,9 @@ public struct RecordParser: Sendable {
             }
             // What the codes mean is read from them when asked (DataRecord.modifiers); the parser only needs
             // to know whether one makes this record a compact profile (EN 13757-3 Annex F).
+            // (7Fh/FFh is the manufacturer VIF; compared as a byte, since comparing VIFCodes copies them.)
             let compactProfile = !vifeCodes.isEmpty
-                && CompactProfile.kind(vifeCodes, manufacturerVIF: vifCode == .manufacturerSpecific) != nil
+                && CompactProfile.kind(vifeCodes, manufacturerVIF: vifByte & 0x7F == 0x7F) != nil
             if compactProfile { holdsCompactProfile = true }
 
             // Data
@@ -208,6 +209,25 @@ public struct RecordParser: Sendable {
 
     /// BCD in wire order; top nibble Fh makes it negative (EN 13757-3, Annex A, type A).
     private func bcd(_ d: UnsafeBufferPointer<UInt8>, _ at: Int, _ size: Int) -> RecordValue {
+        // Up to 8 bytes (every fixed BCD field, most LVAR ones), all digits at once: read as one number,
+        // most significant digit on top, checked and converted in registers.
+        if size <= 8 {
+            var x = unsigned(d, at, size)
+            let top = UInt64(8 * size - 4)
+            let negative = (x >> top) & 0xF == 0xF
+            if negative { x &= ~(0xF << top) }
+            // A digit above 9 has bit 3 set and bit 2 or bit 1: shifted onto bit 3 of the same digit.
+            if x & (x << 1 | x << 2) & 0x8888_8888_8888_8888 == 0 {
+                // Pairs of digits into bytes, bytes into 16-bit lanes, then 32, then the whole.
+                x = (x & 0x0F0F_0F0F_0F0F_0F0F) &+ (x >> 4 & 0x0F0F_0F0F_0F0F_0F0F) &* 10
+                x = (x & 0x00FF_00FF_00FF_00FF) &+ (x >> 8 & 0x00FF_00FF_00FF_00FF) &* 100
+                x = (x & 0x0000_FFFF_0000_FFFF) &+ (x >> 16 & 0x0000_FFFF_0000_FFFF) &* 10_000
+                x = (x & 0xFFFF_FFFF) &+ (x >> 32) &* 100_000_000
+                // At most 16 digits: below 10^16, well inside Int64.
+                let value = Int64(bitPattern: x)
+                return .bcd(negative ? -value : value)
+            }
+        }
         var value: Int64 = 0
         var negative = false
         var valid = true

@@ -140,4 +140,16 @@ public struct Telegram: Hashable, Sendable {
         moreRecordsFollow = false
         isMostSignificantByteFirst = false
     }
+
+    /// A telegram of parsed records, which it takes over.
+    init(controlInformation: UInt8, header: TelegramHeader, parsed: consuming RecordParser.Result,
+         mostSignificantByteFirst: Bool, securityMode: Int) {
+        self.controlInformation = controlInformation
+        self.header = header
+        records = parsed.records
+        manufacturerData = parsed.manufacturerData
+        moreRecordsFollow = parsed.moreRecordsFollow
+        isMostSignificantByteFirst = mostSignificantByteFirst
+        self.securityMode = securityMode
+    }
 }

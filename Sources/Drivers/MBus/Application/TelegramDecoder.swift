@@ -78,9 +78,9 @@ public enum TelegramDecoder {
 
     static func decodeApplicationLayer(ci: UInt8, data: UnsafeBufferPointer<UInt8>, errorOffsetBase: Int,
                                        opening: Bool) throws(DecodeError) -> Telegram {
-        var t = Telegram(controlInformation: ci)
         switch ci {
         case ControlInformation.applicationError:
+            var t = Telegram(controlInformation: ci)
             var report = ApplicationErrorReport(code: nil, detail: [])
             if let first = data.first {
                 report.code = ApplicationErrorCode(rawValue: first)
@@ -95,41 +95,40 @@ public enum TelegramDecoder {
                 throw DecodeError(code: .headerTooShort, offset: errorOffsetBase + data.count,
                                   message: "CI \(hex(ci)) needs a 12-byte header, the telegram has \(data.count) bytes")
             }
-            t.header = longHeader(data, msbFirst: msb)
-            t.isMostSignificantByteFirst = msb
+            let header = longHeader(data, msbFirst: msb)
             // TPL security: records of mode 5 or 7 stay sealed until a key opens them (WiredSecurity), unless
             // they are already plain (2F2F), as some converters send them. Wired meters older than OMS put
             // anything in these two bytes (the libmbus corpus has FFFFh and 27B6h), so other modes are read as
             // plain records, as before.
             let security = msb ? (mode: 0, blocks: 0) : securityMode(data)
             if !opening, security.mode == 5 || security.mode == 7 {
-                t.securityMode = security.mode
                 let first = security.mode == 7 ? 13 : 12
                 if data.count >= first + 2 && data[first] == 0x2F && data[first + 1] == 0x2F {
-                    try parseRecords(into: &t, data, from: first, msb: msb, base: errorOffsetBase)
-                } else {
-                    t.sealed = SealedRecords(mode: security.mode, header: Array(data[0..<12]), body: Array(data[12...]),
-                                             errorOffsetBase: errorOffsetBase, blocks: security.blocks)
+                    return try records(ci: ci, header: header, msb: msb, securityMode: security.mode, data, from: first, base: errorOffsetBase)
                 }
+                var t = Telegram(controlInformation: ci)
+                t.header = header
+                t.isMostSignificantByteFirst = msb
+                t.securityMode = security.mode
+                t.sealed = SealedRecords(mode: security.mode, header: Array(data[0..<12]), body: Array(data[12...]),
+                                         errorOffsetBase: errorOffsetBase, blocks: security.blocks)
                 return t
             }
-            try parseRecords(into: &t, data, from: 12, msb: msb, base: errorOffsetBase)
-            return t
+            return try records(ci: ci, header: header, msb: msb, securityMode: 0, data, from: 12, base: errorOffsetBase)
 
         case ControlInformation.variableDataShortHeader:
             guard data.count >= 4 else {
                 throw DecodeError(code: .headerTooShort, offset: errorOffsetBase + data.count,
                                   message: "CI 7A needs a 4-byte header, the telegram has \(data.count) bytes")
             }
-            t.header.accessNumber = data[0]
-            t.header.status = MeterStatus(rawValue: data[1])
-            t.header.signature = UInt16(data[2]) | UInt16(data[3]) << 8
-            try parseRecords(into: &t, data, from: 4, msb: false, base: errorOffsetBase)
-            return t
+            var header = TelegramHeader()
+            header.accessNumber = data[0]
+            header.status = MeterStatus(rawValue: data[1])
+            header.signature = UInt16(data[2]) | UInt16(data[3]) << 8
+            return try records(ci: ci, header: header, msb: false, securityMode: 0, data, from: 4, base: errorOffsetBase)
 
         case ControlInformation.variableDataNoHeader:
-            try parseRecords(into: &t, data, from: 0, msb: false, base: errorOffsetBase)
-            return t
+            return try records(ci: ci, header: TelegramHeader(), msb: false, securityMode: 0, data, from: 0, base: errorOffsetBase)
 
         case ControlInformation.fixedData, ControlInformation.fixedDataMSBFirst:
             return try FixedDataDecoder.decode(ci: ci, data: data, errorOffsetBase: errorOffsetBase)
@@ -164,13 +163,16 @@ public enum TelegramDecoder {
         return h
     }
 
-    private static func parseRecords(into t: inout Telegram, _ data: UnsafeBufferPointer<UInt8>, from start: Int, msb: Bool,
-                                     base: Int) throws(DecodeError) {
+    /// A telegram of the records from `start` on. Built in one go from the parser's result, which it takes
+    /// over: assigning into a telegram made beforehand cost a copy of it and a retain and release per array.
+    /// Not inlined: here the telegram is built in the caller's return slot, where inlined the caller built
+    /// it in a local and copied it out (a copy and a destroy per telegram).
+    @inline(never)
+    private static func records(ci: UInt8, header: TelegramHeader, msb: Bool, securityMode: Int,
+                                _ data: UnsafeBufferPointer<UInt8>, from start: Int, base: Int) throws(DecodeError) -> Telegram {
         let parser = RecordParser(mostSignificantByteFirst: msb, errorOffsetBase: base + start)
-        let result = try parser.parse(UnsafeBufferPointer(rebasing: data[start...]))
-        t.records = result.records
-        t.manufacturerData = result.manufacturerData
-        t.moreRecordsFollow = result.moreRecordsFollow
+        return Telegram(controlInformation: ci, header: header, parsed: try parser.parse(UnsafeBufferPointer(rebasing: data[start...])),
+                        mostSignificantByteFirst: msb, securityMode: securityMode)
     }
 }
 
@@ -201,22 +203,21 @@ enum FixedDataDecoder {
         let historic = status & 0x40 != 0
         let unit1 = data[6] & 0x3F
         let unit2 = data[7] & 0x3F
-        let d1 = unit(unit1)
-        var d2 = unit(unit2)
+        var unit2Meaning = unit2
         var historic2 = historic
         if unit2 == 0x3E {
             // "Same unit as counter 1, but historic."
-            d2 = d1
+            unit2Meaning = unit1
             historic2 = true
         }
         t.records = [
-            record(data, at: 8, binary: binary, msb: msb, descriptor: d1, historic: historic, offset: 8),
-            record(data, at: 12, binary: binary, msb: msb, descriptor: d2, historic: historic2, offset: 12),
+            record(data, at: 8, binary: binary, msb: msb, unitCode: unit1, historic: historic, offset: 8),
+            record(data, at: 12, binary: binary, msb: msb, unitCode: unit2Meaning, historic: historic2, offset: 12),
         ]
         return t
     }
 
-    private static func record(_ d: UnsafeBufferPointer<UInt8>, at: Int, binary: Bool, msb: Bool, descriptor: ValueDescriptor,
+    private static func record(_ d: UnsafeBufferPointer<UInt8>, at: Int, binary: Bool, msb: Bool, unitCode: UInt8,
                                historic: Bool, offset: Int) -> DataRecord {
         var raw: UInt32 = 0
         for k in 0..<4 {
@@ -246,7 +247,7 @@ enum FixedDataDecoder {
         // Historic counters are the values at the last due date: storage number 1.
         return DataRecord(offset: offset, function: .instantaneous, storageNumber: historic ? 1 : 0, tariff: 0, subunit: 0,
                           dataField: binary ? .int32 : .bcd8, vif: .primary(0x7E), vifeCodes: [], value: value,
-                          fixedDescriptor: FixedDescriptor(descriptor))
+                          fixedUnitCode: unitCode)
     }
 
     /// Physical units of the fixed data structure (EN 1434-3, Table 5 / M-Bus documentation 9.3).

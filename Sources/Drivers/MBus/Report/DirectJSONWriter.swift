@@ -333,7 +333,7 @@ struct JSONByteSink: ~Copyable {
 
     /// One record straight from the decoder: the same keys and values as `record(RecordReport(r))`.
     mutating func record(_ r: borrowing DataRecord) {
-        let (d, rawUnit, plain) = r.fixedDescriptor.map { ($0.descriptor, DataRecord.rawUnit($0.descriptor), false) }
+        let (d, rawUnit, plain) = r.fixedDescriptor.map { ($0, DataRecord.rawUnit($0), false) }
             ?? VIFTable.descriptorAndRawUnit(for: r.vif)
         byte(UInt8(ascii: "{"))
         var first = true
