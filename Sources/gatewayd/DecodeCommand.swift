@@ -371,6 +371,7 @@ struct DecodeSession {
             case .none: sec += ", not encrypted"
             case .decrypted: sec += ", decrypted"
             case .alreadyDecrypted: sec += ", announced as encrypted but already plain"
+            case .descrambled: sec += ", descrambled with a published maker's default key (no confidentiality)"
             case .noKey: sec += ", NO KEY: give one with --key or --keys to see the records"
             case .unsupportedMode: sec += ", security mode not supported: records not shown"
             }

@@ -247,6 +247,7 @@ final class ListenView: Sendable {
                 switch decoded.security.state {
                 case .none: encryption = "plain"
                 case .decrypted, .alreadyDecrypted: encryption = "ok"
+                case .descrambled: encryption = "default key"
                 case .noKey: encryption = "no key"
                 case .unsupportedMode: encryption = "mode \(decoded.security.mode) unsupported"
                 }

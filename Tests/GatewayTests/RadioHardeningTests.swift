@@ -168,6 +168,34 @@ struct RadioHardeningTests {
         #expect(found.contains("announces security mode 5"))
     }
 
+    @Test("a Diehl meter registered with its own key, whose telegram opens only with a published default key, is refused as a downgrade")
+    func diehlDefaultKeyIsDowngradeForKeyedMeter() async throws {
+        // The wmbus corpus's SHARKY (#324): Diehl real data, scrambled with the second default key.
+        let sharky = try Hex.decode("534424232004256092687A370045752235854DEEEA5939FAD81C25FEEF5A23C38FB9168493C563F08DB10BAF87F660FBA91296BA2397E8F4220B86D3A192FB51E0BFCF24DCE72118E0C75A9E89F43BDFE370824B")
+        func pipeline(keyReference: String?) throws -> ReadingPipeline {
+            let document = RegistryDocument(gateway: "gw-0007", building: "7", devices: [
+                RegisteredDevice(key: "wmbus:HYD:68926025", bus: .wirelessMBus, identification: "68926025", manufacturer: "HYD", keyReference: keyReference),
+            ])
+            return ReadingPipeline(registry: try DeviceRegistry(document), buffer: MemoryReadingBuffer(), options: PipelineOptions(keyring: WMBusKeyring()))
+        }
+        let keyed = try await pipeline(keyReference: "sharky-1").ingest(radio(sharky, at: t0))
+        guard case .rejected(.securityDowngrade(_, let found)) = keyed else { Issue.record("accepted: \(keyed)"); return }
+        #expect(found.contains("published default key"))
+        // Registered without a key: the default key is how the meter is read.
+        let open = try await pipeline(keyReference: nil).ingest(radio(sharky, at: t0))
+        guard case .buffered = open else { Issue.record("refused: \(open)"); return }
+    }
+
+    @Test("an encrypted telegram whose key is missing counts as failed only, not decoded and failed")
+    func noKeyCountedOnce() async throws {
+        let pipeline = try keyedPipeline()
+        // 44440003 has no key anywhere; its telegram is encrypted with one.
+        let outcome = try await pipeline.ingest(radio(encrypted("44440003", litres: 9, access: 3), at: t0))
+        guard case .failed = outcome else { Issue.record("not failed: \(outcome)"); return }
+        let c = await pipeline.counters()
+        #expect(c.heard == 1 && c.failed == 1 && c.decoded == 0, "\(c)")
+    }
+
     @Test("a meter without a key may send in the clear")
     func plainMeterStillAccepted() async throws {
         let pipeline = try keyedPipeline()

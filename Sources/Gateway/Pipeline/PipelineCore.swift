@@ -386,6 +386,8 @@ public struct PipelineCore: Sendable {
         switch wt.security.state {
         case .none: return "the telegram came in the clear (security mode \(wt.security.mode))"
         case .alreadyDecrypted: return "the telegram announces security mode \(wt.security.mode) but carries plain data"
+        // Diehl's published default keys protect nothing: a meter registered with its own key must use it.
+        case .descrambled: return "the telegram opened with a published default key (security mode \(wt.security.mode)), not with the meter's key"
         case .decrypted, .noKey, .unsupportedMode: return nil
         }
     }

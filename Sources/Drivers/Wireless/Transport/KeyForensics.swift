@@ -62,7 +62,7 @@ public enum KeyForensics {
             switch w.security.state {
             case .noKey: return KeyDiagnosis(kind: .noKey, meter: meter)
             case .unsupportedMode: return KeyDiagnosis(kind: .unsupportedMode, meter: meter)
-            case .none, .decrypted, .alreadyDecrypted:
+            case .none, .decrypted, .alreadyDecrypted, .descrambled:
                 if let c = w.compactFrame, !c.resolved { return KeyDiagnosis(kind: .compactFrameWaiting, meter: meter) }
                 return nil
             }

@@ -457,6 +457,32 @@ struct LayerRun {
     /// Security modes 5 and 7 (AES-128-CBC); other modes are reported, not guessed at.
     mutating func decryptTPL(_ h: TransportHeader, from start: Int, ciIndex: Int, keyring: WMBusKeyring) throws(DecodeError) {
         let mode = h.securityMode
+        // Diehl's own modes (16–31) on CI 7Ah: records as sent or LFSR-scrambled, with a checksum in the
+        // configuration field instead of encrypted blocks (DiehlRealData).
+        if DiehlRealData.applies(manufacturer: frame.address.manufacturer, control: frame.control.rawValue, ci: data[ciIndex],
+                                 shortHeader: h.kind == .short, mode: mode) {
+            let meterKey = keyring.key(for: (h.meterAddress ?? frame.address).identification)
+            if let (records, opening) = DiehlRealData.open(afterCI: data[(ciIndex + 1)...], ci: data[ciIndex],
+                                                           linkBytes: frame.addressBytes, meterKey: meterKey) {
+                data.replaceSubrange(start..<data.count, with: records)
+                switch opening {
+                case .asSent:
+                    security.state = .none
+                    field("TPL", "payload", start, records.count, "Diehl real data (mode \(mode)), sent unscrambled; checksum in the configuration field holds")
+                case .meterKey:
+                    security.state = .decrypted
+                    field("TPL", "payload", start, records.count, "Diehl real data (mode \(mode)), descrambled with the meter's key; checksum holds; bytes shown descrambled")
+                case .defaultKey:
+                    security.state = .descrambled
+                    field("TPL", "payload", start, records.count, "Diehl real data (mode \(mode)), descrambled with a published Diehl default key; checksum holds; bytes shown descrambled")
+                }
+                return
+            }
+            security.state = meterKey == nil ? .noKey : .unsupportedMode
+            field("TPL", "payload", start, data.count - start,
+                  "Diehl real data (mode \(mode)): neither as sent, nor with \(meterKey == nil ? "" : "the meter's key or ")the default keys, do the bytes pass the checksum and parse as records")
+            return
+        }
         let available = data.count - start
         var count = h.encryptedBlocks * 16
         if count == 0 { count = available - available % 16 }
