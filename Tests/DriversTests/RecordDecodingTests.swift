@@ -12,7 +12,7 @@ struct RecordDecodingTests {
         zoned.utcOffsetMinutes = -90
         #expect(zoned.description == "2024-12-31T23:59:59-01:30")
         var g = SeededRandom(seed: 13)
-        // Every value a date keeps (MBusDateTime.yearRange, fieldRange, offsets of ±32,767 minutes).
+        // Values a date keeps: Int32 years, MBusDateTime.fieldRange, offsets of ±32,767 minutes.
         let years = [Int(Int32.min), Int(Int32.max), -1, 0, 9, 10, 99, 100, 99_999]
         let fields = [0, 9, 10, 99, 100, 254]
         let offsets = [-32_767, 32_767, -1, 0, 59, 60, -90]

@@ -59,8 +59,6 @@ public struct MBusDateTime: Hashable, Sendable, CustomStringConvertible {
 
     /// The range a month, day, hour, minute or second is kept in.
     public static let fieldRange = 0...254
-    /// The range a year is kept in.
-    public static let yearRange = Int(Int32.min)...Int(Int32.max)
 
     private static func field(_ v: Int) -> UInt8 { UInt8(min(max(v, 0), 254)) }
 
