@@ -232,8 +232,8 @@ struct VirtualTimeTests {
         try await task.value
     }
 
-    @Test("shutdown waits the grace for a portal that never answers, then cancels: the batch stays leased, unacknowledged")
-    func shutdownGraceCancelsSilentPortal() async throws {
+    /// An uploader with a 5 s shutdown grace, 10 readings to send and a portal that answers only when told.
+    func silentPortalRun() -> (VirtualSleeper, SilentTransport, MemorySource, Uploader, ServiceGroup) {
         let sleeper = VirtualSleeper()
         let transport = SilentTransport()
         let source = MemorySource(backlog: 10)
@@ -241,6 +241,12 @@ struct VirtualTimeTests {
         c.shutdownGrace = .seconds(5)
         let uploader = Uploader(transport: transport, source: source, configuration: c, logger: quietLogger())
         let group = ServiceGroup(configuration: .init(services: [uploader], gracefulShutdownSignals: [], cancellationSignals: [], logger: quietLogger()))
+        return (sleeper, transport, source, uploader, group)
+    }
+
+    @Test("shutdown waits the grace for a portal that never answers, then cancels: the batch stays leased, unacknowledged")
+    func shutdownGraceCancelsSilentPortal() async throws {
+        let (sleeper, transport, source, uploader, group) = silentPortalRun()
         let finished = Mutex(false)
         let task = Task {
             try await group.run()
@@ -272,13 +278,7 @@ struct VirtualTimeTests {
 
     @Test("a portal that answers within the grace has the batch in flight acknowledged at shutdown")
     func shutdownGraceLetsAnswerLand() async throws {
-        let sleeper = VirtualSleeper()
-        let transport = SilentTransport()
-        let source = MemorySource(backlog: 10)
-        var c = configuration(sleeper)
-        c.shutdownGrace = .seconds(5)
-        let uploader = Uploader(transport: transport, source: source, configuration: c, logger: quietLogger())
-        let group = ServiceGroup(configuration: .init(services: [uploader], gracefulShutdownSignals: [], cancellationSignals: [], logger: quietLogger()))
+        let (sleeper, transport, source, uploader, group) = silentPortalRun()
         let task = Task { try await group.run() }
         await settle(until: { transport.inFlight == 1 }, turns: 100_000)
         await group.triggerGracefulShutdown()
@@ -291,5 +291,6 @@ struct VirtualTimeTests {
         #expect(transport.cancelled == 0)
         #expect(transport.attempts == 1)
         #expect(sleeper.cancelled.contains(.seconds(5)), "the grace should end early once nothing is in flight")
+        #expect(uploader.status.readingsSent == 10)
     }
 }

@@ -42,7 +42,7 @@ package final class ShutdownWatch: Sendable {
             return s.shutdownBegan
         }
         var metadata: Logger.Metadata = ["service": "\(name)"]
-        if let began { metadata["after_ms"] = "\(Self.milliseconds(ContinuousClock.now - began))" }
+        if let began { metadata["after_ms"] = "\((ContinuousClock.now - began).milliseconds)" }
         if let error {
             metadata["error"] = "\(error)"
             logger.error("service stopped with an error", metadata: metadata)
@@ -71,13 +71,9 @@ package final class ShutdownWatch: Sendable {
                 if left.isEmpty { return }
                 logger.warning("shutdown is still waiting for a service", metadata: [
                     "waiting_for": "\(left.last ?? "")", "not_stopped": "\(left.joined(separator: ", "))",
-                    "after_ms": "\(Self.milliseconds(ContinuousClock.now - began))"])
+                    "after_ms": "\((ContinuousClock.now - began).milliseconds)"])
             }
         }
-    }
-
-    static func milliseconds(_ d: Duration) -> Int64 {
-        d.components.seconds &* 1000 &+ d.components.attoseconds / 1_000_000_000_000_000
     }
 
     private struct Tracked: Service {

@@ -167,12 +167,8 @@ public struct CommissioningSession: Sendable {
                 // As the daemon's pipeline: a meter that must encrypt, heard in the clear (or announcing a mode
                 // but carrying plain data), is a finding and its values are not taken.
                 let mustEncrypt = device.keyReference != nil || header.identification.map { keyed.contains($0) } == true
-                if mustEncrypt && (w.security.state == .none || w.security.state == .alreadyDecrypted || w.security.state == .descrambled) {
-                    switch w.security.state {
-                    case .none: results[i].securityDowngrade = "a telegram came in the clear (security mode \(w.security.mode))"
-                    case .descrambled: results[i].securityDowngrade = "a telegram opened with a published default key (security mode \(w.security.mode)), not with the meter's key"
-                    default: results[i].securityDowngrade = "a telegram announced security mode \(w.security.mode) but carried plain data"
-                    }
+                if mustEncrypt, let downgrade = w.security.downgrade {
+                    results[i].securityDowngrade = "a telegram " + downgrade
                     return
                 }
                 // A device that was opened once stays "decrypted" even if a later telegram is of a plain kind; and a

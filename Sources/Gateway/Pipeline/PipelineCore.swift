@@ -383,13 +383,7 @@ public struct PipelineCore: Sendable {
         let mustEncrypt = device.keyReference != nil
             || wt.telegram.header.identification.map { options.keyring.keys[$0] != nil } == true
         guard mustEncrypt else { return nil }
-        switch wt.security.state {
-        case .none: return "the telegram came in the clear (security mode \(wt.security.mode))"
-        case .alreadyDecrypted: return "the telegram announces security mode \(wt.security.mode) but carries plain data"
-        // Diehl's published default keys protect nothing: a meter registered with its own key must use it.
-        case .descrambled: return "the telegram opened with a published default key (security mode \(wt.security.mode)), not with the meter's key"
-        case .decrypted, .noKey, .unsupportedMode: return nil
-        }
+        return wt.security.downgrade.map { "the telegram " + $0 }
     }
 
     mutating func stage(device: RegisteredDevice, telegram: Telegram, wireless: WirelessTelegram?, source: String, rssi: Int16?,
@@ -505,5 +499,19 @@ public struct PipelineCore: Sendable {
         staged.readings = edges.map { $0.reading(clockSynchronised: clockSynchronised) }
         if !edges.isEmpty { staged.alarmUndo = [(device, scope, before)] }
         return staged
+    }
+}
+
+extension SecurityReport {
+    /// What makes this telegram's security less than a meter with a key must use (for "the telegram …"),
+    /// or nil when it is not less: the pipeline and commissioning judge with this one rule.
+    package var downgrade: String? {
+        switch state {
+        case .none: "came in the clear (security mode \(mode))"
+        case .alreadyDecrypted: "announces security mode \(mode) but carries plain data"
+        // Diehl's published default keys protect nothing: a meter registered with its own key must use it.
+        case .descrambled: "opened with a published default key (security mode \(mode)), not with the meter's key"
+        case .decrypted, .noKey, .unsupportedMode: nil
+        }
     }
 }

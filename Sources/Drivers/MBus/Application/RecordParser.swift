@@ -211,7 +211,7 @@ public struct RecordParser: Sendable {
     private func bcd(_ d: UnsafeBufferPointer<UInt8>, _ at: Int, _ size: Int) -> RecordValue {
         // Up to 8 bytes (every fixed BCD field, most LVAR ones), all digits at once: read as one number,
         // most significant digit on top, checked and converted in registers.
-        if size <= 8 {
+        if (1...8).contains(size) {
             var x = unsigned(d, at, size)
             let top = UInt64(8 * size - 4)
             let negative = (x >> top) & 0xF == 0xF
