@@ -5,8 +5,9 @@
 # Modbus heat pump, and a portal sink on 127.0.0.1. No hardware. The simulators are a program of their
 # own (gatewayd-sim), which `gatewayd run --demo` starts beside the daemon.
 #
-# It stops by itself once every polled bus has been read once and everything has been uploaded (one to two
-# and a half minutes: the wired line's first slot on its 2-minute schedule decides), then prints what reached the portal. The daemon's log goes to $state/gatewayd.log.
+# It stops by itself once every polled line has been read once, every registered radio meter has been heard
+# or reported silent (the demo's silent allocator after 30 s), and everything has been uploaded (about half a
+# minute), then prints what reached the portal. The daemon's log goes to $state/gatewayd.log.
 # Pass --forever to keep it running with the log on the terminal (Ctrl-C stops).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ if [ "${1:-}" = "--forever" ]; then
     echo "== gatewayd run --demo (state in $state; try 'gatewayd status --socket $state/status.sock' in another terminal) =="
     exec "$bin" run --demo
 fi
-echo "== gatewayd run --demo: reading the demo building once and uploading (one to two and a half minutes) =="
+echo "== gatewayd run --demo: reading the demo building once and uploading (about half a minute) =="
 echo "   log: $state/gatewayd.log    status while it runs: $bin status --socket $state/status.sock"
 started=$(date +%s)
 status=0

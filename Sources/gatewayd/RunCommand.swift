@@ -31,7 +31,7 @@ struct Run: AsyncParsableCommand {
     @Option(help: .hidden)
     var runFor: RunLengthArgument?
 
-    @Option(name: .long, help: "Stop on its own once every bus finished this many read cycles and the buffer is drained (demos and tests).")
+    @Option(name: .long, help: "Stop on its own once every polled line finished this many read cycles, every registered radio meter was heard or reported silent, and the buffer is drained (demos and tests).")
     var cycles: Int?
 
     @Option(name: .long, help: "At exit, write a JSON summary here: what the demo's portal sink stored, the buffer and the pipeline counters.")

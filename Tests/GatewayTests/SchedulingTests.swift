@@ -169,4 +169,151 @@ struct SchedulingTests {
         #expect(reports.withLock { $0.first } == ["line_slow"])
         #expect(await scheduler.status(line: "rs485-1") == nil)  // released after cancellation
     }
+
+    @Test("at start, a job the poll ledger shows overdue (or never polled) polls at once; one polled within its interval waits for its tick")
+    func startFromLedger() {
+        let interval = 15 * minute
+        let grid = LineSchedule(plan: plan(interval), gatewayID: "gw-0007", now: t0).next()!.at
+        #expect(grid > t0)  // this gateway's phase puts its tick after t0, so "at once" is visible
+        func first(_ last: [String: Int64]?) -> Int64 {
+            LineSchedule(plan: plan(interval), gatewayID: "gw-0007", now: t0, lastPolls: last).next()!.at
+        }
+        #expect(first(nil) == grid)                          // no memory of polls: the grid as before
+        #expect(first([:]) == t0)                            // never polled: at once
+        #expect(first(["meters": t0 - interval]) == t0)      // exactly one interval ago: due
+        #expect(first(["meters": t0 - 3 * 86_400_000]) == t0) // after a long outage
+        // A quick restart: not read twice within the interval; the first tick an interval after the last poll.
+        func tick(atOrAfter t: Int64) -> Int64 { LineSchedule(plan: plan(interval), gatewayID: "gw-0007", now: t).next()!.at }
+        for ago in [interval - 1, 10 * minute, minute, 0] {
+            let at = first(["meters": t0 - ago])
+            #expect(at == tick(atOrAfter: t0 - ago + interval))
+            #expect(at >= t0 - ago + interval && at > t0)
+        }
+        #expect(first(["meters": t0 + 86_400_000]) == t0)    // the clock was set back: the record cannot be trusted
+        #expect(first(["other-job": t0 - minute]) == t0)     // another job's record says nothing of this one
+
+        // After the catch-up the job joins its grid, at least one interval after the catch-up started.
+        var s = LineSchedule(plan: plan(interval), gatewayID: "gw-0007", now: t0, lastPolls: [:])
+        let (kind, at) = s.next()!
+        #expect(kind == .routine(job: "meters") && at == t0)
+        s.finished(kind, startedAt: t0, endedAt: t0 + 40_000)
+        let next = s.next()!.at
+        #expect(next >= t0 + interval && next < t0 + 2 * interval)
+        #expect((next - grid) % interval == 0)
+        #expect(s.status.skippedTicks == 0)
+    }
+
+    @Test("the scheduler keeps its poll ledger on disk: a restart within the interval waits, one after it reads at once, a poll cut short does not count")
+    func ledgerAcrossRestarts() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("polls-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = PollLedgerFile(path: dir + "/polls.json")
+        let interval = 15 * minute
+        let p = plan(interval)
+        let grid = LineSchedule(plan: p, gatewayID: "gw-0007", now: t0).next()!.at
+
+        /// Runs the line until `polls` polls have started (each taking 30 s of virtual time, or cut by
+        /// cancellation after `cutAfter` ms), then cancels; returns the start times.
+        func run(from now: Int64, polls: Int, cutAfter: Int64? = nil) async throws -> [Int64] {
+            let clock = VirtualClock(now: now)
+            let scheduler = PollScheduler(gatewayID: "gw-0007", clock: clock, polls: try file.load(), pollsFile: file)
+            let starts = Mutex<[Int64]>([])
+            let done = Atomic<Int>(0)
+            let task = Task {
+                try await scheduler.run(p, job: { _ in
+                    starts.withLock { $0.append(clock.now()) }
+                    try? await clock.sleep(until: clock.now() + 30_000)
+                    done.add(1, ordering: .sequentiallyConsistent)
+                })
+            }
+            var steps = 0
+            while starts.withLock({ $0.count }) < polls && steps < 10_000 {
+                steps += 1
+                if let next = clock.nextDeadline { clock.advance(to: next) } else { await Task.yield() }
+            }
+            if let cutAfter {
+                while clock.nextDeadline == nil { await Task.yield() }
+                clock.advance(to: clock.now() + cutAfter)
+                task.cancel()
+            } else {
+                while done.load(ordering: .sequentiallyConsistent) < polls && steps < 20_000 {
+                    steps += 1
+                    if let next = clock.nextDeadline { clock.advance(to: next) } else { await Task.yield() }
+                }
+                // Cancel only once the scheduler has recorded the finished poll (a cancel before would cut it).
+                let last = starts.withLock { $0.last }
+                while await scheduler.pollLedger?.lastPolls(line: p.line)["meters"] != last && steps < 30_000 {
+                    steps += 1
+                    await Task.yield()
+                }
+                task.cancel()
+            }
+            try await task.value
+            return starts.withLock { $0 }
+        }
+
+        // A new installation: the first poll at once, and the file remembers it.
+        #expect(try await run(from: t0, polls: 1) == [t0])
+        #expect(try file.load().lastPolls(line: "mbus-line-1") == ["meters": t0])
+        // Restarted five minutes later: the meters were read, so the line waits for its tick.
+        let second = try await run(from: t0 + 5 * minute, polls: 1)
+        #expect(second.first.map { $0 >= t0 + interval && $0 < t0 + 2 * interval && ($0 - grid) % interval == 0 } == true)
+        let secondStart = second[0]
+        // A poll cut short by shutdown ten seconds in: not recorded.
+        let cut = try await run(from: secondStart + interval + minute, polls: 1, cutAfter: 10_000)
+        #expect(cut == [secondStart + interval + minute])
+        #expect(try file.load().lastPolls(line: "mbus-line-1") == ["meters": secondStart])
+        // So the next start, a minute later, reads at once again.
+        #expect(try await run(from: secondStart + interval + 2 * minute, polls: 1) == [secondStart + interval + 2 * minute])
+    }
+
+    @Test("a damaged poll ledger is an error that names the file; a missing one is empty; the ledger keeps only configured lines")
+    func pollLedgerFile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("polls-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = PollLedgerFile(path: path)
+        #expect(try file.load() == PollLedger())
+        try Data("{\"lines\": 17".utf8).write(to: URL(fileURLWithPath: path))
+        do {
+            _ = try file.load()
+            Issue.record("a damaged ledger loaded")
+        } catch {
+            #expect(error.message.contains(path) && error.message.contains("move it aside"))
+        }
+        var ledger = PollLedger()
+        ledger.polled(line: "mbus-line-1", job: "meters", startedAt: t0)
+        ledger.polled(line: "old-line", job: "meters", startedAt: t0)
+        ledger.keep(only: ["mbus-line-1"])
+        try file.save(ledger)
+        #expect(try file.load().lines == ["mbus-line-1": ["meters": t0]])
+    }
+
+    @Test("a line polled every minute writes the poll ledger at most every 15 minutes (SD cards), the first poll at once")
+    func pollLedgerWriteRate() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("polls-\(UUID().uuidString).json").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let file = PollLedgerFile(path: path)
+        let clock = VirtualClock(now: t0)
+        let scheduler = PollScheduler(gatewayID: "gw-0007", clock: clock, polls: PollLedger(), pollsFile: file)
+        let starts = Mutex<[Int64]>([])
+        let task = Task {
+            try await scheduler.run(plan(minute), job: { _ in starts.withLock { $0.append(clock.now()) } })
+        }
+        var steps = 0
+        // 20 polls; the 20th has started when the 19th is recorded in memory.
+        while starts.withLock({ $0.count }) < 20 && steps < 10_000 {
+            steps += 1
+            if let next = clock.nextDeadline { clock.advance(to: next) } else { await Task.yield() }
+        }
+        task.cancel()
+        try await task.value
+        let s = starts.withLock { $0 }
+        #expect(s.first == t0)
+        let onDisk = try #require(try file.load().lastPolls(line: "mbus-line-1")["meters"])
+        let inMemory = try #require(await scheduler.pollLedger?.lastPolls(line: "mbus-line-1")["meters"])
+        // Saved at the first poll and once 15 minutes later, not after each of the 20.
+        #expect(onDisk == s.first { $0 >= t0 + PollScheduler.pollsSaveInterval })
+        #expect(inMemory > onDisk)
+    }
 }

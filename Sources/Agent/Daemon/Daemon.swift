@@ -68,7 +68,17 @@ package final class Daemon: Sendable {
         defer { demo.stop() }
 
         // 3. Services.
-        let scheduler = PollScheduler(gatewayID: config.gatewayID)
+        // When each line was last polled, beside the buffer: a start reads a line whose readout is overdue
+        // (or was never made) at once, and a quick restart does not read battery meters twice. A damaged
+        // file is set aside: every line is read once at start, which is the safe side.
+        let pollsFile = PollLedgerFile(path: (config.buffer.path as NSString).deletingLastPathComponent + "/polls.json")
+        var polls = PollLedger()
+        do { polls = try pollsFile.load() } catch {
+            logger.warning("poll ledger unreadable; every line is read once at start", metadata: ["error": "\(error)"])
+            try? FileManager.default.moveItem(atPath: pollsFile.path, toPath: pollsFile.path + ".corrupt-\(unixMilliseconds())")
+        }
+        polls.keep(only: Set(config.buses.mbus.map(\.name) + config.buses.modbus.map(\.name)))
+        let scheduler = PollScheduler(gatewayID: config.gatewayID, polls: polls, pollsFile: pollsFile)
         let context = BusContext(pipeline: pipeline, scheduler: scheduler, board: board, demo: demo, logger: logger)
         let supervisor = BusSupervisor(runners: context.runners(for: config), logger: logger)
         let metrics = GatewayMetrics()

@@ -216,6 +216,9 @@ package final class Housekeeping: Service, Sendable {
         for problem in await pipeline.drainLedgerProblems() {
             logger.warning("set-day ledger not saved (the proof records did reach the buffer)", metadata: ["error": "\(problem)"])
         }
+        for problem in await scheduler.drainPollProblems() {
+            logger.warning("poll ledger not saved", metadata: ["error": "\(problem)"])
+        }
         for (device, refusal) in await pipeline.drainRefusals() {
             logger.warning("value refused", metadata: ["device": "\(device)", "value": "\(refusal)"])
         }
@@ -285,8 +288,8 @@ package final class Housekeeping: Service, Sendable {
         return !components.isEmpty && !components.contains { $0.health == .starting }
     }
 
-    /// A demo/test run is done when its time is up, or when every line finished its cycles and
-    /// everything buffered has been delivered.
+    /// A demo/test run is done when its time is up, or when every line finished its cycles, every
+    /// registered radio meter has been heard or reported silent, and everything buffered has been delivered.
     private func finished(since started: ContinuousClock.Instant) async -> Bool {
         if let stopAfter, ContinuousClock.now - started >= stopAfter { return true }
         guard let stopAfterCycles else { return false }
@@ -295,6 +298,7 @@ package final class Housekeeping: Service, Sendable {
         for line in lines {
             guard let status = await scheduler.status(line: line), status.cycles >= stopAfterCycles else { return false }
         }
+        guard await pipeline.radioMetersAwaited().isEmpty else { return false }
         let s = await buffer.statistics()
         return s.pending == 0 && s.leased == 0
     }

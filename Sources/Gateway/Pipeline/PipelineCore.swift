@@ -148,6 +148,14 @@ public struct PipelineCore: Sendable {
         return (change, staged)
     }
 
+    /// Registered radio meters (not replaced) neither heard since the start nor reported silent yet: what a
+    /// run that stops after its first cycles (`gatewayd run --cycles`, the demo) still waits for.
+    public func radioMetersAwaited() -> [String] {
+        registry.devices.filter { d in
+            d.bus == .wirelessMBus && d.replacedBy == nil && presence.lastHeard(d.key) == nil && !presence.silent.contains(d.key)
+        }.map(\.key).sorted()
+    }
+
     /// The alarms of a silence check were not stored: the next check raises (or clears) them again.
     public mutating func undoSilence(_ change: SilenceWatch.Change) { presence.undo(change) }
 

@@ -145,6 +145,9 @@ public actor ReadingPipeline {
 
     public func counters() -> PipelineCounters { core.counters }
 
+    /// Registered radio meters neither heard since the start nor reported silent (see `PipelineCore`).
+    public func radioMetersAwaited() -> [String] { core.radioMetersAwaited() }
+
     /// How many inputs the frame journal has recorded (the next entry's sequence number).
     public func journalRecorded() -> Int64 { journal.recorded }
 

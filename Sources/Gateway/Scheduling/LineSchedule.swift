@@ -145,7 +145,8 @@ public enum PollJitter {
 /// The schedule of one line as a plain value: which poll is next and when, and what a finished poll
 /// does to it. No clock, no tasks; `PollScheduler` drives it.
 ///
-/// - Routine ticks lie on a grid of the job's interval, shifted by the gateway's jitter.
+/// - Routine ticks lie on a grid of the job's interval, shifted by the gateway's jitter. At start, a job that
+///   is overdue by the poll ledger polls at once, then joins the grid (its next tick at least an interval on).
 /// - A poll that is still running when its next tick comes skips that tick (never queues it).
 /// - A cycle longer than its current interval doubles the interval (up to the cap); a cycle that fits its
 ///   own interval again resets it.
@@ -167,13 +168,28 @@ public struct LineSchedule: Sendable {
     /// `lastSetDayReadout`: when the line's last set-day readout was due (from the set-day ledger), nil when
     /// none is known (a new installation: nothing to catch up). A set day that passed after it, at most 31
     /// days ago, is read out at once: the gateway was off at the set day, and late values beat none.
-    public init(plan: LinePlan, gatewayID: String, now: Int64, lastSetDayReadout: Int64? = nil) {
+    ///
+    /// `lastPolls`: per job, when its last routine poll started (from the `PollLedger`). With it, a job whose
+    /// last poll is unknown, at least one interval old, or in the future (the clock was set back) polls at
+    /// once and then joins its grid; a job polled less than an interval ago waits for its first tick at least
+    /// an interval after that poll, so a quick restart does not read the meters twice within the interval.
+    /// Nil (no memory of polls): every job waits for its first tick.
+    public init(plan: LinePlan, gatewayID: String, now: Int64, lastSetDayReadout: Int64? = nil, lastPolls: [String: Int64]? = nil) {
         self.plan = plan
         self.gatewayID = gatewayID
         status = LineStatus(line: plan.line)
         jobs = plan.jobs.map { j in
             let phase = PollJitter.offset(gateway: gatewayID, plan.line, j.name, range: j.intervalMilliseconds)
-            return JobState(job: j, phase: phase, nextDue: Self.grid(atOrAfter: now, interval: j.intervalMilliseconds, phase: phase), backoff: 0)
+            var due = Self.grid(atOrAfter: now, interval: j.intervalMilliseconds, phase: phase)
+            if let lastPolls {
+                if let last = lastPolls[j.name], last <= now, now &- last < j.intervalMilliseconds {
+                    // Polled less than an interval ago: its first tick at least an interval after that poll.
+                    due = Self.grid(atOrAfter: last &+ j.intervalMilliseconds, interval: j.intervalMilliseconds, phase: phase)
+                } else {
+                    due = now
+                }
+            }
+            return JobState(job: j, phase: phase, nextDue: due, backoff: 0)
         }
         if let rule = plan.setDay {
             nextSetDay = setDayTime(after: now, rule)

@@ -18,10 +18,49 @@ public actor PollScheduler {
     public nonisolated let gatewayID: String
     public nonisolated let clock: any SchedulingClock
     private var running: [String: LineStatus] = [:]
+    /// When each line's jobs last polled; nil when the scheduler keeps no memory of polls (then every job
+    /// waits for its first tick).
+    private var polls: PollLedger?
+    private let pollsFile: PollLedgerFile?
+    private var pollProblems: [String] = []
 
-    public init(gatewayID: String, clock: any SchedulingClock = SystemSchedulingClock()) {
+    /// `polls`: the poll ledger loaded at start, so overdue lines are read at once (see `LineSchedule`);
+    /// `pollsFile`: where it is saved after every routine poll.
+    public init(gatewayID: String, clock: any SchedulingClock = SystemSchedulingClock(),
+                polls: PollLedger? = nil, pollsFile: PollLedgerFile? = nil) {
         self.gatewayID = gatewayID
         self.clock = clock
+        self.polls = polls
+        self.pollsFile = pollsFile
+    }
+
+    /// The poll ledger as it stands (nil without one).
+    public var pollLedger: PollLedger? { polls }
+
+    /// Problems saving the poll ledger since the last call (for the log).
+    public func drainPollProblems() -> [String] {
+        defer { pollProblems.removeAll() }
+        return pollProblems
+    }
+
+    /// The file is written at most this often (the first poll after start always), so a line polled every
+    /// 10 s does not wear an SD card. A restart may then find a record up to this old and read a short-interval
+    /// line once more than needed: the safe side.
+    public static let pollsSaveInterval: Int64 = 900_000
+    private var pollsSavedAt: Int64?
+
+    private func polled(line: String, job: String, startedAt: Int64) {
+        guard var ledger = polls else { return }
+        ledger.polled(line: line, job: job, startedAt: startedAt)
+        polls = ledger
+        guard let pollsFile else { return }
+        let now = clock.now()
+        if let saved = pollsSavedAt, saved <= now, now &- saved < Self.pollsSaveInterval { return }
+        pollsSavedAt = now
+        do { try pollsFile.save(ledger) } catch {
+            pollProblems.append(error.message)
+            if pollProblems.count > 16 { pollProblems.removeFirst() }
+        }
     }
 
     /// Polls `plan.line` until the task is cancelled (then returns normally). `job` runs one poll and returns
@@ -33,7 +72,8 @@ public actor PollScheduler {
             throw SchedulerError(message: "line \(plan.line) is already being polled; one master per line")
         }
         guard !plan.jobs.isEmpty else { throw SchedulerError(message: "line \(plan.line) has nothing to poll: give it at least one job") }
-        var schedule = LineSchedule(plan: plan, gatewayID: gatewayID, now: clock.now(), lastSetDayReadout: lastSetDayReadout)
+        var schedule = LineSchedule(plan: plan, gatewayID: gatewayID, now: clock.now(), lastSetDayReadout: lastSetDayReadout,
+                                    lastPolls: polls?.lastPolls(line: plan.line))
         running[plan.line] = schedule.status
         defer { running[plan.line] = nil }
         while !Task.isCancelled, let (kind, at) = schedule.next() {
@@ -42,6 +82,9 @@ public actor PollScheduler {
             await job(kind)
             let ended = clock.now()
             let changed = schedule.finished(kind, startedAt: started, endedAt: ended)
+            // A set-day readout reads the whole line too, so it counts as the job's poll. A poll cut short
+            // by shutdown does not: its unread meters are read at the next start.
+            if !Task.isCancelled { polled(line: plan.line, job: kind.job, startedAt: started) }
             running[plan.line] = schedule.status
             if let report, changed || schedule.status.isSlow { await report(schedule.status, schedule.conditions) }
         }
