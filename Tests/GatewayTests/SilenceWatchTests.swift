@@ -92,6 +92,24 @@ struct SilenceWatchTests {
         #expect(alarms.count == 2, "raised and cleared: \(alarms.map(\.quantity))")
     }
 
+    @Test("a run that stops after its first cycles waits for each registered radio meter: heard, or reported silent")
+    func radioMetersAwaited() async throws {
+        let pipeline = ReadingPipeline(registry: try PipelineKeyForensicsTests.registry(), buffer: MemoryReadingBuffer(),
+                                       options: PipelineOptions(silence: .init(intervals: 3, minimum: 5 * Self.minute)), startedAt: t0)
+        #expect(await pipeline.radioMetersAwaited() == ["wmbus:QDS:41000001", "wmbus:QDS:41000002"])
+        // Heard, even though its telegram does not open (no key): accounted for.
+        _ = try await pipeline.ingest(PipelineKeyForensicsTests.input(1, at: t0 + Self.minute))
+        #expect(await pipeline.radioMetersAwaited() == ["wmbus:QDS:41000002"])
+        // Not yet silent before the minimum; reported silent after it.
+        _ = try await pipeline.checkSilence(now: t0 + 4 * Self.minute)
+        #expect(await pipeline.radioMetersAwaited() == ["wmbus:QDS:41000002"])
+        _ = try await pipeline.checkSilence(now: t0 + 5 * Self.minute + 1)
+        #expect(await pipeline.radioMetersAwaited().isEmpty)
+        // Wired meters and heat pumps are not awaited here (their lines' cycles are).
+        let mixed = ReadingPipeline(registry: try F.registry(), buffer: MemoryReadingBuffer(), startedAt: t0)
+        #expect(await mixed.radioMetersAwaited() == ["wmbus:QDS:22222222"])
+    }
+
     @Test("wired meters and heat pumps follow the same model: no_answer after 3 readout intervals of their line, cleared on the next answer")
     func polledDevices() async throws {
         let buffer = MemoryReadingBuffer()
