@@ -116,6 +116,8 @@ set_day_time = "00:30"
 [buffer]
 path = "$work/state/buffer.sqlite"
 max_readings = 100000
+# A test machine's clock may never report NTP sync; a building's gateway uploads, so this one does too.
+clock_sync = "off"
 
 [uplink]
 transport = "https"
@@ -158,6 +160,8 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "simulators: mbus $mbus_pty, dongle $dongle_pty, modbus $modbus_url, portal $portal_url"
 echo "daemon environment: ${daemon_env:-(none)}; sampling at ${seconds} s, work directory $work"
 t0="$(date +%s.%N)"
+# The shipped profiles, as an installed daemon has them (a binary copied elsewhere would not find them).
+export GATEWAYD_PROFILES="$root/profiles"
 if [ -n "$daemon_env" ]; then
     # shellcheck disable=SC2086
     env $daemon_env "$bin" run --config "$work/gatewayd.toml" >"$work/daemon.log" 2>&1 &

@@ -90,6 +90,8 @@ $2
 
 [buffer]
 path = "$work/$1/buffer.sqlite"
+# A test machine's clock may never report NTP sync; a building's gateway uploads, so this one does too.
+clock_sync = "off"
 
 [uplink]
 transport = "https"
@@ -131,7 +133,7 @@ sample() {  # sample PID -> "rss anon file threads cpu_s"
 measure() {  # measure CASE: starts both, samples at $seconds, stops both
     local case="$1" g w
     mkdir -p "$work/$case"
-    setsid "$bin" run --config "$work/$case.toml" >"$work/$case/gatewayd.log" 2>&1 &
+    GATEWAYD_PROFILES="$root/profiles" setsid "$bin" run --config "$work/$case.toml" >"$work/$case/gatewayd.log" 2>&1 &
     g="$!"; pids+=("$g")
     if [ "$case" = present ]; then
         setsid sh -c "'$work/feed.sh' | '$wmb' --silent stdin:rtlwmbus all auto '*' NOKEY >/dev/null 2>'$work/$case/wmbusmeters.log'" &

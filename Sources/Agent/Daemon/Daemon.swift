@@ -86,7 +86,9 @@ package final class Daemon: Sendable {
         let housekeeping = Housekeeping(
             pipeline: pipeline, buffer: buffer, board: board, metrics: metrics, notifier: notifier, uplink: uplink,
             scheduler: scheduler, stopAfter: stopAfter, stopAfterCycles: stopAfterCycles, logger: logger,
-            clockSync: config.demo ? .off : config.buffer.clockSync, evidencePath: config.buffer.path)
+            clockSync: config.demo ? .off : config.buffer.clockSync, evidencePath: config.buffer.path,
+            // A minute in, the start is over (buses opened, first polls begun): its code can go.
+            releaseStartupPagesAfter: .seconds(60))
         // Before any bus runs: readings of an unsynchronised clock must be stamped so from the first one.
         await housekeeping.checkClock()
         let reload = ReloadListener(

@@ -39,13 +39,17 @@ package final class Housekeeping: Service, Sendable {
     private let lastEvidence = Atomic<Int64>(0)
     /// Readings held back by an earlier run are looked at once, in the first round.
     private let leftoversChecked = Atomic<Bool>(false)
+    /// When the start-up code's pages are handed back to the kernel (`StartupPages`); nil: never.
+    private let releaseStartupPagesAt: ContinuousClock.Instant?
+    private let startupPagesReleased = Atomic<Bool>(false)
 
     package init(pipeline: ReadingPipeline, buffer: any ReadingBuffer, board: StatusBoard, metrics: GatewayMetrics,
          notifier: SystemdNotifier, uplink: UplinkWiring?, scheduler: PollScheduler, stopAfter: Duration?,
          stopAfterCycles: Int?, logger: Logger, period: Duration = .seconds(2), idlePeriod: Duration = .seconds(30),
          clockSync: GatewayConfig.Buffer.ClockSyncPolicy = .auto, clockProbe: any ClockProbe = KernelClockProbe(),
-         evidencePath: String? = nil) {
+         evidencePath: String? = nil, releaseStartupPagesAfter: Duration? = nil) {
         self.evidencePath = evidencePath
+        releaseStartupPagesAt = releaseStartupPagesAfter.map { ContinuousClock.now + $0 }
         self.clockProbe = clockProbe
         clock = Mutex(ClockWatch(policy: clockSync))
         self.pipeline = pipeline
@@ -213,6 +217,15 @@ package final class Housekeeping: Service, Sendable {
             await Daemon.saveEvidence(pipeline: pipeline, board: board, bufferPath: evidencePath, logger: logger)
         }
 
+        if let at = releaseStartupPagesAt, ContinuousClock.now >= at, !startupPagesReleased.load(ordering: .relaxed) {
+            startupPagesReleased.store(true, ordering: .relaxed)
+            let report = StartupPages.release()
+            if let problem = report.problem {
+                logger.info("start-up code stays resident", metadata: ["reason": "\(problem)"])
+            } else {
+                logger.info("start-up code handed back to the kernel", metadata: ["mappings": "\(report.mappings)", "bytes": "\(report.bytes)"])
+            }
+        }
         for problem in await pipeline.drainLedgerProblems() {
             logger.warning("set-day ledger not saved (the proof records did reach the buffer)", metadata: ["error": "\(problem)"])
         }
