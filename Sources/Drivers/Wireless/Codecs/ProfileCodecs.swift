@@ -40,5 +40,6 @@ public enum ProfileCodecs {
         "diehl_prios": DiehlPriosCodec.codec,
         "apator_tags": ApatorTagsCodec.codec,
         "bmeters_rfm_tx1": BMetersRFMTX1Codec.codec,
+        "apator_na1": ApatorNA1Codec.codec,
     ]
 }

@@ -139,7 +139,11 @@ struct LayerRun {
             case WirelessCI.manufacturerSpecific:
                 field("mfct", "CI", i, 1, "manufacturer-specific application layer, reported raw")
                 let own = data.count - i - 1
-                field("mfct", "payload", i + 1, own, "\(own) bytes in the manufacturer's own layout")
+                if ApatorNA1.applies(address: frame.address, ci: ci) {
+                    apatorNA1(at: i, keyring: keyring)
+                } else {
+                    field("mfct", "payload", i + 1, own, "\(own) bytes in the manufacturer's own layout")
+                }
                 var w = finish(ci: ci, header: nil, at: i)
                 w.manufacturerPayload = Array(data[(i + 1)...])
                 return w
@@ -452,6 +456,38 @@ struct LayerRun {
                 field("TPL", "CFE", i + 4, 1, "key derivation \(h.keyDerivation == 1 ? "KDF-A" : h.keyDerivation == 0 ? "none (persistent key)" : "reserved"), key id \(cfe & 0x0F)")
             }
         }
+    }
+
+    /// Apator NA-1's own encryption of its manufacturer layer (`ApatorNA1`): the plain bytes replace the
+    /// encrypted ones, so the profile's layout reads them.
+    mutating func apatorNA1(at ci: Int, keyring: WMBusKeyring) {
+        let start = ci + 1
+        let meterKey = keyring.key(for: frame.address.identification)
+        let access = data[start...].first ?? 0
+        let own = data.count - start
+        field("mfct", "ACC", start, 1, "access number \(access)")
+        guard own >= ApatorNA1.minimumLength else {
+            field("mfct", "payload", start, own, "Apator NA-1: \(own) bytes, the format needs \(ApatorNA1.minimumLength)")
+            return
+        }
+        field("mfct", "status", start + 1, 1, "frame status (plain)")
+        guard let (plain, opening) = ApatorNA1.open(payload: data[start...], linkBytes: frame.addressBytes, meterKey: meterKey) else {
+            security.state = meterKey == nil ? .noKey : .unsupportedMode
+            field("mfct", "encrypted", start + 2, 16, meterKey == nil
+                  ? "AES-128-CBC, 1 block: no key for this meter opens it (neither a keys-file entry nor the all-zero key); add its key"
+                  : "AES-128-CBC, 1 block: neither the meter's key nor the all-zero key gives the 2Fh check byte; check the key")
+            return
+        }
+        data.replaceSubrange(start..<(start + plain.count), with: plain)
+        switch opening {
+        case .meterKey:
+            security.state = .decrypted
+            field("mfct", "encrypted", start + 2, 16, "AES-128-CBC, 1 block, decrypted with the meter's key (2Fh check byte); bytes shown decrypted")
+        case .defaultKey:
+            security.state = .descrambled
+            field("mfct", "encrypted", start + 2, 16, "AES-128-CBC, 1 block, opened with the all-zero key (no confidentiality; 2Fh check byte); bytes shown decrypted")
+        }
+        if own > 18 { field("mfct", "payload", start + 18, own - 18, "bytes after the encrypted block") }
     }
 
     /// Security modes 5 and 7 (AES-128-CBC); other modes are reported, not guessed at.

@@ -114,8 +114,9 @@ public struct SecurityReport: Hashable, Sendable {
         case decrypted
         /// The header announces encryption, but the payload is already plain (a dongle or tool decrypted it).
         case alreadyDecrypted = "already_decrypted"
-        /// A maker's scrambling undone with its published default keys (Diehl's real-data LFSR): readable,
-        /// but with no confidentiality, since anyone has the keys.
+        /// A maker's scrambling undone with its published default keys (Diehl's real-data LFSR), or a
+        /// maker's layer opened with the all-zero key (Apator NA-1): readable, but with no confidentiality,
+        /// since anyone has the keys.
         case descrambled
         /// Encrypted and no key is known for this meter: only the header is readable.
         case noKey = "no_key"
