@@ -289,7 +289,7 @@ struct SchedulingTests {
         #expect(try file.load().lines == ["mbus-line-1": ["meters": t0]])
     }
 
-    @Test("a line polled every minute writes the poll ledger at most every 15 minutes (SD cards), the first poll at once")
+    @Test("a line polled every minute writes the poll ledger at most every 15 minutes (SD cards), the first poll at once, and what is left when it stops")
     func pollLedgerWriteRate() async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("polls-\(UUID().uuidString).json").path
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -306,8 +306,6 @@ struct SchedulingTests {
             steps += 1
             if let next = clock.nextDeadline { clock.advance(to: next) } else { await Task.yield() }
         }
-        task.cancel()
-        try await task.value
         let s = starts.withLock { $0 }
         #expect(s.first == t0)
         let onDisk = try #require(try file.load().lastPolls(line: "mbus-line-1")["meters"])
@@ -315,5 +313,10 @@ struct SchedulingTests {
         // Saved at the first poll and once 15 minutes later, not after each of the 20.
         #expect(onDisk == s.first { $0 >= t0 + PollScheduler.pollsSaveInterval })
         #expect(inMemory > onDisk)
+        // When the line stops (shutdown, reload), what the file lacks is written.
+        task.cancel()
+        try await task.value
+        let last = try #require(await scheduler.pollLedger?.lastPolls(line: "mbus-line-1")["meters"])
+        #expect(try file.load().lastPolls(line: "mbus-line-1")["meters"] == last)
     }
 }

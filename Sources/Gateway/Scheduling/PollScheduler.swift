@@ -25,7 +25,7 @@ public actor PollScheduler {
     private var pollProblems: [String] = []
 
     /// `polls`: the poll ledger loaded at start, so overdue lines are read at once (see `LineSchedule`);
-    /// `pollsFile`: where it is saved after every routine poll.
+    /// `pollsFile`: where it is saved (at most every `pollsSaveInterval`, and when a line stops).
     public init(gatewayID: String, clock: any SchedulingClock = SystemSchedulingClock(),
                 polls: PollLedger? = nil, pollsFile: PollLedgerFile? = nil) {
         self.gatewayID = gatewayID
@@ -48,15 +48,24 @@ public actor PollScheduler {
     /// line once more than needed: the safe side.
     public static let pollsSaveInterval: Int64 = 900_000
     private var pollsSavedAt: Int64?
+    /// The ledger holds polls the file does not yet.
+    private var pollsUnsaved = false
 
     private func polled(line: String, job: String, startedAt: Int64) {
         guard var ledger = polls else { return }
         ledger.polled(line: line, job: job, startedAt: startedAt)
         polls = ledger
-        guard let pollsFile else { return }
+        pollsUnsaved = true
         let now = clock.now()
         if let saved = pollsSavedAt, saved <= now, now &- saved < Self.pollsSaveInterval { return }
-        pollsSavedAt = now
+        savePolls()
+    }
+
+    /// Writes the ledger now if it holds unsaved polls (a line stopping: shutdown or reload).
+    private func savePolls() {
+        guard pollsUnsaved, let ledger = polls, let pollsFile else { return }
+        pollsSavedAt = clock.now()
+        pollsUnsaved = false
         do { try pollsFile.save(ledger) } catch {
             pollProblems.append(error.message)
             if pollProblems.count > 16 { pollProblems.removeFirst() }
@@ -75,7 +84,10 @@ public actor PollScheduler {
         var schedule = LineSchedule(plan: plan, gatewayID: gatewayID, now: clock.now(), lastSetDayReadout: lastSetDayReadout,
                                     lastPolls: polls?.lastPolls(line: plan.line))
         running[plan.line] = schedule.status
-        defer { running[plan.line] = nil }
+        defer {
+            running[plan.line] = nil
+            savePolls()
+        }
         while !Task.isCancelled, let (kind, at) = schedule.next() {
             do { try await clock.sleep(until: at) } catch { return }
             let started = clock.now()
