@@ -18,20 +18,22 @@ struct SimulatedLine {
         return dir
     }()
 
-    static func options(baud: Int = 38400, retries: Int = 2, lockWait: Duration = .seconds(10)) -> MBusLineOptions {
-        MBusLineOptions(serial: SerialSettings(baudRate: baud), adapterAllowance: .milliseconds(5), retries: retries,
+    static func options(baud: Int = 38400, retries: Int = 2, lockWait: Duration = .seconds(10),
+                        allowance: Duration = .milliseconds(5)) -> MBusLineOptions {
+        MBusLineOptions(serial: SerialSettings(baudRate: baud), adapterAllowance: allowance, retries: retries,
                         lockWait: lockWait, lockDirectory: lockDirectory)
     }
 
-    static func demo(baud: Int = 38400, retries: Int = 2) throws -> SimulatedLine {
-        try start(try SlavePopulation(contentsOfFile: seedPath).slaves, baud: baud, retries: retries)
+    static func demo(baud: Int = 38400, retries: Int = 2, allowance: Duration = .milliseconds(5)) throws -> SimulatedLine {
+        try start(try SlavePopulation(contentsOfFile: seedPath).slaves, baud: baud, retries: retries, allowance: allowance)
     }
 
-    static func start(_ slaves: [SimulatedSlave], baud: Int = 38400, retries: Int = 2) throws -> SimulatedLine {
+    static func start(_ slaves: [SimulatedSlave], baud: Int = 38400, retries: Int = 2,
+                      allowance: Duration = .milliseconds(5)) throws -> SimulatedLine {
         let bus = try MBusBusSimulator(slaves: slaves, baudRate: baud)
         try bus.start()
         do {
-            let line = try MBusLine(endpoint: .serial(path: bus.devicePath), options: options(baud: baud, retries: retries))
+            let line = try MBusLine(endpoint: .serial(path: bus.devicePath), options: options(baud: baud, retries: retries, allowance: allowance))
             return SimulatedLine(bus: bus, line: line, population: SlavePopulation(baudRate: baud, slaves: slaves))
         } catch {
             bus.stop()

@@ -8,7 +8,11 @@ import MBusSimulator
 struct MasterTests {
     @Test("the primary scan finds every answering slave, with its secondary address")
     func primaryScan() async throws {
-        let sim = try SimulatedLine.demo()
+        // A scan does not repeat silence, so a slave whose answer misses the window is not found. The
+        // simulator shares this process with the suites running beside it; at 38400 baud the window is
+        // 59 ms, which a loaded CI machine once exceeded (12 and 13 missed). The allowance a slow USB
+        // adapter gets covers that, without changing what the scan must find.
+        let sim = try SimulatedLine.demo(allowance: .milliseconds(250))
         let report = try await sim.line.scanPrimary(addresses: 0...25)
         await sim.stop()
         #expect(report.found.compactMap(\.primaryAddress) == sim.live.map(\.primaryAddress))
