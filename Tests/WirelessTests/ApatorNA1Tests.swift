@@ -139,5 +139,9 @@ struct ApatorNA1Tests {
             #expect([t.year, t.month, t.day, t.hour, t.minute] == [y, m, d, Int(unix % 86_400 / 3600), Int(unix % 3600 / 60)])
         }
         #expect(ApatorNA1Codec.typeF(secondsSince2000: -1) == [0x80, 0, 0, 0])
+        // The shared encoder sets the hundred-year bits: without them 2090 would read back as 1990.
+        let late = MBusDateTime(year: 2090, month: 6, day: 1, hour: 12, minute: 30).typeFBits
+        let back = (0..<4).map { UInt8(truncatingIfNeeded: late >> (8 * UInt32($0))) }.withUnsafeBufferPointer { MBusDateTime.typeF($0) }
+        #expect(back.year == 2090 && back.month == 6 && back.day == 1 && back.hour == 12 && back.minute == 30)
     }
 }

@@ -48,12 +48,10 @@ package final class Daemon: Sendable {
         }
         // Set-day proof beside the buffer (`gatewayd billing` reads it). A damaged ledger is set aside, not fatal:
         // the proof records already at the portal stay, and the next set-day values rebuild it.
-        let ledgerFile = SetDayLedgerFile(path: (config.buffer.path as NSString).deletingLastPathComponent + "/set-days.json")
-        var ledger = SetDayLedger()
-        do { ledger = try ledgerFile.load() } catch {
-            logger.warning("set-day ledger unreadable; starting a new one", metadata: ["error": "\(error)"])
-            try? FileManager.default.moveItem(atPath: ledgerFile.path, toPath: ledgerFile.path + ".corrupt-\(unixMilliseconds())")
-        }
+        let stateDirectory = (config.buffer.path as NSString).deletingLastPathComponent
+        let ledgerFile = SetDayLedgerFile(path: stateDirectory + "/set-days.json")
+        var (ledger, ledgerProblem) = ledgerFile.loadOrSetAside(now: unixMilliseconds())
+        if let ledgerProblem { logger.warning("set-day ledger unreadable; set aside, starting a new one", metadata: ["error": "\(ledgerProblem)"]) }
         ledger.keep(only: Set(registry.devices.map(\.key)))
         let pipeline = ReadingPipeline(
             registry: registry, buffer: buffer,
@@ -71,12 +69,9 @@ package final class Daemon: Sendable {
         // When each line was last polled, beside the buffer: a start reads a line whose readout is overdue
         // (or was never made) at once, and a quick restart does not read battery meters twice. A damaged
         // file is set aside: every line is read once at start, which is the safe side.
-        let pollsFile = PollLedgerFile(path: (config.buffer.path as NSString).deletingLastPathComponent + "/polls.json")
-        var polls = PollLedger()
-        do { polls = try pollsFile.load() } catch {
-            logger.warning("poll ledger unreadable; every line is read once at start", metadata: ["error": "\(error)"])
-            try? FileManager.default.moveItem(atPath: pollsFile.path, toPath: pollsFile.path + ".corrupt-\(unixMilliseconds())")
-        }
+        let pollsFile = PollLedgerFile(path: stateDirectory + "/polls.json")
+        var (polls, pollsProblem) = pollsFile.loadOrSetAside(now: unixMilliseconds())
+        if let pollsProblem { logger.warning("poll ledger unreadable; set aside, every line is read once at start", metadata: ["error": "\(pollsProblem)"]) }
         polls.keep(only: Set(config.buses.mbus.map(\.name) + config.buses.modbus.map(\.name)))
         let scheduler = PollScheduler(gatewayID: config.gatewayID, polls: polls, pollsFile: pollsFile)
         let context = BusContext(pipeline: pipeline, scheduler: scheduler, board: board, demo: demo, logger: logger)

@@ -95,32 +95,23 @@ public struct SetDayLedger: Codable, Hashable, Sendable {
     }
 }
 
-/// Where the ledger is kept between runs: a JSON file written atomically (write a temporary, rename).
+/// Where the ledger is kept between runs, beside the buffer (`set-days.json`).
 public struct SetDayLedgerFile: Sendable {
-    public let path: String
+    public typealias LedgerError = StateFileError
+    let file: StateFile<SetDayLedger>
+    public var path: String { file.path }
 
-    public init(path: String) { self.path = path }
+    public init(path: String) {
+        file = StateFile(path: path, what: "set-day ledger", consequence: "the gateway starts a new one", pretty: true)
+    }
 
     /// The ledger, or an empty one when the file does not exist. A damaged file is an error naming it.
-    public func load() throws -> SetDayLedger {
-        guard FileManager.default.fileExists(atPath: path) else { return SetDayLedger() }
-        do {
-            return try JSONDecoder().decode(SetDayLedger.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw LedgerError(message: "\(path) is not a set-day ledger (\(error)); move it aside, the gateway starts a new one")
-        }
-    }
+    public func load() throws(StateFileError) -> SetDayLedger { try file.load(orEmpty: SetDayLedger()) }
 
-    public func save(_ ledger: SetDayLedger) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-        do { try encoder.encode(ledger).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw LedgerError(message: "cannot write the set-day ledger \(path): \(error)")
-        }
-    }
+    public func save(_ ledger: SetDayLedger) throws(StateFileError) { try file.save(ledger) }
 
-    public struct LedgerError: Error, CustomStringConvertible, Sendable {
-        public var message: String
-        public var description: String { message }
+    /// At start: a damaged ledger is set aside and a new one begun.
+    public func loadOrSetAside(now: Int64) -> (value: SetDayLedger, problem: StateFileError?) {
+        file.loadOrSetAside(orEmpty: SetDayLedger(), now: now)
     }
 }

@@ -1,5 +1,3 @@
-import Foundation
-
 /// When each polled job of each line last started a routine poll (Unix ms), remembered across restarts so
 /// a start after a power cut reads a line whose readout is overdue at once, and a quick restart does not
 /// read it twice within its interval (battery-powered and readout-counting meters pay for every readout).
@@ -22,32 +20,23 @@ public struct PollLedger: Codable, Hashable, Sendable {
     public mutating func keep(only names: Set<String>) { lines = lines.filter { names.contains($0.key) } }
 }
 
-/// Where the poll ledger is kept between runs: a small JSON file written atomically (a temporary, renamed).
+/// Where the poll ledger is kept between runs, beside the buffer (`polls.json`).
 public struct PollLedgerFile: Sendable {
-    public let path: String
+    let file: StateFile<PollLedger>
+    public var path: String { file.path }
 
-    public init(path: String) { self.path = path }
+    public init(path: String) {
+        file = StateFile(path: path, what: "poll ledger",
+                         consequence: "the gateway starts a new one and reads every line once at start")
+    }
 
     /// The ledger, or an empty one when the file does not exist. A damaged file is an error naming it.
-    public func load() throws(PollLedgerError) -> PollLedger {
-        guard FileManager.default.fileExists(atPath: path) else { return PollLedger() }
-        do {
-            return try JSONDecoder().decode(PollLedger.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-        } catch {
-            throw PollLedgerError(message: "\(path) is not a poll ledger (\(error)); move it aside, the gateway starts a new one and reads every line once at start")
-        }
-    }
+    public func load() throws(StateFileError) -> PollLedger { try file.load(orEmpty: PollLedger()) }
 
-    public func save(_ ledger: PollLedger) throws(PollLedgerError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        do { try encoder.encode(ledger).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw PollLedgerError(message: "cannot write the poll ledger \(path): \(error); lines are read at the next start even if they were read just before")
-        }
-    }
-}
+    public func save(_ ledger: PollLedger) throws(StateFileError) { try file.save(ledger) }
 
-public struct PollLedgerError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public var description: String { message }
+    /// At start: a damaged ledger is set aside, and every line is read once.
+    public func loadOrSetAside(now: Int64) -> (value: PollLedger, problem: StateFileError?) {
+        file.loadOrSetAside(orEmpty: PollLedger(), now: now)
+    }
 }

@@ -207,11 +207,13 @@ extension MBusDateTime {
         return UInt16(day & 0x1F) | UInt16(y & 0x07) << 5 | UInt16(month & 0x0F) << 8 | UInt16((y >> 3) & 0x0F) << 12
     }
 
-    /// Type F bits (date and time to the minute).
+    /// Type F bits (date and time to the minute), with the hundred-year bits (EN 13757-3: year = 1900 +
+    /// 100 × HY + YY) for 2000–2199, so a year after 2080 does not read back as the 1900s.
     var typeFBits: UInt32 {
         var low = UInt32(minute ?? 0) & 0x3F
         if isInvalid { low |= 0x80 }
         var hourByte = UInt32(hour ?? 0) & 0x1F
+        if (2000...2199).contains(year) { hourByte |= UInt32((year - 1900) / 100) << 5 }
         if isSummerTime { hourByte |= 0x80 }
         return low | hourByte << 8 | UInt32(typeGBits) << 16
     }

@@ -48,17 +48,14 @@ public enum ApatorNA1Codec {
         return .bytes(out)
     }
 
-    /// EN 13757-3 type F (date and time to the minute), hundred-year bits set, for 2000-01-01 to 2199;
-    /// a time outside that range is marked invalid (bit 7 of the first byte).
+    /// EN 13757-3 type F (date and time to the minute) through the record encoder's, for 2000-01-01 to
+    /// 2199; a time outside that range is marked invalid (bit 7 of the first byte).
     static func typeF(secondsSince2000 s: Int64) -> [UInt8] {
         guard s >= 0 else { return [0x80, 0, 0, 0] }
-        let unix = s + 946_684_800
-        let (days, rest) = unix.quotientAndRemainder(dividingBy: 86_400)
+        let (days, rest) = (s + 946_684_800).quotientAndRemainder(dividingBy: 86_400)
         let (year, month, day) = CivilCalendar.date(days: Int(days))
         guard (2000...2199).contains(year) else { return [0x80, 0, 0, 0] }
-        let hour = Int(rest / 3600), minute = Int(rest % 3600 / 60)
-        let hundred = (year - 1900) / 100, y = year % 100
-        return [UInt8(minute), UInt8(hour) | UInt8(hundred << 5), UInt8(day) | UInt8((y & 0x07) << 5),
-                UInt8(month) | UInt8((y >> 3) << 4)]
+        let bits = MBusDateTime(year: year, month: month, day: day, hour: Int(rest / 3600), minute: Int(rest % 3600 / 60)).typeFBits
+        return (0..<4).map { UInt8(truncatingIfNeeded: bits >> (8 * UInt32($0))) }
     }
 }

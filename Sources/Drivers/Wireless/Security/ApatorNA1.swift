@@ -29,10 +29,14 @@ public enum ApatorNA1 {
     public static let minimumLength = 18
 
     /// Does a manufacturer application layer use the format?
+    /// Asked of every telegram with a manufacturer CI (Techem's A0h–A2h among them), so it compares numbers,
+    /// never the manufacturer's letters as text.
     public static func applies(address: WMBusAddress, ci: UInt8) -> Bool {
-        (ci == 0xA0 || ci == 0xA1) && address.manufacturer.letters == "APA" && address.version == 0x14
-            && address.deviceType.rawValue == 0x07
+        (ci == 0xA0 || ci == 0xA1) && address.version == 0x14 && address.deviceType.rawValue == 0x07
+            && address.manufacturer == manufacturer
     }
+
+    static let manufacturer = ManufacturerCode("APA")!
 
     /// The payload with its 16 encrypted bytes replaced by the plain ones, and the key that opened them;
     /// nil when it is too short or no key gives the 2Fh check byte.
