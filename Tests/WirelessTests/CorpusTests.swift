@@ -81,6 +81,11 @@ struct CorpusTests {
                 out.id = t.header.identification?.digits
                 out.manufacturer = t.header.manufacturer
                 out.records = t.records
+                // The daemon applies the meter's profile to its wired answers too (WiredProfileInput).
+                if let w = try WirelessTelegram.wired(bytes), let r = catalog?.evaluate(w) {
+                    out.profile = r.profileID
+                    out.profileValues = r.values.compactMap(normalisedProfileValue)
+                }
                 return out
             }
             var ring = WMBusKeyring()

@@ -191,6 +191,26 @@ struct ProfileTests {
         }
     }
 
+    @Test("a record's \"as\": the maker's reactive energy under the energy VIF reads as kvarh, a bare number as Hz; another kind is refused")
+    func recordHeldUnit() throws {
+        // Energy 3 (10^0 Wh) and a manufacturer VIFE's bare number, as iEM3000 meters send them.
+        #expect(UnitConversion.convert(41_805_979, from: "Wh", to: "kvarh", held: "varh") == 41_805.979)
+        #expect(UnitConversion.convert(41_805_979, from: "Wh", to: "kvarh") == nil)
+        #expect(UnitConversion.convert(49.947, from: "", to: "Hz", held: "Hz") == 49.947)
+        #expect(UnitConversion.convert(49.947, from: "", to: "Hz") == nil)
+        // The iEM3000 profile's own telegram: the values carry the units the maker meant.
+        let c = try Self.catalog()
+        let p = try #require(c.profiles.first { $0.id == "schneider-iem3000" })
+        let withReactive = try #require(p.tests.first { $0.expected["total_reactive_energy_consumption_kvarh"] != nil })
+        let reading = try #require(c.evaluate(try Self.decode(withReactive)))
+        let reactive = try #require(reading.values.first { $0.name == "total_reactive_energy_consumption_kvarh" })
+        #expect(reactive.unit == "kvarh")
+        var bad = p
+        let i = try #require(bad.records?.firstIndex { $0.name == "total_reactive_energy_consumption_kvarh" })
+        bad.records?[i].as = "m3"
+        #expect(throws: ProfileError.self) { try bad.validate() }
+    }
+
     @Test("derived history dates: whole months back, a month's last day stays the last day, only beside their value; bad ones refused")
     func monthsBefore() throws {
         let c = try Self.catalog()

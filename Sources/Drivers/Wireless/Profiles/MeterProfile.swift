@@ -75,6 +75,12 @@ public struct RecordField: Codable, Hashable, Sendable {
     public var match: RecordMatch
     /// Extra factor after unit conversion (for meters that send a wrong VIF scale).
     public var scale: Double?
+    /// The unit the record really holds when the maker's VIF says another one of the same scale: iEM3000
+    /// meters send reactive energy under the energy VIF with subunit 1 (`"as": "varh"`) and the mains
+    /// frequency under a manufacturer VIFE without a unit (`"as": "Hz"`). The record's normalised number
+    /// (J already turned into Wh) is read as the same number of this kind's base unit (varh, Hz), then
+    /// converted to `unit`.
+    public var `as`: String?
 }
 
 /// One value inside a manufacturer-specific byte layout.
@@ -390,6 +396,11 @@ public struct MeterProfile: Codable, Hashable, Sendable {
             if let v = r.match.vif, VIFKey(v) == nil { throw fail("\(r.name): \"\(v)\" is not a VIF such as \"13\", \"FD17\" or \"7F\"") }
             if let f = r.match.function, RecordFunction.allCases.first(where: { $0.key == f }) == nil { throw fail("\(r.name): unknown function \"\(f)\"") }
             guard UnitConversion.isKnown(r.unit) else { throw fail("\(r.name): unknown unit \"\(r.unit)\"") }
+            if let held = r.as {
+                guard let from = UnitConversion.table[held], let to = UnitConversion.table[r.unit], from.base == to.base else {
+                    throw fail("\(r.name): \"as\": \"\(held)\" is not a unit of the same kind as \"\(r.unit)\"")
+                }
+            }
             if r.unit == "date" || r.unit == "datetime" { dates.insert(r.name) }
         }
         for l in layouts ?? [] {
@@ -509,18 +520,22 @@ enum UnitConversion {
         "bar": ("bar", 1), "V": ("V", 1), "A": ("A", 1), "kg": ("kg", 1), "dBm": ("dBm", 1),
         "hca": ("", 1), "": ("", 1), "counter": ("", 1),
         "%": ("%", 1), "Hz": ("Hz", 1), "VA": ("VA", 1), "kVA": ("VA", 1000), "var": ("var", 1), "kvar": ("var", 1000),
-        "varh": ("varh", 1), "kvarh": ("varh", 1000), "kg/h": ("kg/h", 1), "t": ("kg", 1000),
+        "varh": ("varh", 1), "kvarh": ("varh", 1000), "VAh": ("VAh", 1), "kVAh": ("VAh", 1000),
+        "kg/h": ("kg/h", 1), "t": ("kg", 1000),
     ]
     static let special: Set<String> = ["date", "datetime", "text"]
 
     static func isKnown(_ unit: String) -> Bool { table[unit] != nil || special.contains(unit) }
 
     /// A record's normalised value in `unit`, or nil when the units do not fit together.
-    static func convert(_ value: Double, from recordUnit: String, to unit: String) -> Double? {
+    /// `held`: the unit the record really holds (a profile's `as`), read from the normalised number.
+    static func convert(_ value: Double, from recordUnit: String, to unit: String, held: String? = nil) -> Double? {
         guard let (base, factor) = table[unit] else { return nil }
         var v = value
         var u = recordUnit
         if u == "J" { v /= 3600; u = "Wh" }
+        // The number stays; only the name of its unit was wrong (Wh read as varh, a bare number as Hz).
+        if let held, let (heldBase, _) = table[held] { u = heldBase }
         // Temperature differences come in K; a profile may ask for them in °C.
         if u == "K" && base == "C" { u = "C" }
         guard u == base || base.isEmpty && (u.isEmpty || u == "HCA units") else { return nil }

@@ -276,7 +276,7 @@ public enum ProfileEvaluator {
         default:
             // A real record's NaN or infinity is how meters say "no value": no value, never a non-finite number.
             let d = rec.descriptor
-            guard let n = rec.normalizedValue(d), let v = UnitConversion.convert(n, from: d.unit, to: f.unit), (v * (f.scale ?? 1)).isFinite else { return nil }
+            guard let n = rec.normalizedValue(d), let v = UnitConversion.convert(n, from: d.unit, to: f.unit, held: f.as), (v * (f.scale ?? 1)).isFinite else { return nil }
             return .number(v * (f.scale ?? 1))
         }
     }
