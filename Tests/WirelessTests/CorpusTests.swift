@@ -91,6 +91,8 @@ struct CorpusTests {
             var ring = WMBusKeyring()
             if let k = row.key { ring.defaultKey = WMBusKey(hex: k) }
             var decoder = WirelessDecoder(keyring: ring)
+            // As the daemon, decode and listen do: compact formats the profiles document are known at once.
+            decoder.learn(formats: catalog?.compactFormats ?? [])
             for p in row.preceding_telegrams_hex {
                 _ = try? decoder.decode(try Hex.decode(p))
             }
@@ -129,8 +131,15 @@ struct CorpusTests {
         return (nil, v)
     }
 
-    static func close(_ a: Double, _ b: Double) -> Bool {
-        abs(a - b) <= max(1e-9, 1e-6 * max(abs(a), abs(b)))
+    static func close(_ a: Double, _ b: Double, rounding: Double = 0) -> Bool {
+        abs(a - b) <= max(1e-9, 1e-6 * max(abs(a), abs(b)), rounding)
+    }
+
+    /// The reference prints numbers rounded to 6 decimals (1 min as 0.016667 h): half a unit of the 6th
+    /// decimal of the reference's number, in the unit `v` is in (`v` is `reference` converted).
+    static func referenceRounding(_ reference: Double, _ v: Double) -> Double {
+        let half = 0.5e-6 * (1 + 1e-9)
+        return reference == 0 ? half : half * abs(v / reference)
     }
 
     /// How a reference value may be read: in its unit, and for "_y" also as a bare number (the reference
@@ -154,22 +163,22 @@ struct CorpusTests {
                 let x = r.unit == "J" ? n / 3600 : n
                 // A temperature difference is the same number in K and in °C.
                 let sameUnit = unit == nil || unit == u || (unit == "C" && u == "K" && name.contains("difference"))
-                if sameUnit && close(x, v) { return true }
+                if sameUnit && close(x, v, rounding: referenceRounding(value, v)) { return true }
             }
-            if unit == nil, let raw = r.value.number, close(raw, value) { return true }
+            if unit == nil, let raw = r.value.number, close(raw, value, rounding: referenceRounding(value, value)) { return true }
         }
         return false
     }
 
     /// A reference value among the profile's named values (same normalised unit, or any unit for counts).
     static func foundInProfile(_ name: String, _ value: Double, in values: [(unit: String, value: Double)]) -> Bool {
-        readings(name, value).contains { foundInProfile(name, unit: $0.unit, v: $0.value, in: values) }
+        readings(name, value).contains { foundInProfile(name, unit: $0.unit, v: $0.value, rounding: referenceRounding(value, $0.value), in: values) }
     }
 
-    static func foundInProfile(_ name: String, unit: String?, v: Double, in values: [(unit: String, value: Double)]) -> Bool {
+    static func foundInProfile(_ name: String, unit: String?, v: Double, rounding: Double, in values: [(unit: String, value: Double)]) -> Bool {
         for p in values {
             let sameUnit = unit == nil || unit == p.unit || (unit == "C" && p.unit == "K" && name.contains("difference"))
-            if sameUnit && close(p.value, v) { return true }
+            if sameUnit && close(p.value, v, rounding: rounding) { return true }
         }
         return false
     }
