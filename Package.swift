@@ -47,9 +47,8 @@ let package = Package(
         .systemLibrary(
             name: "CSQLite3", pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]),
-        .systemLibrary(
-            name: "CMosquitto", pkgConfig: "libmosquitto",
-            providers: [.apt(["libmosquitto-dev"])]),
+        // libmosquitto is loaded on first use (dlopen), not linked: see Sources/CMosquitto/include.
+        .target(name: "CMosquitto"),
         // The kernel's clock synchronisation state (adjtimex), which Glibc's Swift module does not export.
         .target(name: "CClock"),
         // eventfd and thread names for the Drivers' reader threads (not exported by Glibc's module).

@@ -81,6 +81,10 @@ final class MQTTSession: Sendable {
         state = Mutex(State(window: MQTTFlowWindow(
             maximumCount: configuration.maximumUnacknowledged, maximumBytes: configuration.maximumUnacknowledgedBytes,
             orphanLifetime: max(.seconds(300), configuration.acknowledgementTimeout * 10))))
+        // libmosquitto is loaded on first use (CMosquitto): a gateway without it can still upload over HTTPS.
+        if let why = gatewayd_mosquitto_unavailable() {
+            throw MQTTConfigurationError("the MQTT uplink needs libmosquitto, which could not be loaded: \(String(cString: why))")
+        }
         // clean_session false: the broker keeps our QoS 1 state and subscription across reconnects.
         guard let mosq = mosquitto_new(configuration.gatewayID, false, nil) else {
             throw MQTTConfigurationError("mosquitto_new failed for client id \"\(configuration.gatewayID)\" (errno \(errno))")

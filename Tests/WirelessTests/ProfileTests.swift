@@ -211,6 +211,26 @@ struct ProfileTests {
         #expect(throws: ProfileError.self) { try bad.validate() }
     }
 
+    @Test("a catalog kept for evaluation (the daemon's) drops tests and sources but reads every test telegram as the full one does")
+    func evaluationRetention() throws {
+        let full = try Self.catalog()
+        let lean = try ProfileCatalog.load(directory: Self.directory, keeping: .evaluation)
+        #expect(lean.profiles.count == full.profiles.count)
+        #expect(lean.profiles.allSatisfy { $0.tests.isEmpty && $0.source.isEmpty && $0.models == nil })
+        var compared = 0
+        for p in full.profiles {
+            for t in p.tests {
+                guard let w = try? Self.decode(t) else { continue }
+                let a = full.evaluate(w), b = lean.evaluate(w)
+                #expect(a?.profileID == b?.profileID)
+                #expect(a?.values.map(\.name) == b?.values.map(\.name), "\(p.id)")
+                #expect(a?.alarms.map(\.flag) == b?.alarms.map(\.flag), "\(p.id)")
+                compared += 1
+            }
+        }
+        #expect(compared > 400)
+    }
+
     @Test("derived history dates: whole months back, a month's last day stays the last day, only beside their value; bad ones refused")
     func monthsBefore() throws {
         let c = try Self.catalog()

@@ -26,6 +26,23 @@ struct ProductBinaryTests {
         #expect(try Self.modules(in: sim.path) == Set(Self.doubles))
     }
 
+    @Test("gatewayd does not link libmosquitto (nor, through it, OpenSSL): the MQTT uplink loads it on first use")
+    func mosquittoLoadedOnUse() throws {
+        let gatewayd = try #require(DecodeCommandTests.executable(named: "gatewayd"))
+        let readelf = Process()
+        readelf.executableURL = URL(fileURLWithPath: "/usr/bin/readelf")
+        readelf.arguments = ["-d", gatewayd.path]
+        let pipe = Pipe()
+        readelf.standardOutput = pipe
+        try readelf.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        readelf.waitUntilExit()
+        let needed = output.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+        // The search works: the C libraries gatewayd does link are listed.
+        #expect(needed.contains { $0.contains("libsqlite3") })
+        #expect(!needed.contains { $0.contains("mosquitto") || $0.contains("libssl") || $0.contains("libcrypto") }, "\(needed)")
+    }
+
     /// The PIDs whose parent is `parent` and whose command name starts with `name`.
     static func children(of parent: pid_t, named name: String) -> [pid_t] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }

@@ -166,7 +166,7 @@ package final class Daemon: Sendable {
             return EN13757Normaliser()
         }
         do {
-            let catalog = try ProfileCatalog.load(directory: dir)
+            let catalog = try ProfileCatalog.load(directory: dir, keeping: .evaluation)
             logger.info("wireless meter profiles loaded", metadata: ["directory": "\(dir)"])
             return MeterProfileNormaliser(catalog: catalog)
         } catch {

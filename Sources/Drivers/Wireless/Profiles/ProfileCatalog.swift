@@ -92,8 +92,19 @@ public struct ProfileCatalog: Sendable {
 
     // MARK: Loading
 
+    /// What a loaded catalog keeps of each file.
+    public enum Retention: Sendable {
+        /// Everything, for the technicians' tools (`profiles test|show|list`, `decode`).
+        case everything
+        /// What detection and evaluation read: each file's tests, sources and model names are checked at
+        /// load time and then dropped. The daemon never runs a profile's tests or shows its sources, and
+        /// the shipped profiles' test telegrams and expected values are most of their heap (about 1 MiB of
+        /// the daemon's resident memory; docs/benchmarks.md).
+        case evaluation
+    }
+
     /// Loads every `*.json` of a directory, sorted by name. Any unusable file is an error naming it.
-    public static func load(directory: String) throws(ProfileError) -> ProfileCatalog {
+    public static func load(directory: String, keeping retention: Retention = .everything) throws(ProfileError) -> ProfileCatalog {
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".json") }.sorted()
@@ -107,6 +118,13 @@ public struct ProfileCatalog: Sendable {
                 throw ProfileError(origin: path, message: "cannot read the profile file")
             }
             try catalog.add(try MeterProfile.decode(data, origin: path), origin: path)
+            if retention == .evaluation {
+                // Checked by `add` (a file without a test is refused all the same), then let go.
+                let i = catalog.profiles.count - 1
+                catalog.profiles[i].tests = []
+                catalog.profiles[i].source = []
+                catalog.profiles[i].models = nil
+            }
         }
         return catalog
     }
