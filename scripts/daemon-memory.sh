@@ -23,7 +23,6 @@ root="$(pwd)"
 
 seconds=600
 bin="$root/.build/release/gatewayd"
-sim="$(dirname "$bin")/gatewayd-sim"
 keep=0
 daemon_env=""
 interval=60
@@ -40,6 +39,8 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument: $1" >&2; exit 64 ;;
     esac
 done
+# The simulators come from the gatewayd-sim beside the binary (after --bin, so a copied pair is used).
+sim="$(dirname "$bin")/gatewayd-sim"
 [ -x "$bin" ] || { echo "no gatewayd binary at $bin; build it: swift build -c release --product gatewayd" >&2; exit 1; }
 [ -x "$sim" ] || { echo "no gatewayd-sim beside it ($sim); build it: swift build -c release --product gatewayd-sim" >&2; exit 1; }
 
