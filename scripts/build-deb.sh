@@ -35,10 +35,14 @@ if [ -z "$BINARY" ]; then
     # idle daemon runs, then those it ran at start-up; scripts/hot-code-order.sh writes it) first in .text,
     # so the code the daemon keeps running fills a few 64 KiB blocks instead of touching most of the 30 MB.
     # A name the file lists that the code no longer has is skipped: a stale list costs memory, not function.
+    # scripts/hot-code.ld gathers LLVM's unnamed private functions, which no list can name, before .text.
     flags=(-c release --product gatewayd --static-swift-stdlib --scratch-path "$repo/.build/production"
            --toolset "$toolset" -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic
            -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections
-           -Xlinker "--symbol-ordering-file=$repo/scripts/hot-code.order" -Xlinker --no-warn-symbol-ordering)
+           -Xlinker "--symbol-ordering-file=$repo/scripts/hot-code.order" -Xlinker --no-warn-symbol-ordering
+           -Xlinker -T -Xlinker "$repo/scripts/hot-code.ld")
+    # SwiftPM does not see the two files as inputs: without the old binary it links again.
+    rm -f "$(swift build "${flags[@]}" --show-bin-path)/gatewayd"
     swift build "${flags[@]}"
     BINARY="$(swift build "${flags[@]}" --show-bin-path)/gatewayd"
 fi
