@@ -41,9 +41,16 @@ if [ -z "$BINARY" ]; then
            -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections
            -Xlinker "--symbol-ordering-file=$repo/scripts/hot-code.order" -Xlinker --no-warn-symbol-ordering
            -Xlinker -T -Xlinker "$repo/scripts/hot-code.ld")
-    # SwiftPM does not see the two files as inputs: without the old binary it links again.
-    rm -f "$(swift build "${flags[@]}" --show-bin-path)/gatewayd"
+    # SwiftPM kept objects compiled with other flags in this folder (seen: a package linked from objects
+    # without function sections, so the order below had little effect): when the flags differ from the
+    # last build's, the folder's build products go. It also does not see the two files below as inputs:
+    # without the old binary it links again.
+    bindir="$(swift build "${flags[@]}" --show-bin-path)"
+    stamp="$repo/.build/production/gatewayd-build-flags"
+    if [ "$(cat "$stamp" 2>/dev/null)" != "${flags[*]}" ]; then rm -rf "$bindir"; fi
+    rm -f "$bindir/gatewayd"
     swift build "${flags[@]}"
+    printf '%s' "${flags[*]}" >"$stamp"
     BINARY="$(swift build "${flags[@]}" --show-bin-path)/gatewayd"
 fi
 if [ ! -x "$BINARY" ]; then
