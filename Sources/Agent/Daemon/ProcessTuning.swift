@@ -43,8 +43,10 @@ package enum ProcessTuning {
 /// blocks around every page that runs (fault-around), so a start spread over a 30 MB `.text` leaves about
 /// 36 MiB of the binary resident. Once the daemon is running, `release()` asks the kernel to reclaim the
 /// binary's read-only pages (`madvise(MADV_PAGEOUT)`, Linux 5.4); the steady state faults back only the
-/// code it uses (docs/benchmarks.md: 40.4 → 33.3 MiB at 150 s, about 34 MiB in the steady state). The pages are clean copies of the file, so this frees
-/// memory without writing anything; a page needed again is read back from the page cache or the disk.
+/// code it uses (docs/benchmarks.md: 40.4 → 33.3 MiB at 150 s; how little that is depends on the code
+/// order of the production link, "Steady-state code packed together"). The pages are clean copies of the
+/// file, so this frees memory without writing anything; a page needed again is read back from the page
+/// cache or the disk.
 package enum StartupPages {
     package struct Report: Sendable, Equatable {
         package var mappings = 0
